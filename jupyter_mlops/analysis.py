@@ -1,0 +1,705 @@
+"""From a tagged notebook to stages, the values that flow between them, and a DAG.
+
+Pure: takes a notebook that is already in memory, does no I/O and starts no kernel, so the
+CLI, the server's `analyze` endpoint and the conversion all get the same answer fast.
+
+How cells are assigned: a cell tagged ``stage:NAME`` (or ``setup``/``skip``) sets the role of
+itself and of the untagged code cells after it, until the next such tag. The ``parameters``
+cell has its own role and does not change that context. Stages are ordered by their first
+cell; a stage's code is its cells in notebook order, so one stage's cells need not be
+contiguous (Kale allows that).
+
+How values flow: walking each stage in order, a name it reads before binding it comes from
+the last earlier stage that touched (bound or mutated) it; failing that from the parameters
+or the setup cells. That producer becomes an upstream of the stage, and the name one of the
+producer's outputs.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .dataflow import KERNEL_NAMES, CellCode, Event, analyze_code
+from .parameters import Parameter, ParameterProblem, parse_parameters
+from .tags import CellTags, parse_tags
+
+Severity = Literal["error", "warning"]
+Role = Literal["stage", "setup", "skip", "parameters", "unassigned", "markdown", "raw"]
+
+SETTINGS_KEYS = ("pipeline", "experiment", "model_name", "kernel", "fit_data")
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    severity: Severity
+    code: str  # stable identifier, e.g. "undefined-name": tests and the UI key on it
+    message: str
+    cell: int | None = None
+    related_cell: int | None = None
+    line: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Settings:
+    """Notebook-wide settings from ``metadata.jupyter_mlops``; every one has a default."""
+
+    pipeline: str
+    experiment: str
+    model_name: str
+    kernel: str | None = None
+    fit_data: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CellInfo:
+    index: int
+    cell_type: str
+    role: Role
+    stage: str | None = None
+    tags: list[str] = field(default_factory=list)
+    metrics: bool = False
+    models: list[str] = field(default_factory=list)
+    code: CellCode | None = None
+    after: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        code = self.code
+        return {
+            "index": self.index,
+            "cell_type": self.cell_type,
+            "role": self.role,
+            "stage": self.stage,
+            "tags": self.tags,
+            "metrics": self.metrics,
+            "models": self.models,
+            "after": self.after,
+            "reads": sorted(code.reads) if code else [],
+            "touches": sorted(code.touched) if code else [],
+        }
+
+
+@dataclass
+class Stage:
+    name: str
+    cells: list[int] = field(default_factory=list)
+    inputs: dict[str, str] = field(default_factory=dict)  # variable -> producing stage
+    outputs: list[str] = field(default_factory=list)
+    parameters: list[str] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
+    upstream: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    models: dict[str, str | None] = field(default_factory=dict)  # variable -> fit data
+    touched: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    variables: tuple[str, ...]
+    explicit: bool  # from an `after:` tag
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "variables": list(self.variables)}
+
+
+@dataclass
+class Analysis:
+    settings: Settings
+    cells: list[CellInfo]
+    stages: list[Stage]  # in execution order: dependencies first, then notebook order
+    edges: list[Edge]
+    parameters: list[Parameter]
+    setup_cells: list[int]
+    diagnostics: list[Diagnostic]
+    imports: list[str]
+    language: str = "python"
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+    def stage(self, name: str) -> Stage:
+        return next(s for s in self.stages if s.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "settings": self.settings.to_dict(),
+            "stages": [s.to_dict() for s in self.stages],
+            "edges": [e.to_dict() for e in self.edges],
+            "parameters": [p.to_dict() for p in self.parameters],
+            "setup_cells": self.setup_cells,
+            "cells": [c.to_dict() for c in self.cells],
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
+            "imports": self.imports,
+            "ok": not self.errors,
+        }
+
+
+def default_pipeline_name(path: str | Path | None) -> str:
+    """`Churn Model v2.ipynb` -> `churn-model-v2`: a name MLflow and schedulers accept."""
+    stem = Path(path).stem if path else "pipeline"
+    name = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")
+    return name or "pipeline"
+
+
+def analyze_notebook(nb: Any, path: str | Path | None = None) -> Analysis:
+    """Analyze an nbformat v4 notebook (a NotebookNode or plain dict)."""
+    return _Analyzer(nb, path).run()
+
+
+class _Analyzer:
+    def __init__(self, nb: Any, path: str | Path | None) -> None:
+        self.nb = nb
+        self.path = path
+        self.diagnostics: list[Diagnostic] = []
+        self.cells: list[CellInfo] = []
+        self.parameters: list[Parameter] = []
+        self.stages: dict[str, Stage] = {}
+
+    def error(self, code: str, message: str, **where: Any) -> None:
+        self.diagnostics.append(Diagnostic("error", code, message, **where))
+
+    def warn(self, code: str, message: str, **where: Any) -> None:
+        self.diagnostics.append(Diagnostic("warning", code, message, **where))
+
+    def run(self) -> Analysis:
+        metadata = self.nb.get("metadata", {}) or {}
+        settings = self._settings(metadata)
+        language = self._language(metadata)
+        self._assign_roles(self.nb.get("cells", []) or [])
+        self._read_parameters()
+        setup_defined = self._check_setup()
+        self._flow(setup_defined, settings)
+        self._check_after()
+        order = self._execution_order()
+        edges = self._edges(order)
+        stages = [self.stages[name] for name in order]
+        for stage in stages:
+            stage.upstream = sorted(
+                {e.source for e in edges if e.target == stage.name}, key=order.index
+            )
+        if not self.stages and not any(d.code == "no-cells" for d in self.diagnostics):
+            self.error(
+                "no-stages",
+                "the notebook has no stages: tag the first cell of each step `stage:NAME` "
+                "(for example `stage:load`, `stage:train`) in the cell's tags",
+            )
+        return Analysis(
+            settings=settings,
+            cells=self.cells,
+            stages=stages,
+            edges=edges,
+            parameters=self.parameters,
+            setup_cells=[c.index for c in self.cells if c.role == "setup"],
+            diagnostics=sorted(
+                self.diagnostics,
+                key=lambda d: (d.severity != "error", -1 if d.cell is None else d.cell),
+            ),
+            imports=sorted(
+                {m for c in self.cells if c.code and c.role in _RUNNING for m in c.code.imports}
+            ),
+            language=language,
+        )
+
+    # --- settings and cells --------------------------------------------------------------
+
+    def _settings(self, metadata: dict[str, Any]) -> Settings:
+        own = metadata.get("jupyter_mlops", {}) or {}
+        if not isinstance(own, dict):
+            self.error("bad-settings", "notebook metadata `jupyter_mlops` must be a mapping")
+            own = {}
+        for key in sorted(set(own) - set(SETTINGS_KEYS)):
+            self.warn(
+                "unknown-setting",
+                f"unknown setting `jupyter_mlops.{key}` in the notebook metadata "
+                f"(known: {', '.join(SETTINGS_KEYS)})",
+            )
+        strings = {}
+        for key in ("pipeline", "experiment", "model_name", "kernel"):
+            value = own.get(key)
+            if value is not None and not (isinstance(value, str) and value.strip()):
+                self.error("bad-settings", f"`jupyter_mlops.{key}` must be a non-empty string")
+                value = None
+            strings[key] = value
+        fit_data = own.get("fit_data") or {}
+        if not isinstance(fit_data, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in fit_data.items()
+        ):
+            self.error(
+                "bad-settings",
+                "`jupyter_mlops.fit_data` must map model variables to expressions, "
+                'e.g. {"model": "X_train"}',
+            )
+            fit_data = {}
+        pipeline = strings["pipeline"] or default_pipeline_name(self.path)
+        return Settings(
+            pipeline=pipeline,
+            experiment=strings["experiment"] or pipeline,
+            model_name=strings["model_name"] or pipeline,
+            kernel=strings["kernel"],
+            fit_data=dict(fit_data),
+        )
+
+    def _language(self, metadata: dict[str, Any]) -> str:
+        kernelspec = metadata.get("kernelspec") or {}
+        info = metadata.get("language_info") or {}
+        language = str(kernelspec.get("language") or info.get("name") or "python").lower()
+        if language != "python":
+            self.error(
+                "not-python",
+                f"the notebook's kernel runs {language} ({kernelspec.get('name', '?')}); "
+                "jupyter-mlops analyses and runs Python notebooks only",
+            )
+        return language
+
+    def _assign_roles(self, cells: list[Any]) -> None:
+        if not cells:
+            self.error("no-cells", "the notebook has no cells")
+        context: tuple[Role, str | None] = ("unassigned", None)
+        for index, cell in enumerate(cells):
+            cell_type = cell.get("cell_type", "code")
+            raw_tags = (cell.get("metadata") or {}).get("tags") or []
+            if not isinstance(raw_tags, list):
+                raw_tags = []
+            if cell_type != "code":
+                self.cells.append(CellInfo(index, cell_type, _non_code_role(cell_type)))
+                continue
+            tags = parse_tags(raw_tags)
+            for problem in tags.problems:
+                self.error("invalid-tag", problem.message, cell=index)
+            roles = tags.roles
+            if len(roles) > 1:
+                self.error(
+                    "conflicting-tags",
+                    f"the cell has conflicting roles: {', '.join(roles)}; keep one",
+                    cell=index,
+                )
+            role, stage = self._role(tags, context)
+            if role in ("stage", "setup", "skip"):
+                context = (role, stage)
+            info = CellInfo(
+                index,
+                cell_type,
+                role,
+                stage=stage,
+                tags=[t for t in raw_tags if isinstance(t, str)],
+                metrics=tags.metrics,
+                models=tags.models,
+                after=tags.after,
+                code=analyze_code(_source(cell)),
+            )
+            self.cells.append(info)
+            self._check_cell(info, tags)
+
+    def _role(self, tags: CellTags, context: tuple[Role, str | None]) -> tuple[Role, str | None]:
+        if tags.parameters:
+            return "parameters", None
+        if tags.skip:
+            return "skip", None
+        if tags.setup:
+            return "setup", None
+        if tags.stage:
+            return "stage", tags.stage
+        return context
+
+    def _check_cell(self, info: CellInfo, tags: CellTags) -> None:
+        code = info.code
+        assert code is not None
+        empty = not code.python.strip()
+        if info.role == "unassigned" and not empty:
+            self.warn(
+                "unassigned-cell",
+                "this cell comes before the first stage and has no tag, so it is not part of "
+                "the pipeline; tag it `setup` (imports, helpers) or `skip` (exploration)",
+                cell=info.index,
+            )
+        if code.syntax_error and info.role in _RUNNING:
+            self.error(
+                "syntax-error",
+                f"syntax error: {code.syntax_error}",
+                cell=info.index,
+                line=code.syntax_error_line,
+            )
+        if info.role != "stage":
+            for what, present in (
+                ("after:", tags.after),
+                ("metrics", tags.metrics),
+                ("model:", tags.models),
+            ):
+                if present and info.role not in ("skip",):
+                    self.error(
+                        "tag-outside-stage",
+                        f"`{what}` only has a meaning on a stage's cell, and this cell is "
+                        f"{_describe_role(info.role)}",
+                        cell=info.index,
+                    )
+
+    # --- parameters and setup ------------------------------------------------------------
+
+    def _read_parameters(self) -> None:
+        cells = [c for c in self.cells if c.role == "parameters"]
+        for extra in cells[1:]:
+            self.error(
+                "two-parameters-cells",
+                f"a second parameters cell; papermill only uses the first (cell {cells[0].index})"
+                ": merge them",
+                cell=extra.index,
+                related_cell=cells[0].index,
+            )
+        if not cells or cells[0].code is None or cells[0].code.syntax_error:
+            return
+        try:
+            self.parameters = parse_parameters(cells[0].code.python, cell=cells[0].index)
+        except ParameterProblem as problem:
+            self.error("bad-parameters", str(problem), cell=cells[0].index, line=problem.line)
+
+    def _check_setup(self) -> dict[str, int]:
+        """Names the setup cells define (-> their cell); their own reads must be satisfied."""
+        defined: dict[str, int] = {}
+        parameters = {p.name for p in self.parameters}
+        for cell in self.cells:
+            if cell.role != "setup" or cell.code is None:
+                continue
+            for event in cell.code.events:
+                if event.kind == Event.READ and event.name not in defined.keys() | parameters:
+                    self.undefined(event.name, cell, event.line, "a setup cell")
+                elif event.kind in (Event.WRITE, Event.MUTATE):
+                    defined.setdefault(event.name, cell.index)
+        return defined
+
+    # --- data flow -------------------------------------------------------------------------
+
+    def _flow(self, setup_defined: dict[str, int], settings: Settings) -> None:
+        for cell in self.cells:
+            if cell.role == "stage" and cell.stage:
+                stage = self.stages.setdefault(cell.stage, Stage(cell.stage))
+                stage.cells.append(cell.index)
+        flow = _Flow(
+            analyzer=self,
+            parameters={p.name for p in self.parameters},
+            setup_defined=set(setup_defined),
+            modules={n for c in self.cells if c.code for n in c.code.imported},
+        )
+        setup_parameters = {
+            n for c in self.cells if c.role == "setup" and c.code for n in c.code.reads
+        } & flow.parameters
+        for stage in self.stages.values():
+            walk = _StageWalk(flow, stage)
+            cells = [self.cells[i] for i in stage.cells]
+            walk.code(cells)
+            self._models_and_metrics(walk, cells, settings)
+            stage.parameters = sorted(walk.parameters | setup_parameters)
+            for name in stage.touched:
+                flow.last_toucher[name] = stage.name
+        for stage in self.stages.values():
+            for name, producer in stage.inputs.items():
+                if name not in self.stages[producer].outputs:
+                    self.stages[producer].outputs.append(name)
+        for stage in self.stages.values():
+            stage.outputs.sort()
+            stage.inputs = dict(sorted(stage.inputs.items()))
+
+    def _models_and_metrics(
+        self, walk: _StageWalk, cells: list[CellInfo], settings: Settings
+    ) -> None:
+        """`model:VAR` and `metrics` cells: what the stage logs once its code has run.
+
+        The model and the data it was fit on are read at the end of the stage, so they are
+        handed in from upstream when the stage itself doesn't set them.
+        """
+        stage = walk.stage
+        fit_calls: dict[str, str] = {}
+        for cell in cells:  # a later fit in the stage overrides an earlier one
+            if cell.code:
+                fit_calls.update(cell.code.fit_calls)
+        for cell in cells:
+            assert cell.code is not None
+            for variable in cell.models:
+                if variable not in walk.local and variable not in walk.flow.last_toucher:
+                    self.error(
+                        "model-undefined",
+                        f"`model:{variable}`: stage `{stage.name}` never sets `{variable}`",
+                        cell=cell.index,
+                    )
+                    continue
+                walk.read(variable, cell, 1)
+                fit_data = settings.fit_data.get(variable) or fit_calls.get(variable)
+                if fit_data is None:
+                    fit_data = self._fit_data_elsewhere(variable, stage)
+                if fit_data is None:
+                    self.warn(
+                        "no-input-example",
+                        f"no input example for model `{variable}`: it is logged without a "
+                        f"signature. Fit it in this stage (`{variable}.fit(X, y)`) or name the "
+                        f'data in the notebook metadata: jupyter_mlops.fit_data = {{"{variable}": '
+                        '"X_train"}',
+                        cell=cell.index,
+                    )
+                else:
+                    for name in _names_in(fit_data):
+                        walk.read(name, cell, 1, lenient=True)
+                stage.models[variable] = fit_data
+            if cell.metrics:
+                for name in [*cell.code.top_level_assigned, *cell.code.printed]:
+                    if name not in stage.metrics:
+                        stage.metrics.append(name)
+
+    def _fit_data_elsewhere(self, variable: str, stage: Stage) -> str | None:
+        for cell in reversed(self.cells):
+            if cell.role == "stage" and cell.code and variable in cell.code.fit_calls:
+                return cell.code.fit_calls[variable]
+        return None
+
+    def undefined(
+        self,
+        name: str,
+        cell: CellInfo,
+        line: int,
+        where: str,
+        lenient: bool = False,
+        stage: Stage | None = None,
+    ) -> None:
+        """Explain where a name that can't be handed over is defined, if anywhere."""
+        definers = [
+            c for c in self.cells if c.code and name in c.code.touched and c.index != cell.index
+        ]
+        later = [c for c in definers if c.role == "stage" and c.stage != (stage and stage.name)]
+        skipped = [c for c in definers if c.role in ("skip", "unassigned")]
+        if later and stage is None:
+            self.error(
+                "setup-reads-stage",
+                f"setup cells run at the start of every stage, so they can't read `{name}`, "
+                f"which stage `{later[0].stage}` sets (cell {later[0].index}); move the code "
+                "that uses it into a stage",
+                cell=cell.index,
+                related_cell=later[0].index,
+                line=line,
+            )
+        elif later:
+            self.error(
+                "defined-later",
+                f"{where} reads `{name}`, which is first set by stage `{later[0].stage}` "
+                f"(cell {later[0].index}), a later stage; reorder the stages or add the "
+                "assignment to an earlier one",
+                cell=cell.index,
+                related_cell=later[0].index,
+                line=line,
+            )
+        elif skipped:
+            kind = "a `skip` cell" if skipped[0].role == "skip" else "an untagged cell"
+            self.error(
+                "defined-outside-pipeline",
+                f"{where} reads `{name}`, which is set only in {kind} (cell {skipped[0].index}) "
+                "that the pipeline never runs; tag that cell `setup` or move it into a stage",
+                cell=cell.index,
+                related_cell=skipped[0].index,
+                line=line,
+            )
+        elif lenient or any(c.code and c.code.dynamic for c in self.cells if c.role in _RUNNING):
+            self.warn(
+                "maybe-undefined",
+                f"{where} uses `{name}`, which no stage, setup cell or parameter defines",
+                cell=cell.index,
+                line=line,
+            )
+        else:
+            self.error(
+                "undefined-name",
+                f"{where} reads `{name}`, which no stage, setup cell or parameter defines",
+                cell=cell.index,
+                line=line,
+            )
+
+    # --- the DAG ---------------------------------------------------------------------------
+
+    def _check_after(self) -> None:
+        for cell in self.cells:
+            if cell.role != "stage":
+                continue
+            stage = self.stages[cell.stage]  # type: ignore[index]
+            for target in cell.after:
+                if target == stage.name:
+                    self.error(
+                        "self-dependency",
+                        f"stage `{target}` can't come after itself",
+                        cell=cell.index,
+                    )
+                elif target not in self.stages:
+                    self.error(
+                        "unknown-after",
+                        f"`after:{target}`: there is no stage `{target}`"
+                        + _did_you_mean(target, self.stages),
+                        cell=cell.index,
+                    )
+                elif target not in stage.after:
+                    stage.after.append(target)
+
+    def _execution_order(self) -> list[str]:
+        """Dependencies first; among ready stages, notebook order. Reports cycles."""
+        names = list(self.stages)
+        depends = {
+            n: set(self.stages[n].inputs.values()) | set(self.stages[n].after) for n in names
+        }
+        order: list[str] = []
+        while len(order) < len(names):
+            ready = [n for n in names if n not in order and depends[n] <= set(order)]
+            if not ready:
+                self._report_cycle([n for n in names if n not in order], depends)
+                return order + [n for n in names if n not in order]
+            order.append(ready[0])
+        return order
+
+    def _report_cycle(self, remaining: list[str], depends: dict[str, set[str]]) -> None:
+        path = [remaining[0]]
+        while True:
+            step = sorted(depends[path[-1]] & set(remaining))[0]
+            if step in path:
+                cycle = [*path[path.index(step) :], step]
+                break
+            path.append(step)
+        cells = [c.index for c in self.cells if c.role == "stage" and c.after and c.stage in cycle]
+        self.error(
+            "cycle",
+            "the stages depend on each other in a cycle: "
+            + " -> ".join(f"`{n}`" for n in reversed(cycle))
+            + "; remove one of the `after:` tags",
+            cell=cells[0] if cells else self.stages[cycle[0]].cells[0],
+        )
+
+    def _edges(self, order: list[str]) -> list[Edge]:
+        edges = []
+        for target in order:
+            stage = self.stages[target]
+            sources: dict[str, list[str]] = {}
+            for variable, producer in stage.inputs.items():
+                sources.setdefault(producer, []).append(variable)
+            for source in sorted(set(sources) | set(stage.after), key=order.index):
+                variables = tuple(sorted(sources.get(source, [])))
+                edges.append(Edge(source, target, variables, explicit=not variables))
+        return edges
+
+
+_RUNNING = ("stage", "setup", "parameters")
+
+
+@dataclass
+class _Flow:
+    """What the walk over the stages knows so far."""
+
+    analyzer: _Analyzer
+    parameters: set[str]
+    setup_defined: set[str]
+    modules: set[str]  # names bound by imports: calling into them mutates nothing we hand over
+    last_toucher: dict[str, str] = field(default_factory=dict)  # name -> stage
+    import_cell: dict[str, int] = field(default_factory=dict)  # name -> cell importing it
+
+
+@dataclass
+class _StageWalk:
+    """One stage's code, statement by statement: what it reads before binding, what it touches."""
+
+    flow: _Flow
+    stage: Stage
+    local: set[str] = field(default_factory=set)
+    parameters: set[str] = field(default_factory=set)
+
+    def code(self, cells: list[CellInfo]) -> None:
+        everything_touched = {n for c in cells if c.code for n in c.code.touched}
+        deferred: list[tuple[str, CellInfo, int]] = []
+        for cell in cells:
+            if cell.code is None or cell.code.syntax_error:
+                continue
+            for event in cell.code.events:
+                if event.kind == Event.READ:
+                    self.read(event.name, cell, event.line)
+                elif event.kind == Event.DEFERRED_READ:
+                    if event.name not in everything_touched:
+                        deferred.append((event.name, cell, event.line))
+                elif not (event.kind == Event.MUTATE and event.name in self.flow.modules):
+                    self.touch(event.name, cell)
+        for name, cell, line in deferred:
+            self.read(name, cell, line, lenient=True)
+
+    def touch(self, name: str, cell: CellInfo) -> None:
+        self.local.add(name)
+        if name not in self.stage.touched:
+            self.stage.touched.append(name)
+        if cell.code and name in cell.code.imported:
+            self.flow.import_cell[name] = cell.index
+        else:
+            self.flow.import_cell.pop(name, None)
+
+    def read(self, name: str, cell: CellInfo, line: int, lenient: bool = False) -> None:
+        if name in self.local or name in KERNEL_NAMES:
+            return
+        flow, stage = self.flow, self.stage
+        if name in flow.last_toucher:
+            stage.inputs[name] = flow.last_toucher[name]
+            if name in flow.import_cell:
+                flow.analyzer.warn(
+                    "import-in-stage",
+                    f"stage `{stage.name}` uses `{name}`, imported by stage "
+                    f"`{flow.last_toucher[name]}`: move the import into a `setup` cell so "
+                    "every stage has it",
+                    cell=cell.index,
+                    related_cell=flow.import_cell[name],
+                )
+        elif name in flow.parameters:
+            self.parameters.add(name)
+        elif name not in flow.setup_defined:
+            flow.analyzer.undefined(
+                name, cell, line, f"stage `{stage.name}`", lenient=lenient, stage=stage
+            )
+        self.local.add(name)
+
+
+def _non_code_role(cell_type: str) -> Role:
+    return "markdown" if cell_type == "markdown" else "raw"
+
+
+def _source(cell: Any) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def _names_in(expression: str) -> list[str]:
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError:
+        return []
+    return sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)})
+
+
+def _describe_role(role: Role) -> str:
+    return {
+        "setup": "a setup cell",
+        "parameters": "the parameters cell",
+        "unassigned": "not in any stage",
+        "skip": "skipped",
+    }.get(role, role)
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean `{close[0]}`?" if close else ""

@@ -1,0 +1,271 @@
+"""The artifact store: how values cross from one stage's kernel to the next.
+
+One stage's outputs are written as one *object*: a stream of pickles (protocol 5, one per
+variable, sharing one memo so aliasing between them survives) and a file of raw
+out-of-band buffers (the memory of NumPy arrays and data-frame columns, written as-is and
+memory-mapped copy-on-write when read, so large arrays move at close to disk speed and a
+reader only touches the pages it uses). cloudpickle covers what plain pickle can't
+(lambdas, classes defined in the notebook).
+
+Objects are content-addressed (``objects/<sha256>/``) and immutable; a stage's latest
+outputs are named by a small record (``stages/<stage>.json``) that is replaced atomically,
+so a reader never sees half an object and identical outputs are stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import numbers
+import os
+import pickle
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import cloudpickle
+
+from .errors import MlopsError
+from .files import atomic_write
+
+FORMAT = 1
+ALIGNMENT = 64  # buffers start on cache-line boundaries so mapped arrays are aligned
+VALUES_FILE = "values.pkl"
+BUFFERS_FILE = "buffers.bin"
+INDEX_FILE = "buffers.json"  # [offset, length] of each out-of-band buffer, in order
+
+
+class SerializationError(MlopsError):
+    """A value a later stage needs can't be written; names the variable and a fix."""
+
+    exit_code = 1
+
+
+@dataclass
+class VariableInfo:
+    name: str
+    type: str
+    digest: str
+    start: int  # byte range of its pickle in values.pkl
+    end: int
+    buffers: int  # how many out-of-band buffers its pickle uses
+    summary: dict[str, Any] = field(default_factory=dict)  # shape and schema of arrays/frames
+
+
+@dataclass
+class StageRecord:
+    """What a finished stage left behind: its outputs' object, metrics and logged models."""
+
+    stage: str
+    object: str | None
+    variables: dict[str, VariableInfo] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    format: int = FORMAT
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> StageRecord:
+        data = json.loads(text)
+        data["variables"] = {k: VariableInfo(**v) for k, v in data["variables"].items()}
+        return cls(**data)
+
+
+class ArtifactStore:
+    """A folder of content-addressed objects and per-stage records."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def record_path(self, stage: str) -> Path:
+        return self.root / "stages" / f"{stage}.json"
+
+    def object_path(self, digest: str) -> Path:
+        return self.root / "objects" / digest
+
+    # --- writing --------------------------------------------------------------------------
+
+    def write_values(self, stage: str, values: dict[str, Any]) -> tuple[str, dict]:
+        """Write one stage's output values as an object; returns its digest and variables."""
+        objects = self.root / "objects"
+        objects.mkdir(parents=True, exist_ok=True)
+        staging = objects / f".tmp-{uuid.uuid4().hex}"
+        staging.mkdir()
+        try:
+            variables = _write_object(staging, stage, values)
+            digest = _object_digest(variables)
+            final = self.object_path(digest)
+            try:
+                staging.rename(final)
+            except OSError:
+                if not final.is_dir():  # not a same-content object written concurrently
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return digest, variables
+
+    def write_record(self, record: StageRecord) -> None:
+        atomic_write(self.record_path(record.stage), record.to_json())
+
+    # --- reading --------------------------------------------------------------------------
+
+    def read_record(self, stage: str) -> StageRecord:
+        path = self.record_path(stage)
+        try:
+            return StageRecord.from_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise MlopsError(
+                f"stage `{stage}` has no outputs in {self.root}: run it (or the pipeline) "
+                "first, or pass the run's artifact folder as `mlops_artifacts`"
+            ) from None
+
+    def load(self, stage: str, names: list[str]) -> dict[str, Any]:
+        """The named variables of a stage's latest outputs."""
+        record = self.read_record(stage)
+        missing = [n for n in names if n not in record.variables]
+        if missing or record.object is None:
+            raise MlopsError(
+                f"stage `{stage}` did not hand over {', '.join(f'`{n}`' for n in missing)}; "
+                "convert the notebook again so the stages agree"
+            )
+        return _read_object(self.object_path(record.object), record.variables, set(names))
+
+
+class _HashingWriter:
+    """File wrapper that hashes what is written, per variable, while it is written."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.hasher = hashlib.sha256()
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.hasher.update(data)
+        return self.stream.write(data)
+
+
+def _write_object(folder: Path, stage: str, values: dict[str, Any]) -> dict[str, VariableInfo]:
+    variables: dict[str, VariableInfo] = {}
+    with (
+        open(folder / VALUES_FILE, "wb") as values_file,
+        open(folder / BUFFERS_FILE, "wb") as buffers_file,
+    ):
+        writer = _HashingWriter(values_file)
+
+        def out_of_band(buffer: pickle.PickleBuffer) -> bool:
+            try:
+                raw = buffer.raw()
+            except BufferError:
+                return True  # not contiguous: let pickle copy it in-band
+            buffers_file.write(b"\0" * (-buffers_file.tell() % ALIGNMENT))
+            index.append([buffers_file.tell(), raw.nbytes])
+            buffers_file.write(raw)
+            writer.hasher.update(raw)
+            return False
+
+        pickler = cloudpickle.Pickler(writer, protocol=5, buffer_callback=out_of_band)
+        index: list[list[int]] = []
+        for name in sorted(values):
+            value = values[name]
+            writer.hasher = hashlib.sha256()
+            start, first = values_file.tell(), len(index)
+            try:
+                pickler.dump(value)
+            except Exception as error:
+                raise SerializationError(_unserializable(stage, name, value, error)) from None
+            variables[name] = VariableInfo(
+                name=name,
+                type=_type_name(value),
+                digest=writer.hasher.hexdigest(),
+                start=start,
+                end=values_file.tell(),
+                buffers=len(index) - first,
+                summary=summarize(value),
+            )
+    (folder / INDEX_FILE).write_text(json.dumps(index))
+    return variables
+
+
+def _object_digest(variables: dict[str, VariableInfo]) -> str:
+    hasher = hashlib.sha256()
+    for name in sorted(variables):
+        hasher.update(f"{name}={variables[name].digest};".encode())
+    return hasher.hexdigest()
+
+
+def _read_object(folder: Path, variables: dict[str, VariableInfo], wanted: set[str]) -> dict:
+    """Unpickle in written order up to the last wanted variable (later ones may alias earlier)."""
+    order = sorted(variables)
+    last = max((order.index(n) for n in wanted), default=-1)
+    result: dict[str, Any] = {}
+    if last < 0:
+        return result
+    index = json.loads((folder / INDEX_FILE).read_text())
+    with open(folder / VALUES_FILE, "rb") as values_file:
+        unpickler = pickle.Unpickler(values_file, buffers=_mapped_buffers(folder, index))
+        for name in order[: last + 1]:
+            value = unpickler.load()
+            if name in wanted:
+                result[name] = value
+    return result
+
+
+def _mapped_buffers(folder: Path, index: list[list[int]]) -> Iterator[memoryview]:
+    """The object's buffers, in order, as writable copy-on-write views of one mapping.
+
+    Copy-on-write keeps the stored object intact when a stage modifies an array it loaded,
+    while pages it never touches are never read from disk.
+    """
+    if not index:
+        return iter(())
+    with open(folder / BUFFERS_FILE, "rb") as stream:
+        mapping = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_COPY)
+    view = memoryview(mapping)
+    return (view[offset : offset + length] for offset, length in index)
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def summarize(value: Any) -> dict[str, Any]:
+    """Shape and schema of arrays and data frames, for lineage; {} for other values.
+
+    Checks `sys.modules` rather than importing, so a stage that never used pandas doesn't
+    pay for importing it here.
+    """
+    numpy = sys.modules.get("numpy")
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(value, pandas.DataFrame):
+        columns = {str(c): str(t) for c, t in value.dtypes.items()}
+        return {"kind": "dataframe", "rows": len(value), "columns": columns}
+    if pandas is not None and isinstance(value, pandas.Series):
+        return {"kind": "series", "rows": len(value), "dtype": str(value.dtype)}
+    if numpy is not None and isinstance(value, numpy.ndarray):
+        return {"kind": "ndarray", "shape": list(value.shape), "dtype": str(value.dtype)}
+    return {}
+
+
+def is_metric_value(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _unserializable(stage: str, name: str, value: Any, error: Exception) -> str:
+    kind = type(value).__name__
+    hint = {
+        "generator": f"turn it into a list (`{name} = list({name})`)",
+        "TextIOWrapper": "pass the file's path instead and open it in the stage that reads it",
+        "BufferedReader": "pass the file's path instead and open it in the stage that reads it",
+        "lock": "create it in the stage that uses it, or in a `setup` cell",
+        "RLock": "create it in the stage that uses it, or in a `setup` cell",
+        "module": "import it in a `setup` cell instead",
+        "Connection": "open the connection in a `setup` cell or in the stage that uses it",
+    }.get(kind, "compute it in the stage that reads it, or move its creation to a `setup` cell")
+    return f"stage `{stage}` can't hand `{name}` ({kind}) to a later stage: {error}. Fix: {hint}."

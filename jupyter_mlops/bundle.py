@@ -1,0 +1,400 @@
+"""The bundle: what conversion writes, and reading it back for a run.
+
+A bundle is meant to be committed and reviewed, so it is plain (one papermill notebook per
+stage, YAML beside them) and deterministic: converting the same notebook in the same
+environment twice gives byte-identical files. Each stage notebook is laid out as
+
+1. a header (markdown) saying where it comes from and how to run it alone;
+2. a ``parameters`` cell (papermill's), with the pipeline parameters the stage reads and
+   ``mlops_artifacts``, where stages hand values to each other;
+3. the notebook's ``setup`` cells, which every stage runs first (so a kernel can run them
+   before its inputs exist);
+4. a generated cell loading the stage's inputs from the artifact store;
+5. the stage's own cells, unchanged;
+6. a generated cell saving the outputs later stages read, and logging metrics and models.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import yaml
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from . import __version__
+from .analysis import Analysis, Stage, analyze_notebook
+from .errors import BadInput, NotebookError
+from .files import atomic_write
+from .notebooks import SourceNotebook
+from .parameters import Parameter
+from .requirements import pinned_requirements
+
+SCHEMA_VERSION = 1
+ARTIFACTS_PARAMETER = "mlops_artifacts"
+DEFAULT_ARTIFACTS = "mlops-artifacts"
+OUR_TAGS = ("stage:", "block:", "step:", "after:", "prev:", "model:")
+OUR_PLAIN_TAGS = {"setup", "imports", "functions", "metrics", "pipeline-metrics", "skip"}
+
+
+@dataclass
+class Bundle:
+    """A converted pipeline: the spec in pipeline.yaml plus where its files are."""
+
+    root: Path
+    name: str
+    experiment: str
+    model_name: str
+    kernel: str | None
+    source_notebook: str | None  # relative to root
+    source_sha256: str | None
+    workdir: str  # where stage kernels start, relative to root
+    parameters: list[Parameter]
+    stages: list[Stage]  # in execution order
+    generator: str = f"jupyter-mlops {__version__}"
+    notebooks: dict[str, str] = field(default_factory=dict)  # stage -> path relative to root
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise BadInput(f"no stage `{name}`; the stages are: {', '.join(self.stage_names)}")
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    def notebook_path(self, stage: str) -> Path:
+        return self.root / self.notebooks[stage]
+
+    @property
+    def source_path(self) -> Path | None:
+        return (self.root / self.source_notebook).resolve() if self.source_notebook else None
+
+    @property
+    def workdir_path(self) -> Path:
+        return (self.root / self.workdir).resolve()
+
+    def downstream(self, names: set[str]) -> set[str]:
+        """The stages in `names` and every stage that depends on one of them."""
+        found = set(names)
+        for stage in self.stages:
+            if set(stage.upstream) & found:
+                found.add(stage.name)
+        return found
+
+
+def stage_notebook_name(position: int, stage: str) -> str:
+    return f"stages/{position:02d}_{stage}.ipynb"
+
+
+def write_bundle(source: SourceNotebook, analysis: Analysis, out: str | Path) -> Bundle:
+    """Write the bundle for an analysed notebook into `out` and return it.
+
+    Files are written atomically; stage notebooks from an earlier conversion that no longer
+    correspond to a stage are removed, so the folder always matches pipeline.yaml.
+    """
+    if analysis.errors:
+        first = analysis.errors[0]
+        where = f" (cell {first.cell})" if first.cell is not None else ""
+        raise NotebookError(
+            f"the notebook has {len(analysis.errors)} error(s); the first{where}: "
+            f"{first.message}. Run `jupyter-mlops check` for the full report."
+        )
+    root = Path(out)
+    bundle = bundle_for(source, analysis, root)
+    for stage in bundle.stages:
+        text = nbformat.writes(stage_notebook(source, analysis, bundle, stage)) + "\n"
+        atomic_write(bundle.notebook_path(stage.name), text)
+    wanted = {bundle.notebook_path(s).name for s in bundle.notebooks}
+    for old in (root / "stages").glob("*.ipynb"):
+        if old.name not in wanted:
+            old.unlink()
+    atomic_write(root / "pipeline.yaml", pipeline_yaml(bundle, analysis))
+    atomic_write(root / "params.yaml", _yaml({p.name: p.default for p in bundle.parameters}))
+    requirements = pinned_requirements(analysis.imports)
+    atomic_write(root / "requirements.txt", "\n".join(requirements) + "\n")
+    return bundle
+
+
+def bundle_for(source: SourceNotebook, analysis: Analysis, root: Path) -> Bundle:
+    """The Bundle a conversion into `root` describes, before anything is written."""
+    relative_source = workdir = None
+    if source.path is not None:
+        relative_source = _relative(source.path, root)
+        workdir = _relative(source.path.parent, root)
+    return Bundle(
+        root=root,
+        name=analysis.settings.pipeline,
+        experiment=analysis.settings.experiment,
+        model_name=analysis.settings.model_name,
+        kernel=analysis.settings.kernel or _kernel_name(source.nb),
+        source_notebook=relative_source,
+        source_sha256=source.sha256,
+        workdir=workdir or ".",
+        parameters=analysis.parameters,
+        stages=analysis.stages,
+        notebooks={
+            s.name: stage_notebook_name(i + 1, s.name) for i, s in enumerate(analysis.stages)
+        },
+    )
+
+
+def _relative(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+
+
+def _kernel_name(nb: Any) -> str | None:
+    return (nb.get("metadata", {}).get("kernelspec") or {}).get("name")
+
+
+# --- stage notebooks -----------------------------------------------------------------------
+
+
+def stage_notebook(source: SourceNotebook, analysis: Analysis, bundle: Bundle, stage: Stage) -> Any:
+    cells = [
+        _header(bundle, stage),
+        _parameters_cell(bundle, stage),
+        *(_copy(source.nb.cells[i], i, "setup") for i in analysis.setup_cells),
+        _load_inputs_cell(stage),
+        *(_copy(source.nb.cells[i], i, "stage") for i in stage.cells),
+        _save_outputs_cell(stage),
+    ]
+    metadata = {
+        key: source.nb.metadata[key]
+        for key in ("kernelspec", "language_info")
+        if key in source.nb.metadata
+    }
+    if bundle.kernel:
+        spec = dict(metadata.get("kernelspec") or {})
+        spec.update({"name": bundle.kernel, "language": "python"})
+        spec.setdefault("display_name", bundle.kernel)
+        metadata["kernelspec"] = spec
+    metadata["jupyter_mlops"] = {"pipeline": bundle.name, "stage": stage.name}
+    nb = new_notebook(cells=cells, metadata=metadata)
+    nb.nbformat_minor = 5
+    return nb
+
+
+def _generated(kind: str, source: str, cell_type: str = "code", tags: list[str] | None = None):
+    make = new_code_cell if cell_type == "code" else new_markdown_cell
+    metadata: dict[str, Any] = {"jupyter_mlops": {"generated": kind}}
+    if tags:
+        metadata["tags"] = tags
+    cell = make(source=source, metadata=metadata)
+    cell["id"] = f"mlops-{kind}"
+    return cell
+
+
+def _header(bundle: Bundle, stage: Stage) -> Any:
+    origin = f"`{bundle.source_notebook}`" if bundle.source_notebook else "a notebook"
+    cells = ", ".join(str(c) for c in stage.cells)
+    inputs = ", ".join(f"`{v}` (from `{p}`)" for v, p in stage.inputs.items()) or "none"
+    outputs = ", ".join(f"`{v}`" for v in stage.outputs) or "none"
+    text = (
+        f"# Stage `{stage.name}` of pipeline `{bundle.name}`\n\n"
+        f"Generated by jupyter-mlops from {origin} (cells {cells}); "
+        "re-run `jupyter-mlops convert` instead of editing it.\n\n"
+        f"- Inputs: {inputs}\n- Outputs: {outputs}\n\n"
+        "Run it alone once its upstream stages have written their outputs:\n\n"
+        f"    papermill {bundle.notebooks[stage.name]} out.ipynb "
+        f"-p {ARTIFACTS_PARAMETER} ARTIFACT_DIR\n"
+    )
+    return _generated("header", text, cell_type="markdown")
+
+
+def _parameters_cell(bundle: Bundle, stage: Stage) -> Any:
+    lines = ["# Parameters: papermill injects the values of a run after this cell."]
+    for parameter in bundle.parameters:
+        if parameter.name in stage.parameters:
+            lines.append(_parameter_line(parameter))
+    lines.append(f"{ARTIFACTS_PARAMETER} = {DEFAULT_ARTIFACTS!r}  # where stages hand over values")
+    return _generated("parameters", "\n".join(lines), tags=["parameters"])
+
+
+def _parameter_line(parameter: Parameter) -> str:
+    """`name: type = default  # help`, the form papermill's --help-notebook understands.
+
+    Papermill's parser doesn't know `int | None`, so optional types go in the comment.
+    """
+    kind = parameter.type if parameter.type != "any" else None
+    notes = [parameter.help] if parameter.help else []
+    left = parameter.name
+    if kind and parameter.optional:
+        notes.insert(0, f"({kind} | None)")
+    elif kind:
+        left = f"{parameter.name}: {kind}"
+    comment = f"  # {' '.join(notes)}" if notes else ""
+    return f"{left} = {parameter.default!r}{comment}"
+
+
+def _load_inputs_cell(stage: Stage) -> Any:
+    lines = [
+        "# Generated: load the values this stage reads from upstream stages.",
+        "from jupyter_mlops import runtime as _mlops",
+    ]
+    if stage.inputs:
+        names = list(stage.inputs)
+        target = f"({names[0]},)" if len(names) == 1 else ", ".join(names)
+        lines += ["", f"{target} = _mlops.load_inputs({ARTIFACTS_PARAMETER}, {stage.inputs!r})"]
+    return _generated("load-inputs", "\n".join(lines))
+
+
+def _save_outputs_cell(stage: Stage) -> Any:
+    arguments = [f"{ARTIFACTS_PARAMETER}", repr(stage.name), "globals()"]
+    if stage.outputs:
+        arguments.append(f"outputs={stage.outputs!r}")
+    if stage.metrics:
+        arguments.append(f"metrics={stage.metrics!r}")
+    if stage.models:
+        arguments.append(f"models={stage.models!r}")
+    call = "_mlops.save_outputs(\n" + "".join(f"    {a},\n" for a in arguments) + ")"
+    text = "# Generated: hand this stage's outputs on; log its metrics and models.\n" + call
+    return _generated("save-outputs", text)
+
+
+def _copy(cell: Any, index: int, role: str) -> Any:
+    tags = [
+        t
+        for t in (cell.get("metadata", {}).get("tags") or [])
+        if isinstance(t, str) and not t.startswith(OUR_TAGS) and t not in OUR_PLAIN_TAGS
+    ]
+    metadata: dict[str, Any] = {"jupyter_mlops": {"source_cell": index, "role": role}}
+    if tags:
+        metadata["tags"] = tags
+    copy = new_code_cell(source=cell.get("source", ""), metadata=metadata)
+    copy["id"] = f"cell-{index}"
+    return copy
+
+
+# --- pipeline.yaml -------------------------------------------------------------------------
+
+
+def pipeline_yaml(bundle: Bundle, analysis: Analysis) -> str:
+    spec = {
+        "schema_version": SCHEMA_VERSION,
+        "generator": bundle.generator,
+        "name": bundle.name,
+        "experiment": bundle.experiment,
+        "model_name": bundle.model_name,
+        "kernel": bundle.kernel,
+        "source": {"notebook": bundle.source_notebook, "sha256": bundle.source_sha256},
+        "workdir": bundle.workdir,
+        "parameters": {
+            p.name: {
+                "type": p.type,
+                "default": p.default,
+                "help": p.help,
+                "optional": p.optional,
+            }
+            for p in bundle.parameters
+        },
+        "stages": [
+            {
+                "name": s.name,
+                "notebook": bundle.notebooks[s.name],
+                "cells": s.cells,
+                "upstream": s.upstream,
+                "after": s.after,
+                "inputs": s.inputs,
+                "outputs": s.outputs,
+                "parameters": s.parameters,
+                "metrics": s.metrics,
+                "models": s.models,
+            }
+            for s in bundle.stages
+        ],
+        "edges": [
+            {"source": e.source, "target": e.target, "variables": list(e.variables)}
+            for e in analysis.edges
+        ],
+    }
+    header = (
+        f"# Pipeline `{bundle.name}`, generated by {bundle.generator}"
+        + (f" from {bundle.source_notebook}" if bundle.source_notebook else "")
+        + ".\n# Re-run `jupyter-mlops convert` rather than editing this file.\n"
+    )
+    return header + _yaml(spec)
+
+
+def _yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def read_bundle(path: str | Path) -> Bundle:
+    """Read pipeline.yaml (or the folder holding it) back into a Bundle, checking it."""
+    path = Path(path)
+    spec_path = path / "pipeline.yaml" if path.is_dir() else path
+    try:
+        spec = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInput(f"{spec_path}: no such file") from None
+    except yaml.YAMLError as error:
+        raise BadInput(f"{spec_path} is not valid YAML: {error}") from None
+    if not isinstance(spec, dict) or spec.get("schema_version") != SCHEMA_VERSION:
+        raise BadInput(
+            f"{spec_path} is not a jupyter-mlops pipeline (schema_version {SCHEMA_VERSION}); "
+            "convert the notebook again with this version"
+        )
+    try:
+        bundle = _bundle_from_spec(spec, spec_path.parent)
+    except (KeyError, TypeError, ValueError) as error:
+        raise BadInput(f"{spec_path} is malformed: {error!r}") from None
+    for stage in bundle.stages:
+        if not bundle.notebook_path(stage.name).is_file():
+            missing = bundle.notebooks[stage.name]
+            raise BadInput(f"{spec_path}: the stage notebook {missing} is missing")
+    return bundle
+
+
+def _bundle_from_spec(spec: dict[str, Any], root: Path) -> Bundle:
+    stages = []
+    notebooks = {}
+    for entry in spec["stages"]:
+        stage = Stage(
+            name=entry["name"],
+            cells=list(entry.get("cells", [])),
+            inputs=dict(entry.get("inputs") or {}),
+            outputs=list(entry.get("outputs") or []),
+            parameters=list(entry.get("parameters") or []),
+            after=list(entry.get("after") or []),
+            upstream=list(entry.get("upstream") or []),
+            metrics=list(entry.get("metrics") or []),
+            models=dict(entry.get("models") or {}),
+        )
+        stages.append(stage)
+        notebooks[stage.name] = entry["notebook"]
+    parameters = [
+        Parameter(
+            name=name,
+            type=entry["type"],
+            default=entry["default"],
+            help=entry.get("help", ""),
+            optional=bool(entry.get("optional", False)),
+        )
+        for name, entry in (spec.get("parameters") or {}).items()
+    ]
+    source = spec.get("source") or {}
+    return Bundle(
+        root=root,
+        name=spec["name"],
+        experiment=spec.get("experiment") or spec["name"],
+        model_name=spec.get("model_name") or spec["name"],
+        kernel=spec.get("kernel"),
+        source_notebook=source.get("notebook"),
+        source_sha256=source.get("sha256"),
+        workdir=spec.get("workdir") or ".",
+        parameters=parameters,
+        stages=stages,
+        generator=spec.get("generator", ""),
+        notebooks=notebooks,
+    )
+
+
+def convert(source: SourceNotebook, out: str | Path) -> tuple[Analysis, Bundle]:
+    """Analyse and write the bundle: the whole of `jupyter-mlops convert`."""
+    analysis = analyze_notebook(source.nb, source.path)
+    return analysis, write_bundle(source, analysis, out)

@@ -1,0 +1,223 @@
+"""The `jupyter-mlops` command (also `jupyter mlops`): thin over the analysis, bundle, runner.
+
+Exit codes: 0 success, 1 a stage failed (or `check` found errors), 2 bad input or usage,
+130 stopped by Ctrl-C. Errors are one paragraph on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from . import __version__
+from .analysis import Diagnostic, analyze_notebook
+from .bundle import Bundle, read_bundle, write_bundle
+from .errors import BadInput, MlopsError, StageFailed
+from .notebooks import read_notebook
+from .parameters import resolve
+from .report import ProgressPrinter, check_report, diagnostic_line, run_summary
+from .runner import DEFAULT_RUNS_ROOT, PipelineRunner, RunOptions, new_run_id
+
+
+class _Group(click.Group):
+    """Turns our errors into one clear paragraph and the documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StageFailed as error:
+            _fail(str(error), error.exit_code, error.notebook)
+        except MlopsError as error:
+            _fail(str(error), error.exit_code)
+        except KeyboardInterrupt:
+            _fail("stopped", 130)
+
+
+def _fail(message: str, code: int, notebook: str | None = None) -> None:
+    click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
+    if notebook:
+        click.echo(f"  the executed notebook, with the full traceback: {notebook}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="jupyter-mlops")
+def main() -> None:
+    """Turn a tagged notebook into papermill stage jobs that run anywhere and log to MLflow."""
+
+
+@main.command()
+@click.argument("notebook", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON.")
+def check(notebook: Path, as_json: bool) -> None:
+    """Lint a notebook's tags and data flow; exit 1 when there are errors."""
+    source = read_notebook(notebook)
+    analysis = analyze_notebook(source.nb, notebook)
+    if as_json:
+        click.echo(json.dumps(analysis.to_dict(), indent=2, default=str))
+    else:
+        click.echo(check_report(analysis, str(notebook)))
+    sys.exit(1 if analysis.errors else 0)
+
+
+@main.command()
+@click.argument("notebook", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to write the bundle into.",
+)
+def convert(notebook: Path, out: Path) -> None:
+    """Write the bundle: one papermill notebook per stage, pipeline.yaml, params, requirements."""
+    source = read_notebook(notebook)
+    analysis = analyze_notebook(source.nb, notebook)
+    _warn(analysis.warnings)
+    bundle = write_bundle(source, analysis, out)
+    files = ["pipeline.yaml", "params.yaml", "requirements.txt", *bundle.notebooks.values()]
+    click.echo(f"wrote {out}/: " + ", ".join(files))
+
+
+@main.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option(
+    "-p",
+    "--parameter",
+    "parameters",
+    multiple=True,
+    nargs=2,
+    metavar="NAME VALUE",
+    help="Set a parameter (repeatable); checked against its type.",
+)
+@click.option(
+    "-f",
+    "--parameters-file",
+    type=click.Path(path_type=Path),
+    help="YAML file of parameter values (papermill -f compatible).",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Independent stages to run at once.",
+)
+@click.option(
+    "--from",
+    "from_stage",
+    metavar="STAGE",
+    help="Run STAGE and what depends on it; reuse earlier outputs for the rest.",
+)
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="STAGE",
+    help="Run only STAGE (repeatable); its inputs come from the last run.",
+)
+@click.option(
+    "--tracking-uri",
+    help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here).",
+)
+@click.option("--kernel", help="Kernelspec to run the stages with.")
+@click.option(
+    "--stage-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Stop a stage that runs longer than this.",
+)
+@click.option(
+    "--runs-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_RUNS_ROOT,
+    show_default=True,
+    help="Where run folders are created.",
+)
+def run(
+    target: Path,
+    parameters: tuple[tuple[str, str], ...],
+    parameters_file: Path | None,
+    jobs: int,
+    from_stage: str | None,
+    only: tuple[str, ...],
+    tracking_uri: str | None,
+    kernel: str | None,
+    stage_timeout: float | None,
+    runs_dir: Path,
+) -> None:
+    """Run a notebook (converted on the fly) or a bundle's pipeline.yaml, logging to MLflow."""
+    run_id = new_run_id()
+    bundle = _load_target(target, runs_dir, run_id)
+    values = resolve(bundle.parameters, _read_parameters_file(parameters_file), list(parameters))
+    options = RunOptions(
+        parameters=values,
+        jobs=jobs,
+        from_stage=from_stage,
+        only=list(only),
+        tracking_uri=tracking_uri,
+        runs_root=runs_dir,
+        kernel=kernel,
+        stage_timeout=stage_timeout,
+        run_id=run_id,
+    )
+    runner = PipelineRunner(bundle, options, listeners=[ProgressPrinter()])
+    for warning in runner.state.state.warnings:
+        click.echo(click.style("warning: ", fg="yellow") + warning, err=True)
+    click.echo(f"running `{bundle.name}`: {len(runner.selected)} stage(s), run {run_id}", err=True)
+    state = runner.run()
+    click.echo(run_summary(state))
+
+
+def _load_target(target: Path, runs_dir: Path, run_id: str) -> Bundle:
+    """A bundle from pipeline.yaml, or converted from a notebook into the run's folder."""
+    if target.suffix == ".ipynb":
+        source = read_notebook(target)
+        analysis = analyze_notebook(source.nb, target)
+        _warn(analysis.warnings)
+        out = runs_dir / analysis.settings.pipeline / run_id / "bundle"
+        return write_bundle(source, analysis, out)  # raises on tagging errors, nothing run
+    bundle = read_bundle(target)
+    _warn_if_stale(bundle)
+    return bundle
+
+
+def _warn_if_stale(bundle: Bundle) -> None:
+    path = bundle.source_path
+    if path is None or not path.is_file():
+        return
+    current = read_notebook(path)
+    if current.sha256 != bundle.source_sha256:
+        click.echo(
+            click.style("warning: ", fg="yellow")
+            + f"{path.name} changed since this bundle was converted; run "
+            "`jupyter-mlops convert` again to pick up the changes",
+            err=True,
+        )
+
+
+def _read_parameters_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such parameters file") from None
+    except yaml.YAMLError as error:
+        raise BadInput(f"{path} is not valid YAML: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BadInput(f"{path} must map parameter names to values")
+    return data
+
+
+def _warn(diagnostics: list[Diagnostic]) -> None:
+    for diagnostic in diagnostics:
+        click.echo(click.style("warning: ", fg="yellow") + diagnostic_line(diagnostic), err=True)

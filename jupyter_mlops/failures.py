@@ -1,0 +1,90 @@
+"""Turning a failed stage execution into one clear paragraph that points at the source cell.
+
+Papermill reports the index of the failing cell in the *stage* notebook; users know their
+own notebook. Every cell we copy into a stage notebook carries its source index in
+``metadata.jupyter_mlops.source_cell``, and the executed notebook on disk tells which cell
+raised (an ``error`` output) or was running when the kernel died.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from .runstate import StageError
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_CELL_LINE = re.compile(r"Cell In\[\d*\], line (\d+)")
+_GENERATED = {
+    "load-inputs": "while loading its inputs from upstream stages",
+    "save-outputs": "while handing over its outputs",
+    "parameters": "in its parameters cell",
+}
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def describe_failure(
+    stage: str,
+    executed: Path,
+    source_name: str,
+    reason: str | None = None,
+) -> StageError:
+    """The error of a failed stage, from its executed notebook.
+
+    `reason` overrides the exception text when the kernel died or the stage timed out, in
+    which case the cell is the one that was running.
+    """
+    cell, output = _failing_cell(executed)
+    where = _where(cell, source_name)
+    if output is not None and reason is None:
+        exception = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".rstrip(": ")
+        traceback = strip_ansi("\n".join(output.get("traceback", [])))
+        match = _CELL_LINE.search(traceback)
+        line = int(match.group(1)) if match else None
+        at_line = f", line {line}" if line and _source_cell(cell) is not None else ""
+        message = f"stage `{stage}` failed {where}{at_line}: {exception}"
+        return StageError(message, _source_cell(cell), line, exception, traceback)
+    exception = reason or "the stage stopped without reporting an error"
+    return StageError(
+        f"stage `{stage}` failed {where}: {exception}", _source_cell(cell), None, exception
+    )
+
+
+def _failing_cell(executed: Path) -> tuple[Any, Any]:
+    """The cell that raised and its error output, else the cell that was running."""
+    try:
+        nb = nbformat.read(executed, as_version=4)
+    except Exception:  # not written yet (the kernel never started) or unreadable
+        return None, None
+    running = None
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return cell, output
+        if cell.metadata.get("papermill", {}).get("status") == "running":
+            running = cell
+    return running, None
+
+
+def _source_cell(cell: Any) -> int | None:
+    if cell is None:
+        return None
+    return cell.metadata.get("jupyter_mlops", {}).get("source_cell")
+
+
+def _where(cell: Any, source_name: str) -> str:
+    if cell is None:
+        return "before running any cell"
+    index = _source_cell(cell)
+    if index is not None:
+        return f"in cell {index} of {source_name}"
+    generated = cell.metadata.get("jupyter_mlops", {}).get("generated")
+    return _GENERATED.get(generated, "in a cell papermill added")

@@ -1,0 +1,113 @@
+"""Kernels for stages: which kernelspec to use, and kernels we can always stop.
+
+Each stage runs in a fresh kernel started in the source notebook's folder (so relative paths
+work as they did in JupyterLab) with its own environment (the stage's MLflow run). We own
+the kernel managers rather than letting papermill create them, so that the runner can stop
+every kernel it started, child processes included, on Ctrl-C or cancel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+from dataclasses import dataclass
+from typing import IO, Any
+
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+from jupyter_client.manager import AsyncKernelManager, KernelManager
+from jupyter_core.utils import run_sync
+
+from .errors import BadInput
+
+FALLBACK_KERNEL = "python3"
+
+
+@dataclass(frozen=True)
+class KernelChoice:
+    name: str
+    warning: str | None = None
+
+
+def choose_kernel(requested: str | None, notebook_kernel: str | None) -> KernelChoice:
+    """The kernelspec to run stages with.
+
+    An explicitly requested kernel (``--kernel`` or the notebook's ``jupyter_mlops.kernel``
+    setting) must exist. The notebook's own kernelspec is used when it is installed here;
+    otherwise we fall back to this environment's ``python3`` with a warning, instead of
+    papermill's bare "No such kernel".
+    """
+    specs = KernelSpecManager()
+    if requested:
+        try:
+            specs.get_kernel_spec(requested)
+        except NoSuchKernel:
+            known = ", ".join(sorted(specs.find_kernel_specs())) or "none"
+            raise BadInput(
+                f"kernel `{requested}` is not installed (installed kernels: {known}); "
+                "install it or choose another with --kernel"
+            ) from None
+        return KernelChoice(requested)
+    if not notebook_kernel or notebook_kernel == FALLBACK_KERNEL:
+        return KernelChoice(FALLBACK_KERNEL)
+    try:
+        specs.get_kernel_spec(notebook_kernel)
+        return KernelChoice(notebook_kernel)
+    except NoSuchKernel:
+        return KernelChoice(
+            FALLBACK_KERNEL,
+            f"the notebook's kernel `{notebook_kernel}` is not installed here; using this "
+            f"environment's `{FALLBACK_KERNEL}` instead (choose one with --kernel)",
+        )
+
+
+class StageKernelManager(AsyncKernelManager):
+    """An AsyncKernelManager whose kernel starts in a given folder with a given environment.
+
+    The kernel talks over Unix sockets (IPC) in a private folder rather than TCP ports: no
+    port races between parallel stages, nothing reachable from the network. Its own stdout
+    and stderr (library warnings, crashes in native code) go to the stage's log.
+    """
+
+    def __init__(self, *, cwd: str, env: dict[str, str], log: IO[str], **kwargs: Any) -> None:
+        self._sockets = tempfile.mkdtemp(prefix="mlops-kernel-")
+        super().__init__(transport="ipc", ip=os.path.join(self._sockets, "k"), **kwargs)
+        self.stage_cwd = cwd
+        self.stage_env = env
+        self.stage_log = log
+
+    async def start_kernel(self, **kwargs: Any) -> None:  # type: ignore[override]
+        kwargs.setdefault("cwd", self.stage_cwd)
+        kwargs.setdefault("env", self.stage_env)
+        kwargs.setdefault("stdout", self.stage_log)
+        kwargs.setdefault("stderr", self.stage_log)
+        await KernelManager._async_start_kernel(self, **kwargs)
+
+    @property
+    def pid(self) -> int | None:
+        process = getattr(self.provisioner, "process", None)
+        return process.pid if process is not None else None
+
+    def kill_now(self) -> None:
+        """Kill the kernel and every process it started, from any thread.
+
+        Kernels are started in their own session, so the process group is the kernel and
+        its children (shell commands, multiprocessing workers).
+        """
+        pid = self.pid
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+
+    def shutdown(self) -> None:
+        """Stop the kernel politely (it flushes MLflow, closes files), then make sure."""
+        try:
+            if self.has_kernel:
+                run_sync(self.shutdown_kernel)(now=False)
+        except Exception:
+            self.kill_now()
+        finally:
+            shutil.rmtree(self._sockets, ignore_errors=True)

@@ -1,0 +1,131 @@
+"""Human-readable text for the terminal: the `check` report and a run's progress lines."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from .analysis import Analysis, Diagnostic
+from .runstate import CACHED, CANCELLED, DONE, FAILED, RUNNING, SKIPPED, RunState
+
+_STATUS_STYLE = {
+    RUNNING: ("▸", "cyan"),
+    DONE: ("✓", "green"),
+    CACHED: ("=", "blue"),
+    FAILED: ("✗", "red"),
+    SKIPPED: ("-", "yellow"),
+    CANCELLED: ("■", "yellow"),
+}
+
+
+def check_report(analysis: Analysis, name: str) -> str:
+    s = analysis.settings
+    out = [
+        click.style(name, bold=True)
+        + f": pipeline `{s.pipeline}` (experiment `{s.experiment}`, model `{s.model_name}`)",
+    ]
+    if analysis.parameters:
+        out += ["", click.style("Parameters", bold=True)]
+        width = max(len(p.name) for p in analysis.parameters)
+        for p in analysis.parameters:
+            help_text = f"  # {p.help}" if p.help else ""
+            out.append(f"  {p.name:<{width}}  {p.type:<5}  = {p.default!r}{help_text}")
+    if analysis.setup_cells:
+        out += ["", click.style("Setup cells", bold=True) + ": " + _cells(analysis.setup_cells)]
+    if analysis.stages:
+        out += ["", click.style("Stages", bold=True) + " (in run order)"]
+    for number, stage in enumerate(analysis.stages, 1):
+        out.append(f"  {number}. {click.style(stage.name, bold=True)}  cells {_cells(stage.cells)}")
+        if stage.inputs:
+            takes = ", ".join(f"{v} ({p})" for v, p in stage.inputs.items())
+            out.append(f"       takes: {takes}")
+        if stage.outputs:
+            out.append(f"       gives: {', '.join(stage.outputs)}")
+        if stage.parameters:
+            out.append(f"       parameters: {', '.join(stage.parameters)}")
+        if stage.after:
+            out.append(f"       after: {', '.join(stage.after)}")
+        if stage.metrics:
+            out.append(f"       metrics: {', '.join(stage.metrics)}")
+        for variable, data in stage.models.items():
+            fitted = f" (input example from `{data}`)" if data else ""
+            out.append(f"       model: {variable}{fitted}")
+    if analysis.edges:
+        out += ["", click.style("Edges", bold=True)]
+        for edge in analysis.edges:
+            what = ", ".join(edge.variables) if edge.variables else "after: tag"
+            out.append(f"  {edge.source} -> {edge.target}: {what}")
+    for title, items, colour in (
+        ("Warnings", analysis.warnings, "yellow"),
+        ("Errors", analysis.errors, "red"),
+    ):
+        if items:
+            out += ["", click.style(title, bold=True, fg=colour)]
+            out += [f"  {diagnostic_line(d)}" for d in items]
+    errors, warnings = len(analysis.errors), len(analysis.warnings)
+    summary = (
+        click.style(f"✗ {errors} error(s)", fg="red", bold=True)
+        if errors
+        else click.style("✓ no errors", fg="green", bold=True)
+    )
+    out += ["", f"{summary}, {warnings} warning(s)"]
+    return "\n".join(out)
+
+
+def diagnostic_line(diagnostic: Diagnostic) -> str:
+    where = f"cell {diagnostic.cell}" if diagnostic.cell is not None else "notebook"
+    if diagnostic.line:
+        where += f", line {diagnostic.line}"
+    return f"{where}: {diagnostic.message} [{diagnostic.code}]"
+
+
+def _cells(cells: list[int]) -> str:
+    return ", ".join(str(c) for c in cells)
+
+
+class ProgressPrinter:
+    """A run listener printing one line per stage status change (readable in CI logs too)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str] = {}
+
+    def __call__(self, state: RunState, stage: str | None) -> None:
+        for entry in state.stages:
+            if self.seen.get(entry.name) == entry.status or entry.status not in _STATUS_STYLE:
+                continue
+            self.seen[entry.name] = entry.status
+            symbol, colour = _STATUS_STYLE[entry.status]
+            duration = entry.duration
+            timing = f" {duration:.1f}s" if entry.status != RUNNING and duration else ""
+            note = f" (outputs from {entry.cached_from})" if entry.status == CACHED else ""
+            stamp = time.strftime("%H:%M:%S")
+            click.echo(
+                f"{stamp} {click.style(symbol, fg=colour)} {entry.name:<20} "
+                f"{click.style(entry.status, fg=colour)}{timing}{note}",
+                err=True,
+            )
+
+
+def run_summary(state: RunState) -> str:
+    seconds = (state.finished or time.time()) - state.created
+    run_dir = _short(Path(state.run_dir))
+    lines = [
+        click.style(f"✓ pipeline `{state.pipeline}` succeeded", fg="green", bold=True)
+        + f" in {seconds:.1f} s (run {state.id})",
+        f"  run folder: {run_dir}",
+        f"  MLflow:     {state.tracking_uri}, run {state.parent_run_id}",
+    ]
+    for model in state.models:
+        lines.append(f"  model:      {model['name']} v{model['version']} -> {model['alias_uri']}")
+    if state.tracking_uri and state.tracking_uri.startswith("sqlite:"):
+        lines.append(f"  browse it:  mlflow ui --backend-store-uri {state.tracking_uri}")
+    return "\n".join(lines)
+
+
+def _short(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,472 @@
+"""Executing a bundle: stages in dependency order, each through papermill in a fresh kernel.
+
+The runner owns a run folder (``<runs root>/<pipeline>/<run id>/``) holding ``run.json``
+(the live state), the executed stage notebooks and their HTML, one log per stage, and the
+artifact store the stages hand values through. Scheduling is a small loop over futures:
+a stage starts once every upstream stage is done, up to ``jobs`` at a time. Each stage is
+one call to :meth:`PipelineRunner._execute_stage`, which is where caching and pre-started
+kernels plug in.
+
+Stopping is first-class: Ctrl-C or SIGTERM kills every kernel the run started (process
+groups included), marks unfinished stages cancelled and every MLflow run FAILED.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .analysis import Stage
+from .artifacts import ArtifactStore, StageRecord
+from .bundle import ARTIFACTS_PARAMETER, Bundle
+from .errors import BadInput, RunInterrupted, StageFailed
+from .failures import describe_failure
+from .kernels import StageKernelManager, choose_kernel
+from .models import REQUIREMENTS_ENV
+from .runstate import (
+    CACHED,
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RUN_CANCELLED,
+    RUN_FAILED,
+    RUN_SUCCEEDED,
+    RUNNING,
+    SKIPPED,
+    RunState,
+    RunStateFile,
+    StageError,
+    StageState,
+    read_run,
+)
+from .tracking import PipelineTracker, StageOutcome, resolve_tracking_uri
+
+DEFAULT_RUNS_ROOT = Path("mlops-runs")
+Listener = Callable[[RunState, str | None], None]
+
+
+@dataclass
+class RunOptions:
+    parameters: dict[str, Any] = field(default_factory=dict)  # resolved and type-checked
+    jobs: int = 1
+    from_stage: str | None = None
+    only: list[str] = field(default_factory=list)
+    tracking_uri: str | None = None
+    runs_root: Path = DEFAULT_RUNS_ROOT
+    kernel: str | None = None
+    stage_timeout: float | None = None
+    run_id: str | None = None
+
+
+def new_run_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+class PipelineRunner:
+    def __init__(
+        self, bundle: Bundle, options: RunOptions, listeners: list[Listener] | None = None
+    ) -> None:
+        self.bundle = bundle
+        self.options = options
+        self.listeners = listeners or []
+        self.selected = self._select_stages()
+        self.kernel = choose_kernel(options.kernel, bundle.kernel)
+        run_id = options.run_id or new_run_id()
+        self.run_dir = (options.runs_root / bundle.name / run_id).resolve()
+        self.store = ArtifactStore(self.run_dir / "artifacts")
+        self.records: dict[str, StageRecord] = {}
+        self._kernels: dict[str, StageKernelManager] = {}
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.state = RunStateFile(
+            RunState(
+                id=run_id,
+                pipeline=bundle.name,
+                run_dir=str(self.run_dir),
+                source=str(bundle.source_path) if bundle.source_path else None,
+                parameters=options.parameters,
+                stages=[StageState(s.name) for s in bundle.stages],
+                warnings=[w for w in [self.kernel.warning] if w],
+            )
+        )
+
+    # --- the whole run ------------------------------------------------------------------
+
+    def run(self) -> RunState:
+        """Run the pipeline. Raises StageFailed or RunInterrupted after recording them."""
+        logging.getLogger("papermill").setLevel(logging.WARNING)
+        tracking_uri = resolve_tracking_uri(self.options.tracking_uri)
+        self.tracker = PipelineTracker(tracking_uri, self.bundle)
+        self._reuse_earlier_outputs()
+        parent = self.tracker.start(self.options.parameters, self.run_dir)
+        self.state.update(
+            tracking_uri=tracking_uri,
+            experiment_id=self.tracker.experiment_id,
+            parent_run_id=parent,
+        )
+        outcomes = self._log_cached_stages()
+        self._notify(None)
+        try:
+            with _stop_on_sigterm():
+                self._schedule(outcomes)
+        except KeyboardInterrupt:
+            self._stop()
+            return self._end(RUN_CANCELLED, outcomes)
+        failed = [s for s in self.state.state.stages if s.status == FAILED]
+        return self._end(RUN_FAILED if failed else RUN_SUCCEEDED, outcomes)
+
+    def _end(self, status: str, outcomes: dict[str, StageOutcome]) -> RunState:
+        ordered = [outcomes[n] for n in self.bundle.stage_names if n in outcomes]
+        for stage in self.state.state.stages:
+            if stage.status in (QUEUED, RUNNING):
+                self.state.update(
+                    stage.name, status=SKIPPED if status != RUN_CANCELLED else CANCELLED
+                )
+        mlflow_status = "FINISHED" if status == RUN_SUCCEEDED else "FAILED"
+        models = self.tracker.finish(mlflow_status, ordered)
+        failed = next((s for s in self.state.state.stages if s.status == FAILED), None)
+        self.state.update(
+            status=status,
+            finished=time.time(),
+            models=[m.to_dict() for m in models],
+            error=failed.error if failed else None,
+        )
+        self._notify(None)
+        state = self.state.state
+        if status == RUN_CANCELLED:
+            raise RunInterrupted(f"run {state.id} was stopped; its MLflow runs are marked FAILED")
+        if failed is not None and failed.error is not None:
+            error = failed.error
+            raise StageFailed(
+                error.message,
+                stage=failed.name,
+                cell=error.cell,
+                line=error.line,
+                exception=error.exception,
+                notebook=str(self.run_dir / failed.notebook) if failed.notebook else None,
+            )
+        return state
+
+    def _schedule(self, outcomes: dict[str, StageOutcome]) -> None:
+        order = [s.name for s in self.bundle.stages if s.name in self.selected]
+        done = {name for name in self.bundle.stage_names if name not in self.selected}
+        running: dict[Future[StageOutcome], str] = {}
+        jobs = max(1, self.options.jobs)
+
+        def collect(futures: set[Future[StageOutcome]]) -> None:
+            for future in futures:
+                name = running.pop(future)
+                outcomes[name] = future.result()
+                if outcomes[name].status == "FINISHED":
+                    done.add(name)
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            try:
+                while order or running:
+                    if not any(s.status == FAILED for s in self.state.state.stages):
+                        ready = [n for n in order if set(self.bundle.stage(n).upstream) <= done]
+                        for name in ready[: jobs - len(running)]:
+                            order.remove(name)
+                            future = pool.submit(self._execute_stage, self.bundle.stage(name))
+                            running[future] = name
+                    if not running:
+                        break
+                    finished, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                    collect(finished)
+            except KeyboardInterrupt:
+                self._stop()
+                collect(set(running))  # their kernels are dead: they return promptly
+                raise
+
+    def _stop(self) -> None:
+        """Kill every running kernel; worker threads then see their kernel die and return."""
+        self._stopping.set()
+        with self._lock:
+            kernels = list(self._kernels.values())
+        for kernel in kernels:
+            kernel.kill_now()
+
+    def _notify(self, stage: str | None) -> None:
+        for listener in self.listeners:
+            listener(self.state.state, stage)
+
+    # --- one stage ----------------------------------------------------------------------
+
+    def _execute_stage(self, stage: Stage) -> StageOutcome:
+        started = time.time()
+        self.state.update(stage.name, status=RUNNING, started=started)
+        self._notify(stage.name)
+        run_id = ""
+        record = None
+        try:
+            run_id = self.tracker.start_stage(stage, self._position(stage.name))
+            self.state.update(stage.name, mlflow_run_id=run_id)
+            self.tracker.log_inputs(run_id, stage, self.records)
+            executed = self.run_dir / "notebooks" / Path(self.bundle.notebooks[stage.name]).name
+            log = self.run_dir / "logs" / f"{stage.name}.log"
+            self.state.update(
+                stage.name,
+                notebook=str(executed.relative_to(self.run_dir)),
+                log=str(log.relative_to(self.run_dir)),
+            )
+            error = self._papermill(stage, executed, log, run_id)
+            if error is None:
+                record = self.store.read_record(stage.name)
+                with self._lock:
+                    self.records[stage.name] = record
+            notebooks = [executed, *[p for p in [_render_html(executed)] if p]]
+        except Exception as unexpected:  # MLflow or the disk failing around the stage
+            error = StageError(
+                f"stage `{stage.name}` could not run: {type(unexpected).__name__}: {unexpected}"
+            )
+            notebooks = []
+        status = DONE if error is None else CANCELLED if self._stopping.is_set() else FAILED
+        finished = time.time()
+        mlflow_status = "FINISHED" if status == DONE else "FAILED"
+        if run_id:
+            self.tracker.finish_stage(
+                run_id,
+                mlflow_status,
+                finished - started,
+                record,
+                notebooks,
+                error.message if error else None,
+            )
+        self.state.update(stage.name, status=status, finished=finished, error=error)
+        self._notify(stage.name)
+        return StageOutcome(stage.name, run_id, mlflow_status, finished - started, record)
+
+    def _position(self, stage: str) -> int:
+        return self.bundle.stage_names.index(stage) + 1
+
+    def _papermill(self, stage: Stage, executed: Path, log: Path, run_id: str) -> StageError | None:
+        """Run the stage notebook; None on success, else what went wrong and where."""
+        import papermill
+        from papermill.exceptions import PapermillExecutionError
+
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        stream = open(log, "w", encoding="utf-8")  # noqa: SIM115 (closed in `finally`)
+        kernel = StageKernelManager(
+            kernel_name=self.kernel.name,
+            cwd=str(self.bundle.workdir_path),
+            env=self._kernel_env(run_id),
+            log=stream,
+        )
+        with self._lock:
+            if self._stopping.is_set():
+                stream.close()
+                return StageError(f"stage `{stage.name}` was cancelled before it started")
+            self._kernels[stage.name] = kernel
+        timer = _Watchdog(self.options.stage_timeout, kernel)
+        parameters = {n: self.options.parameters[n] for n in stage.parameters}
+        parameters[ARTIFACTS_PARAMETER] = str(self.store.root)
+        reason = None
+        try:
+            with timer:
+                papermill.execute_notebook(
+                    str(self.bundle.notebook_path(stage.name)),
+                    str(executed),
+                    parameters=parameters,
+                    kernel_name=self.kernel.name,
+                    km=kernel,
+                    progress_bar=False,
+                    stdout_file=stream,
+                    stderr_file=stream,
+                )
+            return None
+        except PapermillExecutionError:
+            pass
+        except Exception as error:  # the kernel died, was killed, or never started
+            reason = _reason(error, timer.fired, self.options.stage_timeout, self._stopping)
+        finally:
+            kernel.shutdown()
+            stream.close()
+            with self._lock:
+                self._kernels.pop(stage.name, None)
+        if timer.fired or self._stopping.is_set():
+            reason = _reason(None, timer.fired, self.options.stage_timeout, self._stopping)
+        source = Path(self.bundle.source_notebook or "the notebook").name
+        return describe_failure(stage.name, executed, source, reason)
+
+    def _kernel_env(self, run_id: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "MLFLOW_TRACKING_URI": self.tracker.tracking_uri,
+                "MLFLOW_RUN_ID": run_id,
+                "MLFLOW_EXPERIMENT_ID": str(self.tracker.experiment_id),
+                REQUIREMENTS_ENV: str(self.bundle.root.resolve() / "requirements.txt"),
+                "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+            }
+        )
+        return env
+
+    # --- choosing stages and reusing earlier outputs ------------------------------------
+
+    def _select_stages(self) -> set[str]:
+        names = set(self.bundle.stage_names)
+        for name in [self.options.from_stage, *self.options.only]:
+            if name is not None and name not in names:
+                self.bundle.stage(name)  # raises a BadInput that lists the stages
+        if self.options.only:
+            return set(self.options.only)
+        if self.options.from_stage:
+            return self.bundle.downstream({self.options.from_stage})
+        return names
+
+    def _reuse_earlier_outputs(self) -> None:
+        """With --from/--only, take the outputs of the stages not run from an earlier run."""
+        needed = {
+            producer
+            for name in self.selected
+            for producer in self.bundle.stage(name).inputs.values()
+            if producer not in self.selected
+        }
+        for producer in sorted(needed):
+            earlier = self._earlier_run_with(producer)
+            if earlier is None:
+                raise BadInput(
+                    f"stage `{producer}` is not part of this run, and no earlier run of "
+                    f"`{self.bundle.name}` in {self.options.runs_root} has its outputs; "
+                    "run the whole pipeline once first"
+                )
+            source = ArtifactStore(earlier / "artifacts")
+            record = source.read_record(producer)
+            if record.object:
+                _link_tree(source.object_path(record.object), self.store.object_path(record.object))
+            self.store.write_record(record)
+            self.records[producer] = record
+            earlier_stage = read_run(earlier).stage(producer)
+            self.state.update(
+                producer, status=CACHED, cached_from=earlier_stage.mlflow_run_id or earlier.name
+            )
+
+    def _log_cached_stages(self) -> dict[str, StageOutcome]:
+        """Stages whose outputs were reused still get a child run, tagged with their origin."""
+        outcomes = {}
+        for state in self.state.state.stages:
+            if state.status != CACHED:
+                continue
+            record = self.records[state.name]
+            stage = self.bundle.stage(state.name)
+            run_id = self.tracker.cached_stage(
+                stage, self._position(stage.name), record, state.cached_from
+            )
+            self.state.update(state.name, mlflow_run_id=run_id)
+            outcomes[state.name] = StageOutcome(state.name, run_id, "FINISHED", 0.0, record)
+        return outcomes
+
+    def _earlier_run_with(self, stage: str) -> Path | None:
+        runs = sorted((self.options.runs_root / self.bundle.name).glob("*/artifacts/stages"))
+        for stages in reversed(runs):
+            run_dir = stages.parent.parent
+            if run_dir != self.run_dir and (stages / f"{stage}.json").is_file():
+                return run_dir
+        return None
+
+
+class _Watchdog:
+    """Kills a stage's kernel when it runs longer than --stage-timeout."""
+
+    def __init__(self, seconds: float | None, kernel: StageKernelManager) -> None:
+        self.seconds = seconds
+        self.kernel = kernel
+        self.fired = False
+        self._timer: threading.Timer | None = None
+
+    def _fire(self) -> None:
+        self.fired = True
+        self.kernel.kill_now()
+
+    def __enter__(self) -> _Watchdog:
+        if self.seconds:
+            self._timer = threading.Timer(self.seconds, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _reason(
+    error: BaseException | None,
+    timed_out: bool,
+    timeout: float | None,
+    stopping: threading.Event,
+) -> str:
+    if timed_out:
+        return f"it ran longer than --stage-timeout ({timeout:g} s) and was stopped"
+    if stopping.is_set():
+        return "the run was stopped"
+    name = type(error).__name__ if error else "Error"
+    if name == "DeadKernelError":
+        return (
+            "the kernel died (it exited, was killed, or crashed: out of memory, os._exit(), "
+            "a crash in native code)"
+        )
+    return f"{name}: {error}"
+
+
+def _render_html(executed: Path) -> Path | None:
+    """The executed notebook as HTML, for reviewers in the MLflow UI; None if impossible."""
+    if not executed.is_file():
+        return None
+    from nbconvert import HTMLExporter
+
+    try:
+        body, _ = HTMLExporter().from_filename(str(executed))
+    except Exception:  # a notebook nbconvert can't render still has its .ipynb
+        return None
+    html = executed.with_suffix(".html")
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Hard-link an immutable object folder into another store (copy across devices)."""
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".tmp-{uuid.uuid4().hex}"
+    shutil.copytree(source, staging, copy_function=_link_or_copy)
+    staging.rename(target)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+@contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """Treat SIGTERM (a cancel from the Jupyter server, a CI timeout) like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

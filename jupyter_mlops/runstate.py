@@ -1,0 +1,135 @@
+"""The state of one pipeline run, kept in ``<run dir>/run.json``.
+
+The runner rewrites the file (atomically) at every change, so anything can watch a run
+without talking to it: the CLI's progress display, the Jupyter server's ``GET runs/{id}``,
+a CI job that inspects a run after the fact. Run history is simply the run folders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .files import atomic_write
+
+STATE_FILE = "run.json"
+
+# Stage statuses, in the order a stage moves through them.
+QUEUED, RUNNING, DONE, FAILED, CACHED, SKIPPED, CANCELLED = (
+    "queued",
+    "running",
+    "done",
+    "failed",
+    "cached",
+    "skipped",  # not run because an upstream stage failed or the run was stopped
+    "cancelled",
+)
+# Run statuses.
+RUN_RUNNING, RUN_SUCCEEDED, RUN_FAILED, RUN_CANCELLED = (
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+)
+
+
+@dataclass
+class StageError:
+    message: str
+    cell: int | None = None  # index in the source notebook
+    line: int | None = None
+    exception: str | None = None  # "ValueError: bad input"
+    traceback: str | None = None
+
+
+@dataclass
+class StageState:
+    name: str
+    status: str = QUEUED
+    started: float | None = None
+    finished: float | None = None
+    notebook: str | None = None  # executed notebook, relative to the run folder
+    log: str | None = None
+    mlflow_run_id: str | None = None
+    cached_from: str | None = None
+    error: StageError | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.finished or time.time()) - self.started
+
+
+@dataclass
+class RunState:
+    id: str
+    pipeline: str
+    run_dir: str
+    status: str = RUN_RUNNING
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+    source: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    stages: list[StageState] = field(default_factory=list)
+    tracking_uri: str | None = None
+    experiment_id: str | None = None
+    parent_run_id: str | None = None
+    models: list[dict[str, Any]] = field(default_factory=list)
+    error: StageError | None = None
+    pid: int = field(default_factory=os.getpid)
+    warnings: list[str] = field(default_factory=list)
+
+    def stage(self, name: str) -> StageState:
+        return next(s for s in self.stages if s.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for stage, entry in zip(self.stages, data["stages"], strict=True):
+            entry["duration"] = stage.duration
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunState:
+        data = dict(data)
+        stages = []
+        for entry in data.pop("stages", []):
+            entry = {k: v for k, v in entry.items() if k != "duration"}
+            error = entry.pop("error", None)
+            stages.append(StageState(**entry, error=StageError(**error) if error else None))
+        error = data.pop("error", None)
+        return cls(**data, stages=stages, error=StageError(**error) if error else None)
+
+
+class RunStateFile:
+    """Thread-safe owner of a run's state; every update is written through atomically."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+        self.path = Path(state.run_dir) / STATE_FILE
+        self._lock = threading.Lock()
+        self.save()
+
+    def update(self, stage: str | None = None, **changes: Any) -> None:
+        with self._lock:
+            target: Any = self.state.stage(stage) if stage else self.state
+            for key, value in changes.items():
+                setattr(target, key, value)
+            self._write()
+
+    def save(self) -> None:
+        with self._lock:
+            self._write()
+
+    def _write(self) -> None:
+        atomic_write(self.path, json.dumps(self.state.to_dict(), indent=1, default=str))
+
+
+def read_run(run_dir: str | Path) -> RunState:
+    path = Path(run_dir) / STATE_FILE
+    return RunState.from_dict(json.loads(path.read_text(encoding="utf-8")))

@@ -1,0 +1,94 @@
+"""What the generated cells of a stage notebook call, inside the stage's kernel.
+
+Kept small and cheap to import (no MLflow unless the stage logs a model), because every
+stage's kernel imports it. When the runner starts a stage it sets ``MLFLOW_RUN_ID`` to the
+stage's MLflow run, so the user's own ``mlflow.log_*`` and ``mlflow.autolog()`` calls land
+there and models are logged there; under plain papermill nothing is logged to MLflow and the
+stage simply hands its values over.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from .artifacts import ArtifactStore, StageRecord, is_metric_value
+
+
+def load_inputs(store: str, inputs: dict[str, str]) -> tuple[Any, ...]:
+    """The values of `inputs` (variable -> producing stage), in the mapping's order."""
+    artifacts = ArtifactStore(store)
+    by_stage: dict[str, list[str]] = {}
+    for name, producer in inputs.items():
+        by_stage.setdefault(producer, []).append(name)
+    values: dict[str, Any] = {}
+    for producer, names in by_stage.items():
+        values.update(artifacts.load(producer, names))
+    return tuple(values[name] for name in inputs)
+
+
+def save_outputs(
+    store: str,
+    stage: str,
+    namespace: dict[str, Any],
+    outputs: list[str] | None = None,
+    metrics: list[str] | None = None,
+    models: dict[str, str | None] | None = None,
+) -> None:
+    """Write the values later stages read; record metrics, and log models to MLflow."""
+    artifacts = ArtifactStore(store)
+    missing = [n for n in outputs or [] if n not in namespace]
+    if missing:
+        raise NameError(
+            f"stage `{stage}` was expected to set {', '.join(missing)} for later stages, but "
+            "didn't (is the assignment inside a branch that did not run?)"
+        )
+    values = {name: namespace[name] for name in outputs or []}
+    digest, variables = artifacts.write_values(stage, values) if values else (None, {})
+    record = StageRecord(
+        stage=stage,
+        object=digest,
+        variables=variables,
+        metrics=_metrics(namespace, metrics or []),
+        models=_log_models(namespace, models or {}, stage),
+    )
+    artifacts.write_record(record)
+
+
+def _metrics(namespace: dict[str, Any], names: list[str]) -> dict[str, float]:
+    """The numeric scalars among the names a `metrics` cell assigns (arrays etc. are not)."""
+    return {n: float(namespace[n]) for n in names if is_metric_value(namespace.get(n))}
+
+
+def _log_models(
+    namespace: dict[str, Any], models: dict[str, str | None], stage: str
+) -> dict[str, dict[str, Any]]:
+    if not models:
+        return {}
+    if not os.environ.get("MLFLOW_RUN_ID"):
+        print("jupyter-mlops: no MLflow run (plain papermill), so models are not logged")
+        return {}
+    from .models import log_model
+
+    logged = {}
+    for variable, fit_data in models.items():
+        if variable not in namespace:
+            raise NameError(f"`model:{variable}`: stage `{stage}` ended without `{variable}`")
+        example = _fit_data(namespace, fit_data)
+        logged[variable] = log_model(namespace[variable], variable, example)
+    return logged
+
+
+def _fit_data(namespace: dict[str, Any], expression: str | None) -> Any:
+    if not expression:
+        return None
+    try:
+        return eval(expression, namespace)  # the user's own expression from her `.fit(...)`
+    except Exception as error:
+        print(
+            f"jupyter-mlops: can't evaluate the model's training data `{expression}` ({error}); "
+            "logging the model without an input example",
+            file=sys.stderr,
+        )
+        return None
