@@ -73,6 +73,7 @@ def git_info(path: Path | None) -> dict[str, str]:
     except (RuntimeError, OSError, subprocess.SubprocessError):
         return {}
     try:
+        info["path"] = git("ls-files", "--full-name", "--", path.name) or path.name
         info["branch"] = git("rev-parse", "--abbrev-ref", "HEAD")
         info["dirty"] = "true" if git("status", "--porcelain", "--", path.name) else "false"
         info["repo_url"] = git("config", "--get", "remote.origin.url")
@@ -336,7 +337,7 @@ class PipelineTracker:
 
     def model_card(self, model: RegisteredModel, outcomes: list[StageOutcome]) -> str:
         """The version's description: where the model comes from and how to use it."""
-        source = self.bundle.source_notebook or "(no source notebook)"
+        source = self.git.get("path") or self.bundle.source_path or "(no source notebook)"
         commit = self.git.get("commit")
         lines = [
             f"# {model.name} v{model.version}: candidate from pipeline `{self.bundle.name}`",
@@ -392,7 +393,8 @@ class PipelineTracker:
 
 
 def _param_text(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    """Parameters as a Python user would write them: `None`, `0.25`, `[1, 2]`."""
+    text = json.dumps(value, default=str) if isinstance(value, list | dict) else str(value)
     if len(text) > MAX_PARAM_LENGTH:
         text = text[: MAX_PARAM_LENGTH - 20] + "...(truncated)"
     return text
