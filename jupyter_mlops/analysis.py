@@ -197,7 +197,8 @@ class _Analyzer:
             stage.upstream = sorted(
                 {e.source for e in edges if e.target == stage.name}, key=order.index
             )
-        if not self.stages and not any(d.code == "no-cells" for d in self.diagnostics):
+        explained = {"no-cells", "invalid-tag", "conflicting-tags"}
+        if not self.stages and not any(d.code in explained for d in self.diagnostics):
             self.error(
                 "no-stages",
                 "the notebook has no stages: tag the first cell of each step `stage:NAME` "

@@ -97,13 +97,7 @@ def write_bundle(source: SourceNotebook, analysis: Analysis, out: str | Path) ->
     Files are written atomically; stage notebooks from an earlier conversion that no longer
     correspond to a stage are removed, so the folder always matches pipeline.yaml.
     """
-    if analysis.errors:
-        first = analysis.errors[0]
-        where = f" (cell {first.cell})" if first.cell is not None else ""
-        raise NotebookError(
-            f"the notebook has {len(analysis.errors)} error(s); the first{where}: "
-            f"{first.message}. Run `jupyter-mlops check` for the full report."
-        )
+    raise_for_errors(analysis)
     root = Path(out)
     bundle = bundle_for(source, analysis, root)
     for stage in bundle.stages:
@@ -118,6 +112,17 @@ def write_bundle(source: SourceNotebook, analysis: Analysis, out: str | Path) ->
     requirements = pinned_requirements(analysis.imports)
     atomic_write(root / "requirements.txt", "\n".join(requirements) + "\n")
     return bundle
+
+
+def raise_for_errors(analysis: Analysis) -> None:
+    """Stop with the first tagging error: a notebook with errors is never converted or run."""
+    if analysis.errors:
+        first = analysis.errors[0]
+        where = f" (cell {first.cell})" if first.cell is not None else ""
+        raise NotebookError(
+            f"the notebook has {len(analysis.errors)} error(s); the first{where}: "
+            f"{first.message}. Run `jupyter-mlops check` for the full report."
+        )
 
 
 def bundle_for(source: SourceNotebook, analysis: Analysis, root: Path) -> Bundle:

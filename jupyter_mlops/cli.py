@@ -16,7 +16,7 @@ import yaml
 
 from . import __version__
 from .analysis import Diagnostic, analyze_notebook
-from .bundle import Bundle, read_bundle, write_bundle
+from .bundle import Bundle, bundle_for, raise_for_errors, read_bundle, write_bundle
 from .errors import BadInput, MlopsError, StageFailed
 from .notebooks import read_notebook
 from .parameters import resolve
@@ -154,8 +154,20 @@ def run(
 ) -> None:
     """Run a notebook (converted on the fly) or a bundle's pipeline.yaml, logging to MLflow."""
     run_id = new_run_id()
-    bundle = _load_target(target, runs_dir, run_id)
-    values = resolve(bundle.parameters, _read_parameters_file(parameters_file), list(parameters))
+    given = _read_parameters_file(parameters_file)
+    if target.suffix == ".ipynb":  # checked before anything is written
+        source = read_notebook(target)
+        analysis = analyze_notebook(source.nb, target)
+        _warn(analysis.warnings)
+        raise_for_errors(analysis)
+        values = resolve(analysis.parameters, given, list(parameters))
+        out = runs_dir / analysis.settings.pipeline / run_id / "bundle"
+        bundle = bundle_for(source, analysis, out)  # written once the run request is checked
+    else:
+        source = None
+        bundle = read_bundle(target)
+        _warn_if_stale(bundle)
+        values = resolve(bundle.parameters, given, list(parameters))
     options = RunOptions(
         parameters=values,
         jobs=jobs,
@@ -168,24 +180,13 @@ def run(
         run_id=run_id,
     )
     runner = PipelineRunner(bundle, options, listeners=[ProgressPrinter()])
-    for warning in runner.state.state.warnings:
+    if source is not None:
+        write_bundle(source, analysis, bundle.root)
+    for warning in runner.warnings:
         click.echo(click.style("warning: ", fg="yellow") + warning, err=True)
     click.echo(f"running `{bundle.name}`: {len(runner.selected)} stage(s), run {run_id}", err=True)
     state = runner.run()
     click.echo(run_summary(state))
-
-
-def _load_target(target: Path, runs_dir: Path, run_id: str) -> Bundle:
-    """A bundle from pipeline.yaml, or converted from a notebook into the run's folder."""
-    if target.suffix == ".ipynb":
-        source = read_notebook(target)
-        analysis = analyze_notebook(source.nb, target)
-        _warn(analysis.warnings)
-        out = runs_dir / analysis.settings.pipeline / run_id / "bundle"
-        return write_bundle(source, analysis, out)  # raises on tagging errors, nothing run
-    bundle = read_bundle(target)
-    _warn_if_stale(bundle)
-    return bundle
 
 
 def _warn_if_stale(bundle: Bundle) -> None:

@@ -85,32 +85,38 @@ class PipelineRunner:
         self.kernel = choose_kernel(options.kernel, bundle.kernel)
         run_id = options.run_id or new_run_id()
         self.run_dir = (options.runs_root / bundle.name / run_id).resolve()
+        self.earlier = self._find_earlier_outputs()  # may refuse the run: before any file
         self.store = ArtifactStore(self.run_dir / "artifacts")
         self.records: dict[str, StageRecord] = {}
         self._kernels: dict[str, StageKernelManager] = {}
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.state = RunStateFile(
-            RunState(
-                id=run_id,
-                pipeline=bundle.name,
-                run_dir=str(self.run_dir),
-                source=str(bundle.source_path) if bundle.source_path else None,
-                parameters=options.parameters,
-                stages=[StageState(s.name) for s in bundle.stages],
-                warnings=[w for w in [self.kernel.warning] if w],
-            )
-        )
+        self.run_id = run_id
+        self.warnings = [w for w in [self.kernel.warning] if w]
 
     # --- the whole run ------------------------------------------------------------------
 
     def run(self) -> RunState:
-        """Run the pipeline. Raises StageFailed or RunInterrupted after recording them."""
+        """Run the pipeline. Raises StageFailed or RunInterrupted after recording them.
+
+        Nothing is written before this is called: the constructor only checks the request.
+        """
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.state = RunStateFile(
+            RunState(
+                id=self.run_id,
+                pipeline=self.bundle.name,
+                run_dir=str(self.run_dir),
+                source=str(self.bundle.source_path) if self.bundle.source_path else None,
+                parameters=self.options.parameters,
+                stages=[StageState(s.name) for s in self.bundle.stages],
+                warnings=self.warnings,
+            )
+        )
         logging.getLogger("papermill").setLevel(logging.WARNING)
         tracking_uri = resolve_tracking_uri(self.options.tracking_uri)
         self.tracker = PipelineTracker(tracking_uri, self.bundle)
-        self._reuse_earlier_outputs()
+        self._copy_earlier_outputs()
         parent = self.tracker.start(self.options.parameters, self.run_dir)
         self.state.update(
             tracking_uri=tracking_uri,
@@ -328,14 +334,15 @@ class PipelineRunner:
             return self.bundle.downstream({self.options.from_stage})
         return names
 
-    def _reuse_earlier_outputs(self) -> None:
-        """With --from/--only, take the outputs of the stages not run from an earlier run."""
+    def _find_earlier_outputs(self) -> dict[str, Path]:
+        """With --from/--only: the earlier run folder holding each needed stage's outputs."""
         needed = {
             producer
             for name in self.selected
             for producer in self.bundle.stage(name).inputs.values()
             if producer not in self.selected
         }
+        found = {}
         for producer in sorted(needed):
             earlier = self._earlier_run_with(producer)
             if earlier is None:
@@ -344,6 +351,11 @@ class PipelineRunner:
                     f"`{self.bundle.name}` in {self.options.runs_root} has its outputs; "
                     "run the whole pipeline once first"
                 )
+            found[producer] = earlier
+        return found
+
+    def _copy_earlier_outputs(self) -> None:
+        for producer, earlier in self.earlier.items():
             source = ArtifactStore(earlier / "artifacts")
             record = source.read_record(producer)
             if record.object:

@@ -1,0 +1,93 @@
+import pytest
+
+from jupyter_mlops.errors import BadInput
+from jupyter_mlops.parameters import ParameterProblem, coerce, parse_parameters, resolve
+
+
+def test_typed_parameters_with_help():
+    params = parse_parameters(
+        "n_estimators: int = 100  # trees in the forest\n"
+        "rate: float = 1\n"
+        "name = 'x'\n"
+        "flags: list = [1, 2]\n"
+        "depth: int | None = None  # unlimited\n"
+        "negative = -3\n"
+    )
+    by_name = {p.name: p for p in params}
+    assert by_name["n_estimators"].type == "int" and by_name["n_estimators"].default == 100
+    assert by_name["n_estimators"].help == "trees in the forest"
+    assert by_name["rate"].default == 1.0 and isinstance(by_name["rate"].default, float)
+    assert by_name["name"].type == "str"
+    assert by_name["flags"].type == "list"
+    assert by_name["depth"].optional and by_name["depth"].type == "int"
+    assert by_name["negative"].default == -3
+    assert [p.line for p in params] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize(
+    ("code", "fragment"),
+    [
+        ("import os\n", "not a plain assignment"),
+        ("x = compute()\n", "literal values"),
+        ("x: int\n", "no default"),
+        ("x: int = 'a'\n", "must be an integer"),
+        ("x: numpy.ndarray = 1\n", "unsupported parameter type"),
+        ("mlops_artifacts = 'a'\n", "reserved"),
+        ("for i in range(3):\n    pass\n", "not a plain assignment"),
+    ],
+)
+def test_parameter_cell_problems(code, fragment):
+    with pytest.raises(ParameterProblem) as raised:
+        parse_parameters(code)
+    assert fragment in str(raised.value)
+    assert raised.value.line == 1
+
+
+def test_command_line_values_are_parsed_by_type():
+    assert coerce("int", "10", "n", from_text=True) == 10
+    assert coerce("float", "1e-3", "r", from_text=True) == 0.001
+    assert coerce("bool", "yes", "b", from_text=True) is True
+    assert coerce("str", "10", "s", from_text=True) == "10"
+    assert coerce("list", "[1, 2]", "l", from_text=True) == [1, 2]
+    assert coerce("dict", "{a: 1}", "d", from_text=True) == {"a": 1}
+    assert coerce("any", "3", "a", from_text=True) == 3
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [("int", "abc"), ("int", "1.5"), ("float", "fast"), ("bool", "maybe"), ("list", "{a: 1}")],
+)
+def test_bad_command_line_values(kind, text):
+    with pytest.raises(BadInput) as raised:
+        coerce(kind, text, "p", from_text=True)
+    assert "parameter `p`" in str(raised.value)
+
+
+def test_file_values_must_match_types():
+    assert coerce("float", 3, "x") == 3.0
+    with pytest.raises(BadInput):
+        coerce("int", True, "x")
+    with pytest.raises(BadInput):
+        coerce("int", 2.5, "x")
+    with pytest.raises(BadInput):
+        coerce("str", 5, "x")
+
+
+def test_resolve_applies_file_then_command_line():
+    params = parse_parameters("n: int = 1\nname = 'a'\nlimit: int | None = None\n")
+    values = resolve(params, {"n": 2, "limit": None}, [("n", "3")])
+    assert values == {"n": 3, "name": "a", "limit": None}
+
+
+def test_unknown_parameter_suggests_the_closest():
+    params = parse_parameters("n_estimators = 1\n")
+    with pytest.raises(BadInput, match="did you mean `n_estimators`"):
+        resolve(params, None, [("n_estimator", "2")])
+    with pytest.raises(BadInput, match="no parameters cell"):
+        resolve([], None, [("x", "1")])
+
+
+def test_values_stay_data():
+    params = parse_parameters("command = 'ls'\n")
+    hostile = "__import__('os').system('touch /tmp/x')"
+    assert resolve(params, None, [("command", hostile)]) == {"command": hostile}
