@@ -225,7 +225,21 @@ class PipelineTracker:
                 )
             )
         if datasets:
-            self.client.log_inputs(run_id, datasets=datasets)
+            self._log_inputs_racing_others(run_id, datasets)
+
+    def _log_inputs_racing_others(self, run_id: str, datasets: list[Any]) -> None:
+        """MLflow's SQL store inserts a dataset it hasn't seen, racing any parallel stage that
+        consumes the same one; the loser retries and then finds it existing."""
+        from mlflow.exceptions import MlflowException
+
+        for attempt in range(5):
+            try:
+                self.client.log_inputs(run_id, datasets=datasets)
+                return
+            except MlflowException as error:
+                if "unique constraint" not in str(error).lower() or attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def finish_stage(
         self,

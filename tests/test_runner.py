@@ -266,3 +266,26 @@ def test_ctrl_c_stops_kernels_and_marks_runs_failed(workdir):
     state = read_run(next((workdir / "mlops-runs" / "sleepy").iterdir()))
     assert state.status == "cancelled"
     assert [s.status for s in state.stages] == ["done", "cancelled", "cancelled"]
+
+
+def test_autolog_inside_a_stage_lands_in_that_stage_run(workdir):
+    write(
+        notebook(
+            code("import numpy as np\nX = np.random.default_rng(1).random((40, 3))\n"
+                 "y = (X[:, 0] > 0.5).astype(int)", "stage:data"),
+            code("import mlflow\nfrom sklearn.tree import DecisionTreeClassifier\n"
+                 "mlflow.sklearn.autolog(log_models=False)\n"
+                 "tree = DecisionTreeClassifier(max_depth=2).fit(X, y)", "stage:train"),
+        ),
+        workdir / "autolog.ipynb",
+    )
+    result = cli("run", "autolog.ipynb", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    client = client_for(workdir)
+    parent, children = pipeline_runs(client, "autolog")
+    train = children["train"]
+    assert train.data.params["max_depth"] == "2"  # logged by autolog
+    assert "training_accuracy_score" in train.data.metrics
+    assert train.info.status == "FINISHED"
+    experiment = client.get_experiment_by_name("autolog")
+    assert len(client.search_runs([experiment.experiment_id])) == 3

@@ -1,0 +1,76 @@
+"""Both example notebooks, end to end, checked through MlflowClient as an ML engineer would."""
+
+import mlflow
+import numpy as np
+import pytest
+from conftest import EXAMPLES, cli
+from mlflow_helpers import artifact_paths, client_for, pipeline_runs
+
+pytestmark = pytest.mark.slow
+
+
+def run_example(workdir, name, *args):
+    source = EXAMPLES / name
+    before = source.read_bytes()
+    result = cli("run", str(source), *args, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert source.read_bytes() == before  # the user's notebook is never modified
+    return result
+
+
+def check_candidate(workdir, model_name):
+    client = client_for(workdir)
+    version = client.get_model_version_by_alias(model_name, "candidate")
+    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{model_name}@candidate")
+        predictions = np.asarray(model.predict(model.input_example))
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert len(predictions) == len(model.input_example) == 5
+    assert model.metadata.signature is not None
+    return version
+
+
+def test_wine_classifier(workdir):
+    result = run_example(workdir, "wine_classifier.ipynb", "-p", "n_estimators", "50")
+    assert "models:/wine-classifier@candidate" in result.stdout
+    client = client_for(workdir)
+    parent, children = pipeline_runs(client, "wine-classifier")
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params == {
+        "test_size": "0.25", "n_estimators": "50", "max_depth": "None", "random_state": "42"
+    }
+    assert list(children) == ["report", "evaluate", "train", "split", "load"]
+    assert all(run.info.status == "FINISHED" for run in children.values())
+    assert children["train"].data.params == {
+        "max_depth": "None", "n_estimators": "50", "random_state": "42"
+    }
+    metrics = children["evaluate"].data.metrics
+    assert 0.8 < metrics["accuracy"] <= 1.0 and 0.8 < metrics["f1_macro"] <= 1.0
+    assert "predictions" not in metrics  # arrays assigned in a metrics cell are not metrics
+    assert "feature_importance.png" in artifact_paths(client, children["report"].info.run_id)
+    assert {d.dataset.name for d in children["train"].inputs.dataset_inputs} == {
+        "X_train", "y_train"
+    }
+    version = check_candidate(workdir, "wine-classifier")
+    assert version.run_id == children["train"].info.run_id
+    card = version.description
+    assert "wine_classifier.ipynb" in card and "| evaluate | accuracy |" in card
+    assert "| n_estimators | `50` |" in card
+    assert "mlflow models serve" in card
+
+
+def test_kale_digits_fanout(workdir):
+    run_example(workdir, "kale_digits_fanout.ipynb", "--jobs", "2")
+    client = client_for(workdir)
+    parent, children = pipeline_runs(client, "kale-digits-fanout")
+    assert parent.info.status == "FINISHED"
+    assert set(children) == {
+        "load_data", "features", "train_logreg", "train_forest", "train_svm", "compare"
+    }
+    compare = children["compare"].data.metrics
+    best = max(compare["logreg_accuracy"], compare["forest_accuracy"], compare["svm_accuracy"])
+    assert compare["best_accuracy"] == best > 0.9
+    version = check_candidate(workdir, "kale-digits-fanout")
+    assert version.run_id == children["compare"].info.run_id
