@@ -44,8 +44,9 @@ def cli(*args: str, cwd: Path, timeout: float = 600, env: dict[str, str] | None 
     """Run `jupyter-mlops ARGS` as a user would, in `cwd`."""
     command = [str(Path(sys.executable).parent / "jupyter-mlops"), *args]
     inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    merged = {**inherited, **(env or {})}
     return subprocess.run(
-        command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**inherited, **(env or {})}
+        command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=merged
     )
 
 

@@ -56,8 +56,10 @@ def test_a_value_comes_from_the_last_stage_that_touched_it():
 
 def test_mutation_through_attributes_subscripts_and_augmented_assignment():
     a = analyze(
-        code("cfg = {}\ncount = 0\nfrom types import SimpleNamespace\nns = SimpleNamespace()",
-             "stage:make"),
+        code(
+            "cfg = {}\ncount = 0\nfrom types import SimpleNamespace\nns = SimpleNamespace()",
+            "stage:make",
+        ),
         code("cfg['k'] = 1\ncount += 1\nns.value = 3", "stage:change"),
         code("print(cfg, count, ns)", "stage:read"),
     )
@@ -273,8 +275,10 @@ def test_models_and_their_training_data():
 def test_model_fit_in_an_earlier_stage_pulls_its_data_in():
     a = analyze(
         code("X = [[1]]\ny = [1]", "stage:data"),
-        code("class M:\n    def fit(self, a, b):\n        return self\nm = M()\nm.fit(X, y)",
-             "stage:train"),
+        code(
+            "class M:\n    def fit(self, a, b):\n        return self\nm = M()\nm.fit(X, y)",
+            "stage:train",
+        ),
         code("best = m", "stage:pick", "model:best", "model:m"),
     )
     pick = a.stage("pick")
@@ -328,8 +332,9 @@ def test_json_form_has_everything_the_ui_needs():
     a = analyze(code("x = 1", "stage:one"), code("y = x", "stage:two"))
     data = a.to_dict()
     assert data["ok"] is True
-    assert data["edges"] == [{"source": "one", "target": "two", "variables": ["x"],
-                              "explicit": False}]
+    assert data["edges"] == [
+        {"source": "one", "target": "two", "variables": ["x"], "explicit": False}
+    ]
     assert data["cells"][1]["reads"] == ["x"]
 
 

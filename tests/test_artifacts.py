@@ -73,12 +73,17 @@ def test_objects_are_content_addressed(tmp_path):
 
 def test_summaries_describe_arrays_and_frames(tmp_path):
     store = ArtifactStore(tmp_path)
-    record = save(store, "s", {"x": np.zeros((3, 2), dtype=np.float32),
-                               "df": pd.DataFrame({"a": [1, 2]}), "n": 1})
-    assert record.variables["x"].summary == {"kind": "ndarray", "shape": [3, 2],
-                                             "dtype": "float32"}
-    assert record.variables["df"].summary == {"kind": "dataframe", "rows": 2,
-                                              "columns": {"a": "int64"}}
+    record = save(
+        store,
+        "s",
+        {"x": np.zeros((3, 2), dtype=np.float32), "df": pd.DataFrame({"a": [1, 2]}), "n": 1},
+    )
+    assert record.variables["x"].summary == {"kind": "ndarray", "shape": [3, 2], "dtype": "float32"}
+    assert record.variables["df"].summary == {
+        "kind": "dataframe",
+        "rows": 2,
+        "columns": {"a": "int64"},
+    }
     assert record.variables["n"].summary == {}
     assert StageRecord.from_json(record.to_json()) == record
 

@@ -41,7 +41,10 @@ def test_convert_writes_the_bundle(tmp_path):
     assert result.returncode == 0, result.stderr
     out = tmp_path / "bundle"
     assert sorted(p.name for p in out.iterdir()) == [
-        "params.yaml", "pipeline.yaml", "requirements.txt", "stages"
+        "params.yaml",
+        "pipeline.yaml",
+        "requirements.txt",
+        "stages",
     ]
     assert sorted(p.name for p in (out / "stages").iterdir()) == ["01_make.ipynb", "02_sum.ipynb"]
     spec = yaml.safe_load((out / "pipeline.yaml").read_text())
@@ -49,7 +52,10 @@ def test_convert_writes_the_bundle(tmp_path):
     assert spec["source"]["notebook"] == "../nb/small.ipynb"
     assert spec["source"]["sha256"] == hashlib.sha256(before).hexdigest()
     assert spec["parameters"]["n"] == {
-        "type": "int", "default": 5, "help": "how many", "optional": False
+        "type": "int",
+        "default": 5,
+        "help": "how many",
+        "optional": False,
     }
     assert spec["stages"][1]["inputs"] == {"values": "make"}
     assert spec["stages"][1]["metrics"] == ["total"]
@@ -69,7 +75,12 @@ def test_stage_notebook_layout(tmp_path):
     nb = nbformat.read(tmp_path / "bundle" / "stages" / "02_sum.ipynb", as_version=4)
     kinds = [c.metadata.get("jupyter_mlops", {}) for c in nb.cells]
     assert [k.get("generated") or k.get("role") for k in kinds] == [
-        "header", "parameters", "setup", "load-inputs", "stage", "save-outputs"
+        "header",
+        "parameters",
+        "setup",
+        "load-inputs",
+        "stage",
+        "save-outputs",
     ]
     assert nb.cells[1].metadata.tags == ["parameters"]
     assert "mlops_artifacts" in nb.cells[1].source
@@ -119,9 +130,19 @@ def test_stage_notebooks_run_under_plain_papermill(tmp_path):
     papermill = str(Path(sys.executable).parent / "papermill")
     for stage, extra in (("01_make", ["-p", "n", "4"]), ("02_sum", [])):
         result = subprocess.run(
-            [papermill, f"bundle/stages/{stage}.ipynb", f"{stage}.out.ipynb",
-             "-p", "mlops_artifacts", str(store), *extra],
-            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+            [
+                papermill,
+                f"bundle/stages/{stage}.ipynb",
+                f"{stage}.out.ipynb",
+                "-p",
+                "mlops_artifacts",
+                str(store),
+                *extra,
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert result.returncode == 0, result.stderr
     artifacts = ArtifactStore(store)

@@ -39,19 +39,25 @@ def test_wine_classifier(workdir):
     parent, children = pipeline_runs(client, "wine-classifier")
     assert parent.info.status == "FINISHED"
     assert parent.data.params == {
-        "test_size": "0.25", "n_estimators": "50", "max_depth": "None", "random_state": "42"
+        "test_size": "0.25",
+        "n_estimators": "50",
+        "max_depth": "None",
+        "random_state": "42",
     }
     assert list(children) == ["report", "evaluate", "train", "split", "load"]
     assert all(run.info.status == "FINISHED" for run in children.values())
     assert children["train"].data.params == {
-        "max_depth": "None", "n_estimators": "50", "random_state": "42"
+        "max_depth": "None",
+        "n_estimators": "50",
+        "random_state": "42",
     }
     metrics = children["evaluate"].data.metrics
     assert 0.8 < metrics["accuracy"] <= 1.0 and 0.8 < metrics["f1_macro"] <= 1.0
     assert "predictions" not in metrics  # arrays assigned in a metrics cell are not metrics
     assert "feature_importance.png" in artifact_paths(client, children["report"].info.run_id)
     assert {d.dataset.name for d in children["train"].inputs.dataset_inputs} == {
-        "X_train", "y_train"
+        "X_train",
+        "y_train",
     }
     version = check_candidate(workdir, "wine-classifier")
     assert version.run_id == children["train"].info.run_id
@@ -67,7 +73,12 @@ def test_kale_digits_fanout(workdir):
     parent, children = pipeline_runs(client, "kale-digits-fanout")
     assert parent.info.status == "FINISHED"
     assert set(children) == {
-        "load_data", "features", "train_logreg", "train_forest", "train_svm", "compare"
+        "load_data",
+        "features",
+        "train_logreg",
+        "train_forest",
+        "train_svm",
+        "compare",
     }
     compare = children["compare"].data.metrics
     best = max(compare["logreg_accuracy"], compare["forest_accuracy"], compare["svm_accuracy"])

@@ -19,12 +19,24 @@ def flavors_notebook():
     return notebook(
         code("import numpy as np", "setup"),
         code(TRAINING, "stage:data"),
-        code("from sklearn.linear_model import LogisticRegression\n"
-             "sk = LogisticRegression().fit(X_train, y_train)", "stage:sklearn", "model:sk"),
-        code("import xgboost\nxgb = xgboost.XGBClassifier(n_estimators=5, max_depth=2)\n"
-             "xgb.fit(X_train, y_train)", "stage:xgb", "model:xgb"),
-        code("import lightgbm\nlgbm = lightgbm.LGBMClassifier(n_estimators=5, verbose=-1)\n"
-             "lgbm.fit(X_train, y_train)", "stage:lgbm", "model:lgbm"),
+        code(
+            "from sklearn.linear_model import LogisticRegression\n"
+            "sk = LogisticRegression().fit(X_train, y_train)",
+            "stage:sklearn",
+            "model:sk",
+        ),
+        code(
+            "import xgboost\nxgb = xgboost.XGBClassifier(n_estimators=5, max_depth=2)\n"
+            "xgb.fit(X_train, y_train)",
+            "stage:xgb",
+            "model:xgb",
+        ),
+        code(
+            "import lightgbm\nlgbm = lightgbm.LGBMClassifier(n_estimators=5, verbose=-1)\n"
+            "lgbm.fit(X_train, y_train)",
+            "stage:lgbm",
+            "model:lgbm",
+        ),
         code(
             "import torch\n"
             "torch.manual_seed(0)\n"
@@ -36,11 +48,16 @@ def flavors_notebook():
             "    optimizer.zero_grad()\n"
             "    torch.nn.functional.cross_entropy(net(features), labels).backward()\n"
             "    optimizer.step()",
-            "stage:torch", "model:net",
+            "stage:torch",
+            "model:net",
         ),
-        code("class Threshold:\n    def predict(self, data):\n"
-             "        return (np.asarray(data)[:, 0] > 0.5).astype(int)\n"
-             "rule = Threshold()", "stage:custom", "model:rule"),
+        code(
+            "class Threshold:\n    def predict(self, data):\n"
+            "        return (np.asarray(data)[:, 0] > 0.5).astype(int)\n"
+            "rule = Threshold()",
+            "stage:custom",
+            "model:rule",
+        ),
         model_name="flavors",
         fit_data={"net": "X_train", "rule": "X_train"},
     )
@@ -53,8 +70,13 @@ def test_each_flavor_is_logged_registered_and_serves_predictions(workdir):
     client = client_for(workdir)
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
     _, children = pipeline_runs(client, "flavors")
-    expected = {"sk": "sklearn", "xgb": "xgboost", "lgbm": "lightgbm", "net": "pytorch",
-                "rule": "python_function"}
+    expected = {
+        "sk": "sklearn",
+        "xgb": "xgboost",
+        "lgbm": "lightgbm",
+        "net": "pytorch",
+        "rule": "python_function",
+    }
     for variable, flavor in expected.items():
         name = f"flavors-{variable}"
         version = client.get_model_version_by_alias(name, "candidate")

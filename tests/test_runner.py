@@ -22,11 +22,16 @@ def two_stage(folder: Path, **settings) -> Path:
         notebook(
             code("import numpy as np\nimport pandas as pd", "setup"),
             code("rows: int = 6  # how many rows\nlabel = 'demo'", "parameters"),
-            code("frame = pd.DataFrame({'a': np.arange(rows), 'b': np.arange(rows) * 2.0})",
-                 "stage:load"),
-            code("import mlflow\ntotal = float(frame['b'].sum())\nmean_a = frame['a'].mean()\n"
-                 "mlflow.log_metric('custom', 5)\nmlflow.set_tag('from_user', label)",
-                 "stage:summarise", "metrics"),
+            code(
+                "frame = pd.DataFrame({'a': np.arange(rows), 'b': np.arange(rows) * 2.0})",
+                "stage:load",
+            ),
+            code(
+                "import mlflow\ntotal = float(frame['b'].sum())\nmean_a = frame['a'].mean()\n"
+                "mlflow.log_metric('custom', 5)\nmlflow.set_tag('from_user', label)",
+                "stage:summarise",
+                "metrics",
+            ),
             **settings,
         ),
         folder / "two_stage.ipynb",
@@ -37,10 +42,14 @@ def test_a_run_logs_parent_and_child_runs(workdir):
     subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
     source = two_stage(workdir)
     subprocess.run(["git", "add", "."], cwd=workdir, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "nb"],
-                   cwd=workdir, check=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=workdir, capture_output=True,
-                            text=True).stdout.strip()
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "nb"],
+        cwd=workdir,
+        check=True,
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=workdir, capture_output=True, text=True
+    ).stdout.strip()
     before = source.read_bytes()
     result = cli("run", "two_stage.ipynb", "-p", "rows", "4", cwd=workdir)
     assert result.returncode == 0, result.stderr
@@ -58,8 +67,12 @@ def test_a_run_logs_parent_and_child_runs(workdir):
     import hashlib
 
     assert tags["jupyter_mlops.notebook_sha256"] == hashlib.sha256(before).hexdigest()
-    assert {"pipeline.yaml", "requirements.txt", "params.yaml",
-            "source/two_stage.ipynb"} <= artifact_paths(client, parent.info.run_id)
+    assert {
+        "pipeline.yaml",
+        "requirements.txt",
+        "params.yaml",
+        "source/two_stage.ipynb",
+    } <= artifact_paths(client, parent.info.run_id)
     assert parent.data.metrics["total"] == 12.0
 
     assert set(children) == {"load", "summarise"}
@@ -71,13 +84,16 @@ def test_a_run_logs_parent_and_child_runs(workdir):
     assert summarise.data.tags["from_user"] == "demo"
     assert "duration_s" in load.data.metrics
     assert artifact_paths(client, load.info.run_id) == {
-        "notebook/01_load.ipynb", "notebook/01_load.html"
+        "notebook/01_load.ipynb",
+        "notebook/01_load.html",
     }
     datasets = summarise.inputs.dataset_inputs
     assert [d.dataset.name for d in datasets] == ["frame"]
     schema = json.loads(datasets[0].dataset.schema)
-    assert schema["mlflow_colspec"] == [{"name": "a", "type": "long"},
-                                        {"name": "b", "type": "double"}]
+    assert schema["mlflow_colspec"] == [
+        {"name": "a", "type": "long"},
+        {"name": "b", "type": "double"},
+    ]
     assert json.loads(datasets[0].dataset.source)["stage"] == "load"
 
     state = read_run(next((workdir / "mlops-runs" / "two-stage").iterdir()))
@@ -170,8 +186,11 @@ def test_kernels_start_in_the_notebook_folder(workdir):
 
 def test_a_missing_kernelspec_falls_back_to_python3(workdir):
     nb = notebook(code("x = 1", "stage:one"), code("y = x", "stage:two"))
-    nb.metadata.kernelspec = {"name": "conda-env-gone-py", "display_name": "gone",
-                              "language": "python"}
+    nb.metadata.kernelspec = {
+        "name": "conda-env-gone-py",
+        "display_name": "gone",
+        "language": "python",
+    }
     write(nb, workdir / "gone.ipynb")
     result = cli("run", "gone.ipynb", cwd=workdir)
     assert result.returncode == 0, result.stderr
@@ -247,8 +266,9 @@ def test_ctrl_c_stops_kernels_and_marks_runs_failed(workdir):
     )
     command = [str(Path(sys.executable).parent / "jupyter-mlops"), "run", "sleepy.ipynb"]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    process = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 120
     while not (workdir / "pids.txt").exists() or not (workdir / "pids.txt").read_text():
         assert time.time() < deadline and process.poll() is None, process.communicate()
@@ -271,18 +291,24 @@ def test_ctrl_c_stops_kernels_and_marks_runs_failed(workdir):
 def test_autolog_inside_a_stage_lands_in_that_stage_run(workdir):
     write(
         notebook(
-            code("import numpy as np\nX = np.random.default_rng(1).random((40, 3))\n"
-                 "y = (X[:, 0] > 0.5).astype(int)", "stage:data"),
-            code("import mlflow\nfrom sklearn.tree import DecisionTreeClassifier\n"
-                 "mlflow.sklearn.autolog(log_models=False)\n"
-                 "tree = DecisionTreeClassifier(max_depth=2).fit(X, y)", "stage:train"),
+            code(
+                "import numpy as np\nX = np.random.default_rng(1).random((40, 3))\n"
+                "y = (X[:, 0] > 0.5).astype(int)",
+                "stage:data",
+            ),
+            code(
+                "import mlflow\nfrom sklearn.tree import DecisionTreeClassifier\n"
+                "mlflow.sklearn.autolog(log_models=False)\n"
+                "tree = DecisionTreeClassifier(max_depth=2).fit(X, y)",
+                "stage:train",
+            ),
         ),
         workdir / "autolog.ipynb",
     )
     result = cli("run", "autolog.ipynb", cwd=workdir)
     assert result.returncode == 0, result.stderr
     client = client_for(workdir)
-    parent, children = pipeline_runs(client, "autolog")
+    _, children = pipeline_runs(client, "autolog")
     train = children["train"]
     assert train.data.params["max_depth"] == "2"  # logged by autolog
     assert "training_accuracy_score" in train.data.metrics
