@@ -1,3 +1,13 @@
 """jupyter-mlops: tagged notebooks become papermill stage jobs that log to MLflow."""
 
 __version__ = "0.1.0"
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "jupyter-mlops"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, object]]:
+    from .server.app import MlopsExtension
+
+    return [{"module": "jupyter_mlops", "app": MlopsExtension}]

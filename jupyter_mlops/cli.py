@@ -140,6 +140,7 @@ def convert(notebook: Path, out: Path) -> None:
     show_default=True,
     help="Where run folders are created.",
 )
+@click.option("--run-id", hidden=True, help="Use this run id (the Jupyter server picks one).")
 def run(
     target: Path,
     parameters: tuple[tuple[str, str], ...],
@@ -151,9 +152,10 @@ def run(
     kernel: str | None,
     stage_timeout: float | None,
     runs_dir: Path,
+    run_id: str | None,
 ) -> None:
     """Run a notebook (converted on the fly) or a bundle's pipeline.yaml, logging to MLflow."""
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     given = _read_parameters_file(parameters_file)
     if target.suffix == ".ipynb":  # checked before anything is written
         source = read_notebook(target)

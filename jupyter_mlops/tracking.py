@@ -46,9 +46,11 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     Stage kernels start in the notebook's folder, so a relative `sqlite:///mlflow.db` must be
     pinned to the folder the user ran from, or each stage would log to a different file.
     """
-    import mlflow
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        import mlflow
 
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
+        uri = mlflow.get_tracking_uri()
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         uri = prefix + str(Path(uri[len(prefix) :]).resolve())

@@ -1,0 +1,5 @@
+"""`python -m jupyter_mlops` is the `jupyter-mlops` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,60 @@
+"""The server extension: configuration (traitlets) and wiring of handlers and runs.
+
+Configure it in `jupyter_server_config.py`, for example::
+
+    c.MlopsExtension.tracking_uri = "http://mlflow.internal:5000"
+    c.MlopsExtension.mlflow_ui_url = "http://mlflow.internal:5000"
+    c.MlopsExtension.runs_dir = "/data/mlops-runs"
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Unicode
+
+from ..tracking import resolve_tracking_uri
+from .handlers import handlers
+from .runs import MlflowLinks, RunManager
+
+
+class MlopsExtension(ExtensionApp):
+    name = "jupyter_mlops"
+
+    tracking_uri = Unicode(
+        "",
+        config=True,
+        help="MLflow tracking URI for runs started from JupyterLab. Default: "
+        "MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the server's root directory.",
+    )
+    mlflow_ui_url = Unicode(
+        "",
+        config=True,
+        help="URL of an MLflow UI showing the tracking store, for links from the sidebar.",
+    )
+    runs_dir = Unicode(
+        "mlops-runs",
+        config=True,
+        help="Where run folders go; relative paths are inside the server's root directory.",
+    )
+
+    def initialize_settings(self) -> None:
+        root = Path(self.serverapp.root_dir)
+        default = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
+        self.resolved_tracking_uri = resolve_tracking_uri(self.tracking_uri or default)
+        runs_dir = Path(self.runs_dir)
+        self.links = MlflowLinks(self.mlflow_ui_url or None)
+        self.run_manager = RunManager(
+            root=root,
+            runs_dir=(runs_dir if runs_dir.is_absolute() else root / runs_dir).resolve(),
+            tracking_uri=self.resolved_tracking_uri,
+            links=self.links,
+        )
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(handlers())
+
+    async def stop_extension(self) -> None:
+        await self.run_manager.stop_all()

@@ -1,0 +1,263 @@
+"""The REST API inside a real Jupyter server (pytest-jupyter), runs as real child processes."""
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from conftest import code, notebook, write
+from mlflow_helpers import client_for, pipeline_runs
+from tornado.httpclient import HTTPClientError
+
+
+@pytest.fixture
+def jp_server_config():
+    return {"ServerApp": {"jpserver_extensions": {"jupyter_mlops": True}}}
+
+
+@pytest.fixture
+def api(jp_fetch):
+    async def call(method, *path, body=None, expect=200, **kwargs):
+        kwargs.setdefault("raise_error", False)
+        response = await jp_fetch(
+            "jupyter-mlops",
+            *path,
+            method=method,
+            body=None if body is None else (body if isinstance(body, str) else json.dumps(body)),
+            allow_nonstandard_methods=True,
+            **kwargs,
+        )
+        assert response.code == expect, response.body
+        return json.loads(response.body) if response.body else None
+
+    return call
+
+
+async def wait_for(api, run_id, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        run = await api("GET", "runs", run_id)
+        if run["status"] != "running":
+            return run
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"run {run_id} still running after {timeout} s")
+
+
+def small(root: Path, name="small.ipynb", failing=False) -> Path:
+    return write(
+        notebook(
+            code("rows: int = 3  # rows", "parameters"),
+            code("values = list(range(rows))", "stage:make"),
+            code(
+                "total = sum(values)\n" + ("raise RuntimeError('nope')\n" if failing else ""),
+                "stage:add",
+                "metrics",
+            ),
+        ),
+        root / "work" / name,
+    )
+
+
+async def test_config(api, jp_root_dir):
+    config = await api("GET", "config")
+    assert config["tracking_uri"] == f"sqlite:///{jp_root_dir / 'mlflow.db'}"
+    assert config["runs_dir"] == "mlops-runs" and config["mlflow_ui_url"] is None
+    assert config["version"]
+
+
+async def test_analyze_the_browsers_notebook_or_a_path(api, jp_root_dir):
+    path = small(jp_root_dir)
+    unsaved = json.loads(path.read_text())
+    unsaved["cells"][2]["metadata"]["tags"] = ["stage:sum", "metrics"]
+    result = await api("POST", "analyze", body={"notebook": unsaved, "path": "work/small.ipynb"})
+    assert [s["name"] for s in result["stages"]] == ["make", "sum"]
+    assert result["ok"] and result["settings"]["pipeline"] == "small"
+    saved = await api("POST", "analyze", body={"path": "work/small.ipynb"})
+    assert [s["name"] for s in saved["stages"]] == ["make", "add"]
+    assert saved["parameters"][0] == {
+        "name": "rows",
+        "type": "int",
+        "default": 3,
+        "help": "rows",
+        "cell": 0,
+        "line": 1,
+        "optional": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ("not json", 400, "not JSON"),
+        ({}, 400, "send the notebook JSON"),
+        ({"path": "work/small.ipynb", "extra": 1}, 400, "extra"),
+        ({"notebook": {"cells": []}}, 400, "not a Jupyter notebook"),
+        ({"notebook": 5}, 400, "notebook"),
+        ({"path": "../outside.ipynb"}, 403, "not a path inside"),
+        ({"path": "/etc/passwd"}, 403, "not a path inside"),
+        ({"path": "work/missing.ipynb"}, 404, "no notebook"),
+    ],
+)
+async def test_analyze_rejects_bad_bodies(api, jp_root_dir, body, status, fragment):
+    small(jp_root_dir)
+    error = await api("POST", "analyze", body=body, expect=status)
+    assert fragment in error["message"]
+
+
+async def test_symlinks_out_of_the_root_are_rejected(api, jp_root_dir, tmp_path):
+    outside = small(tmp_path / "elsewhere")
+    (jp_root_dir / "link.ipynb").symlink_to(outside)
+    error = await api("POST", "analyze", body={"path": "link.ipynb"}, expect=403)
+    assert "outside" in error["message"]
+
+
+async def test_unauthenticated_requests_are_rejected(jp_fetch):
+    for method, path, body in (
+        ("GET", "config", None),
+        ("POST", "analyze", "{}"),
+        ("GET", "runs", None),
+        ("DELETE", "runs/x", None),
+    ):
+        with pytest.raises(HTTPClientError) as raised:
+            await jp_fetch(
+                "jupyter-mlops",
+                *path.split("/"),
+                method=method,
+                body=body,
+                headers={"Authorization": ""},
+                allow_nonstandard_methods=True,
+            )
+        assert raised.value.code == 403
+
+
+async def test_convert_writes_a_bundle_inside_the_root(api, jp_root_dir):
+    small(jp_root_dir)
+    result = await api("POST", "convert", body={"path": "work/small.ipynb"})
+    assert result["output"] == "work/small_pipeline"
+    assert (jp_root_dir / "work" / "small_pipeline" / "pipeline.yaml").is_file()
+    assert "stages/01_make.ipynb" in result["files"]
+    await api("POST", "convert", body={"path": "work/small.ipynb", "output": "../x"}, expect=403)
+    broken = write(notebook(code("print(nope)", "stage:a")), jp_root_dir / "broken.ipynb")
+    error = await api("POST", "convert", body={"path": broken.name}, expect=400)
+    assert "nope" in error["message"]
+
+
+async def test_a_run_from_start_to_finish(api, jp_root_dir):
+    source = small(jp_root_dir)
+    before = source.read_bytes()
+    error = await api(
+        "POST",
+        "runs",
+        body={"path": "work/small.ipynb", "parameters": {"rows": "many"}},
+        expect=400,
+    )
+    assert "`rows` must be an integer" in error["message"]
+    error = await api(
+        "POST", "runs", body={"path": "work/small.ipynb", "only": ["nope"]}, expect=400
+    )
+    assert "no stage `nope`" in error["message"]
+    assert not (jp_root_dir / "mlops-runs").exists()
+
+    started = await api(
+        "POST", "runs", body={"path": "work/small.ipynb", "parameters": {"rows": 5}}, expect=202
+    )
+    assert started["status"] == "running" and started["path"] == "work/small.ipynb"
+    run = await wait_for(api, started["id"])
+    assert run["status"] == "succeeded", run["log_tail"]
+    assert [(s["name"], s["status"], s["cells"]) for s in run["stages"]] == [
+        ("make", "done", [1]),
+        ("add", "done", [2]),
+    ]
+    assert run["parameters"] == {"rows": 5}
+    assert run["mlflow"]["run_id"] and run["mlflow"]["url"] is None
+    assert "succeeded" in run["log_tail"]
+    parent, children = pipeline_runs(client_for(jp_root_dir), "small")
+    assert parent.info.run_id == run["mlflow"]["run_id"]
+    assert children["add"].data.metrics["total"] == 10
+    listing = await api("GET", "runs")
+    assert [r["id"] for r in listing["runs"]] == [started["id"]]
+    assert "log_tail" not in listing["runs"][0]
+    assert (await api("GET", "runs", params={"path": "other.ipynb"}))["runs"] == []
+    assert source.read_bytes() == before
+
+
+async def test_a_failing_run_reports_the_cell(api, jp_root_dir):
+    small(jp_root_dir, "fails.ipynb", failing=True)
+    started = await api("POST", "runs", body={"path": "work/fails.ipynb"}, expect=202)
+    run = await wait_for(api, started["id"])
+    assert run["status"] == "failed"
+    assert run["error"]["cell"] == 2 and run["error"]["line"] == 2
+    assert "RuntimeError: nope" in run["error"]["message"]
+    add = run["stages"][1]
+    assert add["status"] == "failed" and "RuntimeError" in add["error"]["traceback"]
+
+
+def sleepy(root: Path) -> Path:
+    return write(
+        notebook(
+            code(
+                "import os, time\nopen('kernel.pid', 'w').write(str(os.getpid()))\n"
+                "time.sleep(300)\nx = 1",
+                "stage:wait",
+            ),
+            code("y = x", "stage:after"),
+        ),
+        root / "sleepy.ipynb",
+    )
+
+
+async def _wait_for_file(path: Path, timeout=120):
+    deadline = time.time() + timeout
+    while not path.exists() or not path.read_text():
+        assert time.time() < deadline, f"{path} never appeared"
+        await asyncio.sleep(0.3)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_cancel_a_run(api, jp_root_dir):
+    sleepy(jp_root_dir)
+    await api("GET", "runs", "not-a-run-id", expect=400)
+    await api("DELETE", "runs", "20990101-000000-abcdef", expect=404)
+    started = await api("POST", "runs", body={"path": "sleepy.ipynb"}, expect=202)
+    await _wait_for_file(jp_root_dir / "kernel.pid")
+    kernel = int((jp_root_dir / "kernel.pid").read_text())
+    await api("DELETE", "runs", started["id"], expect=202)
+    run = await wait_for(api, started["id"], timeout=60)
+    assert run["status"] == "cancelled"
+    assert [s["status"] for s in run["stages"]] == ["cancelled", "cancelled"]
+    await asyncio.sleep(0.5)
+    assert not _alive(kernel)
+    parent, children = pipeline_runs(client_for(jp_root_dir), "sleepy")
+    assert parent.info.status == "FAILED" and children["wait"].info.status == "FAILED"
+    await api("DELETE", "runs", started["id"], expect=409)
+
+
+async def test_history_and_cancel_survive_a_server_restart(api, jp_root_dir, jp_serverapp):
+    small(jp_root_dir)
+    sleepy(jp_root_dir)
+    finished = await api("POST", "runs", body={"path": "work/small.ipynb"}, expect=202)
+    await wait_for(api, finished["id"])
+    running = await api("POST", "runs", body={"path": "sleepy.ipynb"}, expect=202)
+    await _wait_for_file(jp_root_dir / "kernel.pid")
+
+    extension = jp_serverapp.extension_manager.extension_apps["jupyter_mlops"]
+    extension = next(iter(extension))
+    extension.initialize_settings()  # what a restarted server has: no memory, only the disk
+
+    listing = await api("GET", "runs")
+    assert {r["id"]: r["status"] for r in listing["runs"]} == {
+        finished["id"]: "succeeded",
+        running["id"]: "running",
+    }
+    await api("DELETE", "runs", running["id"], expect=202)
+    run = await wait_for(api, running["id"], timeout=60)
+    assert run["status"] == "cancelled"
