@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -60,10 +61,11 @@ def small(root: Path, name="small.ipynb", failing=False) -> Path:
     )
 
 
-async def test_config(api, jp_root_dir):
+async def test_config(api, jp_root_dir, jp_base_url):
     config = await api("GET", "config")
     assert config["tracking_uri"] == f"sqlite:///{jp_root_dir / 'mlflow.db'}"
-    assert config["runs_dir"] == "mlops-runs" and config["mlflow_ui_url"] is None
+    assert config["runs_dir"] == "mlops-runs"
+    assert config["mlflow_ui_url"] == f"{jp_base_url}mlflow"  # behind jupyter-server-proxy
     assert config["version"]
 
 
@@ -144,7 +146,7 @@ async def test_convert_writes_a_bundle_inside_the_root(api, jp_root_dir):
     assert "nope" in error["message"]
 
 
-async def test_a_run_from_start_to_finish(api, jp_root_dir):
+async def test_a_run_from_start_to_finish(api, jp_root_dir, jp_base_url):
     source = small(jp_root_dir)
     before = source.read_bytes()
     error = await api(
@@ -171,7 +173,10 @@ async def test_a_run_from_start_to_finish(api, jp_root_dir):
         ("add", "done", [2]),
     ]
     assert run["parameters"] == {"rows": 5}
-    assert run["mlflow"]["run_id"] and run["mlflow"]["url"] is None
+    experiment, parent_id = run["mlflow"]["experiment_id"], run["mlflow"]["run_id"]
+    assert (
+        run["mlflow"]["url"] == f"{jp_base_url}mlflow/#/experiments/{experiment}/runs/{parent_id}"
+    )
     assert "succeeded" in run["log_tail"]
     parent, children = pipeline_runs(client_for(jp_root_dir), "small")
     assert parent.info.run_id == run["mlflow"]["run_id"]
@@ -261,3 +266,40 @@ async def test_history_and_cancel_survive_a_server_restart(api, jp_root_dir, jp_
     await api("DELETE", "runs", running["id"], expect=202)
     run = await wait_for(api, running["id"], timeout=60)
     assert run["status"] == "cancelled"
+
+
+@pytest.fixture
+def with_proxy(jp_server_config, jp_root_dir):
+    jp_server_config["ServerApp"]["jpserver_extensions"]["jupyter_server_proxy"] = True
+    yield jp_server_config
+    # An in-process test server gets no SIGTERM, so the proxy can't stop what it started.
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            if str(jp_root_dir).encode() in (process / "cmdline").read_bytes():
+                os.kill(int(process.name), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+
+
+async def test_the_mlflow_ui_is_served_behind_jupyter_server_proxy(
+    with_proxy, jp_fetch, jp_root_dir
+):
+    from mlflow import MlflowClient
+
+    MlflowClient(f"sqlite:///{jp_root_dir / 'mlflow.db'}").create_experiment("seen-in-the-ui")
+    response = await jp_fetch(
+        "mlflow",
+        "ajax-api",
+        "2.0",
+        "mlflow",
+        "experiments",
+        "search",
+        method="POST",
+        body=json.dumps({"max_results": 10}),
+        headers={"Content-Type": "application/json"},
+        request_timeout=120,
+    )
+    names = [e["name"] for e in json.loads(response.body)["experiments"]]
+    assert "seen-in-the-ui" in names
+    page = await jp_fetch("mlflow/", request_timeout=60)
+    assert b"<title>MLflow</title>" in page.body

@@ -13,10 +13,11 @@ import os
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 
 from ..tracking import resolve_tracking_uri
 from .handlers import handlers
+from .mlflow_ui import TRACKING_URI_ENV, proxied_ui_url
 from .runs import MlflowLinks, RunManager
 
 
@@ -34,6 +35,12 @@ class MlopsExtension(ExtensionApp):
         config=True,
         help="URL of an MLflow UI showing the tracking store, for links from the sidebar.",
     )
+    proxy_mlflow_ui = Bool(
+        True,
+        config=True,
+        help="Without mlflow_ui_url, link to an `mlflow ui` that jupyter-server-proxy starts "
+        "on demand under <base_url>mlflow/.",
+    )
     runs_dir = Unicode(
         "mlops-runs",
         config=True,
@@ -45,13 +52,23 @@ class MlopsExtension(ExtensionApp):
         default = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
         self.resolved_tracking_uri = resolve_tracking_uri(self.tracking_uri or default)
         runs_dir = Path(self.runs_dir)
-        self.links = MlflowLinks(self.mlflow_ui_url or None)
+        os.environ[TRACKING_URI_ENV] = self.resolved_tracking_uri
+        self.links = MlflowLinks(self.mlflow_ui_url or self._proxied_ui())
         self.run_manager = RunManager(
             root=root,
             runs_dir=(runs_dir if runs_dir.is_absolute() else root / runs_dir).resolve(),
             tracking_uri=self.resolved_tracking_uri,
             links=self.links,
         )
+
+    def _proxied_ui(self) -> str | None:
+        if not self.proxy_mlflow_ui:
+            return None
+        try:
+            import jupyter_server_proxy  # noqa: F401
+        except ImportError:
+            return None
+        return proxied_ui_url(self.serverapp.base_url)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers())
