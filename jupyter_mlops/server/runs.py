@@ -10,26 +10,20 @@ so the history is the run folders and survives a server restart.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..analysis import analyze_notebook
-from ..bundle import Bundle, bundle_for, raise_for_errors, read_bundle
+from ..bundle import Bundle, read_bundle
 from ..errors import BadInput
 from ..history import find_run, load_run, run_folders, runner_alive
-from ..notebooks import read_notebook
-from ..parameters import resolve
-from ..runner import PipelineRunner, RunOptions, new_run_id
+from ..launcher import RUNNER_LOG, prepare_run
 from ..runstate import RUN_FAILED, RUN_RUNNING, RunState
 from .paths import relative_to_root
 
-RUNNER_LOG = "runner.log"
 TAIL_BYTES = 4000
 
 
@@ -77,63 +71,26 @@ class RunManager:
         from_stage: str | None,
         only: list[str],
     ) -> str:
-        """Check the request as the command would, then run the command in a child process."""
-        source = read_notebook(notebook)
-        analysis = analyze_notebook(source.nb, notebook)
-        raise_for_errors(analysis)
-        values = resolve(analysis.parameters, parameters)
-        run_id = new_run_id()
-        folder = self.runs_dir / analysis.settings.pipeline / run_id
-        options = RunOptions(
-            parameters=values,
-            jobs=jobs,
-            from_stage=from_stage,
-            only=only,
-            runs_root=self.runs_dir,
-            run_id=run_id,
+        """Check the request, then run `jupyter-mlops run` in a child process."""
+        prepared = prepare_run(
+            notebook, parameters, self.runs_dir, self.tracking_uri, jobs, from_stage, only
         )
-        PipelineRunner(bundle_for(source, analysis, folder / "bundle"), options)  # checks only
-        folder.mkdir(parents=True)
-        request = folder / "parameters.json"
-        request.write_text(json.dumps(values))
-        command = [
-            sys.executable,
-            "-m",
-            "jupyter_mlops",
-            "run",
-            str(notebook),
-            "--run-id",
-            run_id,
-            "--runs-dir",
-            str(self.runs_dir),
-            "--tracking-uri",
-            self.tracking_uri,
-            "-f",
-            str(request),
-            "--jobs",
-            str(jobs),
-        ]
-        if from_stage:
-            command += ["--from", from_stage]
-        for stage in only:
-            command += ["--only", stage]
-        with open(folder / RUNNER_LOG, "wb") as log:
+        with open(prepared.log, "wb") as log:
             process = await asyncio.create_subprocess_exec(
-                *command,
+                *prepared.command,
                 cwd=self.root,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 stdin=asyncio.subprocess.DEVNULL,
-                env={**os.environ, "NO_COLOR": "1"},
             )
-        self.launches[run_id] = Launch(
-            folder,
+        self.launches[prepared.run_id] = Launch(
+            prepared.folder,
             relative_to_root(self.root, notebook),
-            analysis.settings.pipeline,
+            prepared.pipeline,
             time.time(),
             process,
         )
-        return run_id
+        return prepared.run_id
 
     # --- reading ------------------------------------------------------------------------
 
