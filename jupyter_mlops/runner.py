@@ -101,6 +101,21 @@ class PipelineRunner:
 
         Nothing is written before this is called: the constructor only checks the request.
         """
+        self.start()
+        try:
+            with _stop_on_sigterm():
+                self._schedule()
+        except KeyboardInterrupt:
+            self._stop()
+            return self.finish(cancelled=True)
+        return self.finish()
+
+    def start(self) -> None:
+        """Create the run folder and the parent MLflow run; record reused stages.
+
+        With `run`, callers that drive stages themselves (the pytest plugin) use
+        `start`, `run_stage` for each stage in order, then `finish`.
+        """
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.state = RunStateFile(
             RunState(
@@ -123,27 +138,27 @@ class PipelineRunner:
             experiment_id=self.tracker.experiment_id,
             parent_run_id=parent,
         )
-        outcomes = self._log_cached_stages()
+        self.outcomes = self._log_cached_stages()
         self._notify(None)
-        try:
-            with _stop_on_sigterm():
-                self._schedule(outcomes)
-        except KeyboardInterrupt:
-            self._stop()
-            return self._end(RUN_CANCELLED, outcomes)
-        failed = [s for s in self.state.state.stages if s.status == FAILED]
-        return self._end(RUN_FAILED if failed else RUN_SUCCEEDED, outcomes)
 
-    def _end(self, status: str, outcomes: dict[str, StageOutcome]) -> RunState:
-        ordered = [outcomes[n] for n in self.bundle.stage_names if n in outcomes]
-        for stage in self.state.state.stages:
+    def run_stage(self, name: str) -> StageOutcome:
+        """Run one stage now; its upstream stages must have run (or been reused)."""
+        outcome = self._execute_stage(self.bundle.stage(name))
+        self.outcomes[name] = outcome
+        return outcome
+
+    def finish(self, cancelled: bool = False) -> RunState:
+        """End the run: its status, the parent MLflow run, and registered models."""
+        stages = self.state.state.stages
+        failed = next((s for s in stages if s.status == FAILED), None)
+        status = RUN_CANCELLED if cancelled else RUN_FAILED if failed else RUN_SUCCEEDED
+        for stage in stages:
             if stage.status in (QUEUED, RUNNING):
-                self.state.update(
-                    stage.name, status=SKIPPED if status != RUN_CANCELLED else CANCELLED
-                )
+                left = CANCELLED if cancelled else SKIPPED
+                self.state.update(stage.name, status=left)
+        ordered = [self.outcomes[n] for n in self.bundle.stage_names if n in self.outcomes]
         mlflow_status = "FINISHED" if status == RUN_SUCCEEDED else "FAILED"
         models = self.tracker.finish(mlflow_status, ordered)
-        failed = next((s for s in self.state.state.stages if s.status == FAILED), None)
         self.state.update(
             status=status,
             finished=time.time(),
@@ -152,7 +167,7 @@ class PipelineRunner:
         )
         self._notify(None)
         state = self.state.state
-        if status == RUN_CANCELLED:
+        if cancelled:
             raise RunInterrupted(f"run {state.id} was stopped; its MLflow runs are marked FAILED")
         if failed is not None and failed.error is not None:
             error = failed.error
@@ -166,7 +181,7 @@ class PipelineRunner:
             )
         return state
 
-    def _schedule(self, outcomes: dict[str, StageOutcome]) -> None:
+    def _schedule(self) -> None:
         order = [s.name for s in self.bundle.stages if s.name in self.selected]
         done = {name for name in self.bundle.stage_names if name not in self.selected}
         running: dict[Future[StageOutcome], str] = {}
@@ -175,8 +190,8 @@ class PipelineRunner:
         def collect(futures: set[Future[StageOutcome]]) -> None:
             for future in futures:
                 name = running.pop(future)
-                outcomes[name] = future.result()
-                if outcomes[name].status == "FINISHED":
+                self.outcomes[name] = future.result()
+                if self.outcomes[name].status == "FINISHED":
                     done.add(name)
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
