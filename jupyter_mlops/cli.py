@@ -18,6 +18,7 @@ from . import __version__
 from .analysis import Diagnostic, analyze_notebook
 from .bundle import Bundle, bundle_for, raise_for_errors, read_bundle, write_bundle
 from .errors import BadInput, MlopsError, StageFailed
+from .junit import write_junit_xml
 from .notebooks import read_notebook
 from .parameters import resolve
 from .report import ProgressPrinter, check_report, diagnostic_line, run_summary
@@ -140,6 +141,11 @@ def convert(notebook: Path, out: Path) -> None:
     show_default=True,
     help="Where run folders are created.",
 )
+@click.option(
+    "--junit-xml",
+    type=click.Path(path_type=Path),
+    help="Write a JUnit XML report, one test case per stage (also when a stage fails).",
+)
 @click.option("--run-id", hidden=True, help="Use this run id (the Jupyter server picks one).")
 def run(
     target: Path,
@@ -152,6 +158,7 @@ def run(
     kernel: str | None,
     stage_timeout: float | None,
     runs_dir: Path,
+    junit_xml: Path | None,
     run_id: str | None,
 ) -> None:
     """Run a notebook (converted on the fly) or a bundle's pipeline.yaml, logging to MLflow."""
@@ -187,7 +194,11 @@ def run(
     for warning in runner.warnings:
         click.echo(click.style("warning: ", fg="yellow") + warning, err=True)
     click.echo(f"running `{bundle.name}`: {len(runner.selected)} stage(s), run {run_id}", err=True)
-    state = runner.run()
+    try:
+        state = runner.run()
+    finally:
+        if junit_xml is not None and runner.started:
+            write_junit_xml(runner.state.state, junit_xml)
     click.echo(run_summary(state))
 
 

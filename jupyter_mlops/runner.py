@@ -93,6 +93,7 @@ class PipelineRunner:
         self._lock = threading.Lock()
         self.run_id = run_id
         self.warnings = [w for w in [self.kernel.warning] if w]
+        self.started = False
 
     # --- the whole run ------------------------------------------------------------------
 
@@ -117,6 +118,7 @@ class PipelineRunner:
         `start`, `run_stage` for each stage in order, then `finish`.
         """
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.started = True
         self.state = RunStateFile(
             RunState(
                 id=self.run_id,
