@@ -53,17 +53,37 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("notebook", type=click.Path(path_type=Path))
+@click.argument("notebooks", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON.")
-def check(notebook: Path, as_json: bool) -> None:
-    """Lint a notebook's tags and data flow; exit 1 when there are errors."""
-    source = read_notebook(notebook)
-    analysis = analyze_notebook(source.nb, notebook)
+@click.option(
+    "--only-tagged",
+    is_flag=True,
+    help="Skip notebooks without stage tags (for pre-commit on a repository's notebooks).",
+)
+def check(notebooks: tuple[Path, ...], as_json: bool, only_tagged: bool) -> None:
+    """Lint notebooks' tags and data flow; exit 1 when there are errors."""
+    reports: dict[str, Any] = {}
+    code = 0
+    for notebook in notebooks:
+        try:
+            source = read_notebook(notebook)
+        except BadInput as error:
+            click.echo(click.style("error: ", fg="red", bold=True) + str(error), err=True)
+            code = 2
+            continue
+        analysis = analyze_notebook(source.nb, notebook)
+        untagged = {d.code for d in analysis.errors} <= {"no-stages", "no-cells"}
+        if only_tagged and not analysis.stages and untagged:
+            continue
+        reports[str(notebook)] = analysis.to_dict()
+        if not as_json:
+            click.echo(check_report(analysis, str(notebook)))
+        if analysis.errors:
+            code = max(code, 1)
     if as_json:
-        click.echo(json.dumps(analysis.to_dict(), indent=2, default=str))
-    else:
-        click.echo(check_report(analysis, str(notebook)))
-    sys.exit(1 if analysis.errors else 0)
+        single = len(notebooks) == 1 and reports
+        click.echo(json.dumps(next(iter(reports.values())) if single else reports, indent=2))
+    sys.exit(code)
 
 
 @main.command()

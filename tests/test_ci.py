@@ -37,3 +37,26 @@ def test_junit_report_has_a_case_per_stage(workdir):
     assert cli("run", "ok.ipynb", "--junit-xml", "ok.xml", cwd=workdir).returncode == 0
     suite = ET.parse(workdir / "ok.xml").getroot()
     assert suite.get("failures") == "0" and suite.get("tests") == "1"
+
+
+def test_pre_commit_hook_checks_tagged_notebooks_only(tmp_path):
+    import shlex
+
+    import yaml
+    from conftest import ROOT
+
+    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "jupyter-mlops-check" and hook["language"] == "python"
+    assert hook["files"] == r"\.ipynb$"
+    entry = shlex.split(hook["entry"])
+    assert entry[0] == "jupyter-mlops"
+    plain = write(notebook(code("print('exploring')")), tmp_path / "scratch.ipynb")
+    good = write(
+        notebook(code("x = 1", "stage:one"), code("y = x", "stage:two")), tmp_path / "good.ipynb"
+    )
+    bad = write(notebook(code("print(nowhere)", "stage:one")), tmp_path / "bad.ipynb")
+    ok = cli(*entry[1:], str(plain), str(good), cwd=tmp_path)  # as pre-commit calls it
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "scratch.ipynb" not in ok.stdout and "good.ipynb" in ok.stdout
+    failing = cli(*entry[1:], str(plain), str(good), str(bad), cwd=tmp_path)
+    assert failing.returncode == 1 and "nowhere" in failing.stdout
