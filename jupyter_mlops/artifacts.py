@@ -79,52 +79,80 @@ class StageRecord:
 
 
 class ArtifactStore:
-    """A folder of content-addressed objects and per-stage records."""
+    """A local folder of content-addressed objects and per-stage records."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self.location = str(root)
 
-    def record_path(self, stage: str) -> Path:
-        return self.root / "stages" / f"{stage}.json"
+    # --- where things live (a remote store overrides these) -----------------------------
+
+    def _staging_parent(self) -> Path:
+        """Where a new object is written before it is published (same filesystem)."""
+        return self.root / "objects"
+
+    def _local(self, digest: str) -> Path:
+        return self.root / "objects" / digest
+
+    def _publish(self, staging: Path, digest: str) -> None:
+        final = self._local(digest)
+        try:
+            staging.rename(final)
+        except OSError:
+            if not final.is_dir():  # not a same-content object written concurrently
+                raise
 
     def object_path(self, digest: str) -> Path:
-        return self.root / "objects" / digest
+        """The local folder of an object (a remote store downloads it first)."""
+        return self._local(digest)
+
+    def _put_record(self, stage: str, text: str) -> None:
+        atomic_write(self.root / "stages" / f"{stage}.json", text)
+
+    def _get_record(self, stage: str) -> str | None:
+        try:
+            return (self.root / "stages" / f"{stage}.json").read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def adopt(self, source: ArtifactStore, record: StageRecord) -> None:
+        """Make another store's stage outputs this store's (for reused stages)."""
+        if record.object:
+            _link_tree(source.object_path(record.object), self.object_path(record.object))
+        self.write_record(record)
 
     # --- writing --------------------------------------------------------------------------
 
     def write_values(self, stage: str, values: dict[str, Any]) -> tuple[str, dict]:
         """Write one stage's output values as an object; returns its digest and variables."""
-        objects = self.root / "objects"
-        objects.mkdir(parents=True, exist_ok=True)
-        staging = objects / f".tmp-{uuid.uuid4().hex}"
+        parent = self._staging_parent()
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = parent / f".tmp-{uuid.uuid4().hex}"
         staging.mkdir()
         try:
             variables = _write_object(staging, stage, values)
             digest = _object_digest(variables)
-            final = self.object_path(digest)
-            try:
-                staging.rename(final)
-            except OSError:
-                if not final.is_dir():  # not a same-content object written concurrently
-                    raise
+            self._publish(staging, digest)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return digest, variables
 
     def write_record(self, record: StageRecord) -> None:
-        atomic_write(self.record_path(record.stage), record.to_json())
+        self._put_record(record.stage, record.to_json())
 
     # --- reading --------------------------------------------------------------------------
 
     def read_record(self, stage: str) -> StageRecord:
-        path = self.record_path(stage)
-        try:
-            return StageRecord.from_json(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        text = self._get_record(stage)
+        if text is None:
             raise MlopsError(
-                f"stage `{stage}` has no outputs in {self.root}: run it (or the pipeline) "
-                "first, or pass the run's artifact folder as `mlops_artifacts`"
-            ) from None
+                f"stage `{stage}` has no outputs in {self.location}: run it (or the pipeline) "
+                "first, or pass the run's artifact store as `mlops_artifacts`"
+            )
+        return StageRecord.from_json(text)
+
+    def has_record(self, stage: str) -> bool:
+        return self._get_record(stage) is not None
 
     def load(self, stage: str, names: list[str]) -> dict[str, Any]:
         """The named variables of a stage's latest outputs."""
@@ -136,6 +164,104 @@ class ArtifactStore:
                 "convert the notebook again so the stages agree"
             )
         return _read_object(self.object_path(record.object), record.variables, set(names))
+
+
+class RemoteArtifactStore(ArtifactStore):
+    """The same layout behind any fsspec URL (``s3://bucket/prefix``), for stages that run on
+    different machines. Objects are written and read through a local content-addressed cache,
+    so reading stays memory-mapped and an object crosses the network once per machine."""
+
+    def __init__(self, url: str) -> None:
+        import fsspec
+
+        self.fs, self.base = fsspec.core.url_to_fs(url)
+        self.location = url
+        self.root = cache_folder()
+
+    def _remote(self, *parts: str) -> str:
+        return "/".join([self.base.rstrip("/"), *parts])
+
+    def _publish(self, staging: Path, digest: str) -> None:
+        remote = self._remote("objects", digest)
+        if not self.fs.exists(f"{remote}/{INDEX_FILE}"):
+            for name in (VALUES_FILE, BUFFERS_FILE, INDEX_FILE):  # the index last: complete
+                self.fs.put_file(str(staging / name), f"{remote}/{name}")
+        super()._publish(staging, digest)
+
+    def object_path(self, digest: str) -> Path:
+        local = self._local(digest)
+        if not local.is_dir():
+            staging = self._staging_parent() / f".tmp-{uuid.uuid4().hex}"
+            staging.mkdir(parents=True)
+            try:
+                for name in (VALUES_FILE, BUFFERS_FILE, INDEX_FILE):
+                    self.fs.get_file(self._remote("objects", digest, name), str(staging / name))
+                super()._publish(staging, digest)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        return local
+
+    def _put_record(self, stage: str, text: str) -> None:
+        self.fs.pipe_file(self._remote("stages", f"{stage}.json"), text.encode())
+
+    def _get_record(self, stage: str) -> str | None:
+        try:
+            return self.fs.cat_file(self._remote("stages", f"{stage}.json")).decode()
+        except FileNotFoundError:
+            return None
+
+    def adopt(self, source: ArtifactStore, record: StageRecord) -> None:
+        if record.object:
+            folder = source.object_path(record.object)
+            self._publish_copy(folder, record.object)
+        self.write_record(record)
+
+    def _publish_copy(self, folder: Path, digest: str) -> None:
+        staging = self._staging_parent() / f".tmp-{uuid.uuid4().hex}"
+        shutil.copytree(folder, staging, copy_function=_link_or_copy)
+        try:
+            self._publish(staging, digest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def cache_folder() -> Path:
+    """This machine's cache of remote objects (content-addressed, so always valid)."""
+    configured = os.environ.get("JUPYTER_MLOPS_CACHE")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "jupyter-mlops"
+
+
+def open_store(location: str | os.PathLike[str]) -> ArtifactStore:
+    """A store for a local path or an fsspec URL."""
+    text = str(location)
+    if "://" in text and not text.startswith("file://"):
+        return RemoteArtifactStore(text)
+    return ArtifactStore(text.removeprefix("file://"))
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Hard-link an immutable object folder into another store (copy across devices)."""
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".tmp-{uuid.uuid4().hex}"
+    shutil.copytree(source, staging, copy_function=_link_or_copy)
+    try:
+        staging.rename(target)
+    except OSError:
+        if not target.is_dir():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 class _HashingWriter:

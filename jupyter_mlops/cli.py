@@ -162,6 +162,12 @@ def convert(notebook: Path, out: Path) -> None:
     help="Where run folders are created.",
 )
 @click.option(
+    "--artifact-store",
+    metavar="URI",
+    help="Where stages hand values over: a path or an fsspec URL (s3://bucket/prefix) "
+    "that every machine running a stage can reach. Default: the run folder.",
+)
+@click.option(
     "--junit-xml",
     type=click.Path(path_type=Path),
     help="Write a JUnit XML report, one test case per stage (also when a stage fails).",
@@ -178,6 +184,7 @@ def run(
     kernel: str | None,
     stage_timeout: float | None,
     runs_dir: Path,
+    artifact_store: str | None,
     junit_xml: Path | None,
     run_id: str | None,
 ) -> None:
@@ -207,6 +214,7 @@ def run(
         kernel=kernel,
         stage_timeout=stage_timeout,
         run_id=run_id,
+        artifact_store=artifact_store,
     )
     runner = PipelineRunner(bundle, options, listeners=[ProgressPrinter()])
     if source is not None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import threading
 import time
@@ -28,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from .analysis import Stage
-from .artifacts import ArtifactStore, StageRecord
+from .artifacts import StageRecord, open_store
 from .bundle import ARTIFACTS_PARAMETER, Bundle
 from .errors import BadInput, RunInterrupted, StageFailed
 from .failures import describe_failure
+from .history import run_folders
 from .kernels import StageKernelManager, choose_kernel
 from .models import REQUIREMENTS_ENV
 from .runstate import (
@@ -68,6 +68,7 @@ class RunOptions:
     kernel: str | None = None
     stage_timeout: float | None = None
     run_id: str | None = None
+    artifact_store: str | None = None  # fsspec URL or path shared by machines; default: local
 
 
 def new_run_id() -> str:
@@ -86,7 +87,11 @@ class PipelineRunner:
         run_id = options.run_id or new_run_id()
         self.run_dir = (options.runs_root / bundle.name / run_id).resolve()
         self.earlier = self._find_earlier_outputs()  # may refuse the run: before any file
-        self.store = ArtifactStore(self.run_dir / "artifacts")
+        self.store = open_store(
+            f"{options.artifact_store.rstrip('/')}/{bundle.name}/{run_id}"
+            if options.artifact_store
+            else self.run_dir / "artifacts"
+        )
         self.records: dict[str, StageRecord] = {}
         self._kernels: dict[str, StageKernelManager] = {}
         self._stopping = threading.Event()
@@ -128,6 +133,7 @@ class PipelineRunner:
                 parameters=self.options.parameters,
                 stages=[StageState(s.name) for s in self.bundle.stages],
                 warnings=self.warnings,
+                artifact_store=self.store.location,
             )
         )
         logging.getLogger("papermill").setLevel(logging.WARNING)
@@ -296,7 +302,7 @@ class PipelineRunner:
             self._kernels[stage.name] = kernel
         timer = _Watchdog(self.options.stage_timeout, kernel)
         parameters = {n: self.options.parameters[n] for n in stage.parameters}
-        parameters[ARTIFACTS_PARAMETER] = str(self.store.root)
+        parameters[ARTIFACTS_PARAMETER] = self.store.location
         reason = None
         try:
             with timer:
@@ -373,11 +379,9 @@ class PipelineRunner:
 
     def _copy_earlier_outputs(self) -> None:
         for producer, earlier in self.earlier.items():
-            source = ArtifactStore(earlier / "artifacts")
+            source = open_store(read_run(earlier).artifact_store or earlier / "artifacts")
             record = source.read_record(producer)
-            if record.object:
-                _link_tree(source.object_path(record.object), self.store.object_path(record.object))
-            self.store.write_record(record)
+            self.store.adopt(source, record)
             self.records[producer] = record
             earlier_stage = read_run(earlier).stage(producer)
             self.state.update(
@@ -400,11 +404,13 @@ class PipelineRunner:
         return outcomes
 
     def _earlier_run_with(self, stage: str) -> Path | None:
-        runs = sorted((self.options.runs_root / self.bundle.name).glob("*/artifacts/stages"))
-        for stages in reversed(runs):
-            run_dir = stages.parent.parent
-            if run_dir != self.run_dir and (stages / f"{stage}.json").is_file():
-                return run_dir
+        """The newest earlier run of this pipeline whose store has the stage's outputs."""
+        for folder in run_folders(self.options.runs_root):
+            if folder.parent.name != self.bundle.name or folder == self.run_dir:
+                continue
+            location = read_run(folder).artifact_store or folder / "artifacts"
+            if open_store(location).has_record(stage):
+                return folder
         return None
 
 
@@ -465,23 +471,6 @@ def _render_html(executed: Path) -> Path | None:
     html = executed.with_suffix(".html")
     html.write_text(body, encoding="utf-8")
     return html
-
-
-def _link_tree(source: Path, target: Path) -> None:
-    """Hard-link an immutable object folder into another store (copy across devices)."""
-    if target.exists():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".tmp-{uuid.uuid4().hex}"
-    shutil.copytree(source, staging, copy_function=_link_or_copy)
-    staging.rename(target)
-
-
-def _link_or_copy(source: str, target: str) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
 
 
 @contextmanager

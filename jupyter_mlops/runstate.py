@@ -84,6 +84,7 @@ class RunState:
     error: StageError | None = None
     pid: int = field(default_factory=os.getpid)
     warnings: list[str] = field(default_factory=list)
+    artifact_store: str | None = None  # where the stages handed values over
 
     def stage(self, name: str) -> StageState:
         return next(s for s in self.stages if s.name == name)

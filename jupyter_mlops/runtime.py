@@ -13,12 +13,12 @@ import os
 import sys
 from typing import Any
 
-from .artifacts import ArtifactStore, StageRecord, is_metric_value
+from .artifacts import StageRecord, is_metric_value, open_store
 
 
 def load_inputs(store: str, inputs: dict[str, str]) -> tuple[Any, ...]:
     """The values of `inputs` (variable -> producing stage), in the mapping's order."""
-    artifacts = ArtifactStore(store)
+    artifacts = open_store(store)
     by_stage: dict[str, list[str]] = {}
     for name, producer in inputs.items():
         by_stage.setdefault(producer, []).append(name)
@@ -37,7 +37,7 @@ def save_outputs(
     models: dict[str, str | None] | None = None,
 ) -> None:
     """Write the values later stages read; record metrics, and log models to MLflow."""
-    artifacts = ArtifactStore(store)
+    artifacts = open_store(store)
     missing = [n for n in outputs or [] if n not in namespace]
     if missing:
         raise NameError(

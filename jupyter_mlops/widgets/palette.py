@@ -1,0 +1,40 @@
+"""Colours and symbols of the panel.
+
+Stage colours are the JupyterLab sidebar's (``labextension/src/palette.ts``), picked the
+same way, by the stage's position in run order, so a stage looks the same in the sidebar,
+on its cells and in this panel. Keep the two lists in step.
+"""
+
+from __future__ import annotations
+
+from ..runstate import CACHED, CANCELLED, DONE, FAILED, QUEUED, RUNNING, SKIPPED
+
+STAGE_COLORS = (
+    "#3566a8",  # blue
+    "#b8541a",  # orange
+    "#2f7d52",  # green
+    "#a8326f",  # magenta
+    "#6848b8",  # violet
+    "#23777a",  # teal
+    "#9b2c2c",  # red
+    "#7d6418",  # ochre
+)
+
+# stage status -> (symbol, text colour); the symbol keeps the status readable without colour
+STATUS_STYLE = {
+    QUEUED: ("○", "#757575"),
+    RUNNING: ("▸", "#1565c0"),
+    DONE: ("✓", "#2e7d32"),
+    CACHED: ("=", "#3566a8"),
+    FAILED: ("✗", "#c62828"),
+    SKIPPED: ("-", "#b26a00"),
+    CANCELLED: ("■", "#b26a00"),
+}
+
+ERROR_COLOR = "#c62828"
+WARNING_COLOR = "#b26a00"
+SUCCESS_COLOR = "#2e7d32"
+
+
+def stage_color(position: int) -> str:
+    return STAGE_COLORS[position % len(STAGE_COLORS)]

@@ -1,0 +1,130 @@
+"""A run in a child process, followed from a background thread through its run.json.
+
+The run is the `jupyter-mlops run` command that ``launcher.prepare_run`` builds, so it
+behaves as in a terminal, and a crash in it (or in a library it loads) can't take the kernel
+down. Following it is polling ``history.load_run``: the runner rewrites run.json at every
+change, and reading it is how every other view of a run (CLI, server) works too.
+
+Why a thread rather than an asyncio task on the kernel's loop: the loop only turns between
+cells, so a task would freeze while the user runs a long cell, or calls ``panel.wait()``,
+and a panel outside a kernel (a test, a script) has no loop at all. Widget updates from a
+thread are sent on the kernel's IOPub channel, which is thread-safe.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..history import load_run
+from ..launcher import PreparedRun
+from ..runstate import RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, STATE_FILE, RunState
+
+POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    status: str  # succeeded, failed or cancelled
+    state: RunState | None  # None when the command stopped before the run began
+    message: str | None  # why it failed or was cancelled
+
+
+class RunProcess:
+    """Start a prepared run and report its state until it ends, from a daemon thread.
+
+    ``on_state`` gets each state read while the run goes on; ``on_end`` gets the end, once,
+    before ``finished`` is set, so whoever waits on ``finished`` sees the callbacks' effects.
+    """
+
+    def __init__(
+        self,
+        prepared: PreparedRun,
+        cwd: Path,
+        on_state: Callable[[RunState], None],
+        on_end: Callable[[RunEnd], None],
+        interval: float = POLL_SECONDS,
+    ) -> None:
+        self.prepared = prepared
+        self.finished = threading.Event()
+        self._on_state = on_state
+        self._on_end = on_end
+        self._interval = interval
+        self._cancelled = False
+        with open(prepared.log, "wb") as log:
+            # Its own session: interrupting the kernel (SIGINT to its process group) must
+            # not stop a run the user only cancels with the Cancel button.
+            self.process = subprocess.Popen(
+                prepared.command,
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        # A kernel that shuts down (restart, close) stops its runs, as the server does.
+        weakref.finalize(self, _terminate, self.process)
+        threading.Thread(
+            target=self._follow, name=f"jupyter-mlops run {prepared.run_id}", daemon=True
+        ).start()
+
+    def cancel(self) -> None:
+        """SIGTERM: the runner kills its kernels and marks its MLflow runs FAILED."""
+        self._cancelled = True
+        _terminate(self.process)
+
+    def _follow(self) -> None:
+        try:
+            while self.process.poll() is None:
+                state = self._read()
+                if state is not None:
+                    self._on_state(state)
+                time.sleep(self._interval)
+        finally:
+            self.process.wait()
+            try:
+                self._on_end(self._end())
+            finally:
+                self.finished.set()
+
+    def _read(self) -> RunState | None:
+        if not (self.prepared.folder / STATE_FILE).is_file():
+            return None  # the command is still starting
+        try:
+            return load_run(self.prepared.folder)
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def _end(self) -> RunEnd:
+        state = self._read()  # a runner that died mid-run is marked failed by load_run
+        if state is not None:
+            status = RUN_FAILED if state.status == RUN_RUNNING else state.status
+            return RunEnd(status, state, state.error.message if state.error else None)
+        if self._cancelled:
+            return RunEnd(RUN_CANCELLED, None, "the run was cancelled before it started")
+        return RunEnd(
+            RUN_FAILED,
+            None,
+            _last_line(self.prepared.log)
+            or f"the run command exited with code {self.process.returncode} before it started",
+        )
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+
+
+def _last_line(path: Path) -> str:
+    """The command's last words, e.g. `error: ...` when it refused the run."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
