@@ -106,12 +106,13 @@ class ArtifactStore:
         """The local folder of an object (a remote store downloads it first)."""
         return self._local(digest)
 
-    def _put_record(self, stage: str, text: str) -> None:
-        atomic_write(self.root / "stages" / f"{stage}.json", text)
+    def put_text(self, name: str, text: str) -> None:
+        """Write a small document (a stage record, a run manifest) atomically."""
+        atomic_write(self.root / name, text)
 
-    def _get_record(self, stage: str) -> str | None:
+    def get_text(self, name: str) -> str | None:
         try:
-            return (self.root / "stages" / f"{stage}.json").read_text(encoding="utf-8")
+            return (self.root / name).read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
 
@@ -138,12 +139,12 @@ class ArtifactStore:
         return digest, variables
 
     def write_record(self, record: StageRecord) -> None:
-        self._put_record(record.stage, record.to_json())
+        self.put_text(_record_name(record.stage), record.to_json())
 
     # --- reading --------------------------------------------------------------------------
 
     def read_record(self, stage: str) -> StageRecord:
-        text = self._get_record(stage)
+        text = self.get_text(_record_name(stage))
         if text is None:
             raise MlopsError(
                 f"stage `{stage}` has no outputs in {self.location}: run it (or the pipeline) "
@@ -152,7 +153,7 @@ class ArtifactStore:
         return StageRecord.from_json(text)
 
     def has_record(self, stage: str) -> bool:
-        return self._get_record(stage) is not None
+        return self.get_text(_record_name(stage)) is not None
 
     def load(self, stage: str, names: list[str]) -> dict[str, Any]:
         """The named variables of a stage's latest outputs."""
@@ -201,12 +202,12 @@ class RemoteArtifactStore(ArtifactStore):
                 shutil.rmtree(staging, ignore_errors=True)
         return local
 
-    def _put_record(self, stage: str, text: str) -> None:
-        self.fs.pipe_file(self._remote("stages", f"{stage}.json"), text.encode())
+    def put_text(self, name: str, text: str) -> None:
+        self.fs.pipe_file(self._remote(name), text.encode())  # one PUT: atomic
 
-    def _get_record(self, stage: str) -> str | None:
+    def get_text(self, name: str) -> str | None:
         try:
-            return self.fs.cat_file(self._remote("stages", f"{stage}.json")).decode()
+            return self.fs.cat_file(self._remote(name)).decode()
         except FileNotFoundError:
             return None
 
@@ -223,6 +224,10 @@ class RemoteArtifactStore(ArtifactStore):
             self._publish(staging, digest)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _record_name(stage: str) -> str:
+    return f"stages/{stage}.json"
 
 
 def cache_folder() -> Path:

@@ -14,7 +14,7 @@ from typing import Any
 import click
 import yaml
 
-from . import __version__
+from . import __version__, orchestration
 from .analysis import Diagnostic, analyze_notebook
 from .bundle import Bundle, bundle_for, raise_for_errors, read_bundle, write_bundle
 from .errors import BadInput, MlopsError, StageFailed
@@ -263,3 +263,91 @@ def _read_parameters_file(path: Path | None) -> dict[str, Any]:
 def _warn(diagnostics: list[Diagnostic]) -> None:
     for diagnostic in diagnostics:
         click.echo(click.style("warning: ", fg="yellow") + diagnostic_line(diagnostic), err=True)
+
+
+# --- a pipeline run as a scheduler's tasks (Airflow, Kubeflow): begin, stage..., end ------
+
+
+def _parameters_json(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise BadInput(f"--parameters-json is not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise BadInput("--parameters-json must be a JSON object of parameter values")
+    return data
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(path_type=Path))
+@click.option(
+    "--artifact-store",
+    required=True,
+    metavar="URI",
+    help="Store every task can reach (path or fsspec URL).",
+)
+@click.option("-p", "--parameter", "parameters", multiple=True, nargs=2, metavar="NAME VALUE")
+@click.option("-f", "--parameters-file", type=click.Path(path_type=Path))
+@click.option("--parameters-json", metavar="JSON", help="Parameter values as a JSON object.")
+@click.option("--tracking-uri", help="MLflow tracking URI every task can reach.")
+@click.option("--run-id", help="Use this run id instead of a new one.")
+def begin(
+    pipeline: Path,
+    artifact_store: str,
+    parameters: tuple[tuple[str, str], ...],
+    parameters_file: Path | None,
+    parameters_json: str | None,
+    tracking_uri: str | None,
+    run_id: str | None,
+) -> None:
+    """Start a pipeline run whose stages a scheduler runs as tasks; print its run id."""
+    bundle = read_bundle(pipeline)
+    given = {**_read_parameters_file(parameters_file), **_parameters_json(parameters_json)}
+    values = resolve(bundle.parameters, given, list(parameters))
+    run = orchestration.begin(bundle, values, artifact_store, tracking_uri, run_id)
+    click.echo(f"pipeline run of `{bundle.name}`, MLflow run {run.parent_run_id}", err=True)
+    click.echo(run.run_id)  # last line of output: what a scheduler passes to the next tasks
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(path_type=Path))
+@click.argument("stage_name", metavar="STAGE")
+@click.option("--run-id", required=True, help="The id `jupyter-mlops begin` printed.")
+@click.option("--artifact-store", required=True, metavar="URI")
+@click.option("--kernel", help="Kernelspec to run the stage with.")
+@click.option(
+    "--runs-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_RUNS_ROOT,
+    show_default=True,
+    help="Where this task's run folder goes.",
+)
+def stage(
+    pipeline: Path,
+    stage_name: str,
+    run_id: str,
+    artifact_store: str,
+    kernel: str | None,
+    runs_dir: Path,
+) -> None:
+    """Run one stage of a pipeline run started with `begin` (one scheduler task)."""
+    bundle = read_bundle(pipeline)
+    orchestration.run_stage(bundle, stage_name, artifact_store, run_id, runs_dir, kernel)
+    click.echo(f"stage `{stage_name}` of run {run_id} done")
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(path_type=Path))
+@click.option("--run-id", required=True, help="The id `jupyter-mlops begin` printed.")
+@click.option("--artifact-store", required=True, metavar="URI")
+def end(pipeline: Path, run_id: str, artifact_store: str) -> None:
+    """Finish a pipeline run started with `begin`: register models; exit 1 if a stage failed."""
+    bundle = read_bundle(pipeline)
+    succeeded, models = orchestration.end(bundle, artifact_store, run_id)
+    for model in models:
+        click.echo(f"model: {model.name} v{model.version} -> {model.alias_uri}")
+    if not succeeded:
+        raise StageFailed(f"pipeline run {run_id} had failed stages", stage="")
+    click.echo(f"pipeline run {run_id} of `{bundle.name}` succeeded")

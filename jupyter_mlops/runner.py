@@ -69,6 +69,7 @@ class RunOptions:
     stage_timeout: float | None = None
     run_id: str | None = None
     artifact_store: str | None = None  # fsspec URL or path shared by machines; default: local
+    parent_run_id: str | None = None  # log into this MLflow run (a scheduler's `begin` made it)
 
 
 def new_run_id() -> str:
@@ -86,13 +87,16 @@ class PipelineRunner:
         self.kernel = choose_kernel(options.kernel, bundle.kernel)
         run_id = options.run_id or new_run_id()
         self.run_dir = (options.runs_root / bundle.name / run_id).resolve()
-        self.earlier = self._find_earlier_outputs()  # may refuse the run: before any file
         self.store = open_store(
             f"{options.artifact_store.rstrip('/')}/{bundle.name}/{run_id}"
             if options.artifact_store
             else self.run_dir / "artifacts"
         )
         self.records: dict[str, StageRecord] = {}
+        # These may refuse the run, so they come before any file is written.
+        self.earlier = {} if options.parent_run_id else self._find_earlier_outputs()
+        if options.parent_run_id:
+            self._read_upstream_records()
         self._kernels: dict[str, StageKernelManager] = {}
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -140,7 +144,11 @@ class PipelineRunner:
         tracking_uri = resolve_tracking_uri(self.options.tracking_uri)
         self.tracker = PipelineTracker(tracking_uri, self.bundle)
         self._copy_earlier_outputs()
-        parent = self.tracker.start(self.options.parameters, self.run_dir)
+        if self.options.parent_run_id:
+            self.tracker.attach(self.options.parent_run_id, self.options.parameters)
+            parent = self.options.parent_run_id
+        else:
+            parent = self.tracker.start(self.options.parameters, self.run_dir)
         self.state.update(
             tracking_uri=tracking_uri,
             experiment_id=self.tracker.experiment_id,
@@ -166,7 +174,9 @@ class PipelineRunner:
                 self.state.update(stage.name, status=left)
         ordered = [self.outcomes[n] for n in self.bundle.stage_names if n in self.outcomes]
         mlflow_status = "FINISHED" if status == RUN_SUCCEEDED else "FAILED"
-        models = self.tracker.finish(mlflow_status, ordered)
+        # A scheduler's `end` task ends a parent run it doesn't own here.
+        attached = self.options.parent_run_id is not None
+        models = [] if attached else self.tracker.finish(mlflow_status, ordered)
         self.state.update(
             status=status,
             finished=time.time(),
@@ -359,14 +369,8 @@ class PipelineRunner:
 
     def _find_earlier_outputs(self) -> dict[str, Path]:
         """With --from/--only: the earlier run folder holding each needed stage's outputs."""
-        needed = {
-            producer
-            for name in self.selected
-            for producer in self.bundle.stage(name).inputs.values()
-            if producer not in self.selected
-        }
         found = {}
-        for producer in sorted(needed):
+        for producer in sorted(self._needed_producers()):
             earlier = self._earlier_run_with(producer)
             if earlier is None:
                 raise BadInput(
@@ -402,6 +406,24 @@ class PipelineRunner:
             self.state.update(state.name, mlflow_run_id=run_id)
             outcomes[state.name] = StageOutcome(state.name, run_id, "FINISHED", 0.0, record)
         return outcomes
+
+    def _read_upstream_records(self) -> None:
+        """In a scheduler's run, upstream stages ran as other tasks into the shared store."""
+        for producer in sorted(self._needed_producers()):
+            if not self.store.has_record(producer):
+                raise BadInput(
+                    f"stage `{producer}` has not finished in this pipeline run yet (no outputs "
+                    f"in {self.store.location}); the scheduler must run it first"
+                )
+            self.records[producer] = self.store.read_record(producer)
+
+    def _needed_producers(self) -> set[str]:
+        return {
+            producer
+            for name in self.selected
+            for producer in self.bundle.stage(name).inputs.values()
+            if producer not in self.selected
+        }
 
     def _earlier_run_with(self, stage: str) -> Path | None:
         """The newest earlier run of this pipeline whose store has the stage's outputs."""

@@ -160,6 +160,25 @@ class PipelineTracker:
             self.client.log_artifact(self.parent_run_id, str(source), "source")
         return self.parent_run_id
 
+    def attach(self, parent_run_id: str, parameters: dict[str, Any]) -> None:
+        """Log into a parent run another process created (a scheduler's `begin` task)."""
+        self.parameters = parameters
+        self.parent_run_id = parent_run_id
+        self.experiment_id = self.client.get_run(parent_run_id).info.experiment_id
+        self.git = git_info(self.bundle.source_path)
+
+    def stage_runs(self) -> dict[str, Any]:
+        """The parent's child runs by stage (the newest when a stage was retried)."""
+        found: dict[str, Any] = {}
+        runs = self.client.search_runs(
+            [str(self.experiment_id)],
+            filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}'",
+            order_by=["attributes.start_time ASC"],
+        )
+        for run in runs:
+            found[run.data.tags.get(TAG_PREFIX + "stage", "")] = run
+        return found
+
     def _experiment(self) -> str:
         existing = self.client.get_experiment_by_name(self.bundle.experiment)
         if existing is not None:

@@ -75,13 +75,10 @@ class ParameterForm:
         for field in self.fields.values():
             field.input.observe(lambda _change, field=field: field.check(), names="value")
             parameter = field.parameter
-            note = parameter.help
-            if field.initial_text is not None and parameter.optional:
-                note += " (empty: None)"
             cells += [
                 widgets.Label(parameter.name, tooltip=f"{parameter.name}: {parameter.type}"),
                 widgets.VBox([field.input, field.problem]),
-                widgets.HTML(f'<span style="opacity:0.75">{html.escape(note)}</span>'),
+                widgets.HTML(f'<span style="opacity:0.75">{html.escape(parameter.help)}</span>'),
             ]
         self.widget = widgets.GridBox(
             cells,
@@ -113,10 +110,10 @@ def _field(parameter: Parameter) -> ParameterField:
     short = widgets.Layout(width="10em")
     if kind == "bool":
         if parameter.optional:
-            options = [("None", None), ("True", True), ("False", False)]
-            return ParameterField(
-                parameter, widgets.Dropdown(options=options, value=default), problem
-            )
+            choices = [None, True, False]  # set by index: a Dropdown's value None means "none"
+            options = [(str(c), c) for c in choices]
+            choice = widgets.Dropdown(options=options, index=choices.index(default), layout=short)
+            return ParameterField(parameter, choice, problem)
         return ParameterField(parameter, widgets.Checkbox(value=default, indent=False), problem)
     if kind == "int" and not parameter.optional:
         return ParameterField(parameter, widgets.IntText(value=default, layout=short), problem)

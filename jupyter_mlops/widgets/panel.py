@@ -77,17 +77,29 @@ class PipelinePanel(widgets.VBox):
 
         self.header = widgets.HTML()
         self.diagnostics = widgets.HTML()
+        compact = {"width": "auto", "padding": "0 14px"}
         self.run_button = widgets.Button(
-            description="Run", icon="play", button_style="primary", tooltip="Run the pipeline"
+            description="Run",
+            icon="play",
+            button_style="primary",
+            tooltip="Run the pipeline as saved on disk",
+            layout=compact,
         )
         self.cancel_button = widgets.Button(
-            description="Cancel", icon="stop", button_style="warning", disabled=True
+            description="Cancel", icon="stop", button_style="warning", disabled=True, layout=compact
         )
         self.reload_button = widgets.Button(
-            description="Reload", icon="refresh", tooltip="Read the saved notebook again"
+            description="Reload",
+            icon="refresh",
+            tooltip="Read the saved notebook again",
+            layout=compact,
         )
-        self.from_stage = widgets.Dropdown(description="from", layout=widgets.Layout(width="14em"))
-        self.from_stage.style.description_width = "initial"
+        self.from_stage = widgets.Dropdown(
+            description="from",
+            tooltip="Run this stage and what depends on it, reusing earlier outputs",
+            style={"description_width": "initial"},
+            layout={"width": "14em"},
+        )
         self.status_label = widgets.Label(IDLE)
         self.outcome = widgets.HTML()
         self.run_button.on_click(lambda _button: self._start())
@@ -150,6 +162,7 @@ class PipelinePanel(widgets.VBox):
         self.from_stage.options = [(WHOLE_PIPELINE, None)] + [
             (s.name, s.name) for s in analysis.stages
         ]
+        self.from_stage.index = 0  # by index: a Dropdown's value None means "none selected"
         self.run_button.disabled = bool(analysis.errors)
         self.children = [
             self.header,
@@ -162,11 +175,11 @@ class PipelinePanel(widgets.VBox):
                 [
                     self.run_button,
                     self.cancel_button,
-                    self.from_stage,
                     self.reload_button,
+                    self.from_stage,
                     self.status_label,
                 ],
-                layout=widgets.Layout(align_items="center", margin="8px 0 0 0"),
+                layout=widgets.Layout(align_items="center", margin="8px 0 0 0", grid_gap="6px"),
             ),
             self.outcome,
         ]

@@ -1,0 +1,116 @@
+"""One pipeline run as separate tasks of a scheduler: `begin`, one `stage` per stage, `end`.
+
+Airflow, Kubeflow and similar systems run each stage as its own task, maybe on its own
+machine. They share two things: the artifact store (an fsspec URL every task can reach) and
+the MLflow tracking server. `begin` creates the parent MLflow run and writes a small
+manifest into the run's store (parameters, tracking URI, parent run); each `stage` task
+reads it and runs its stage with the ordinary runner, attached to that parent; `end`
+collects the stages' outcomes, registers the models when all succeeded, and ends the parent
+run FINISHED or FAILED. A scheduler passes nothing but the run id between tasks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .artifacts import ArtifactStore, open_store
+from .bundle import Bundle
+from .errors import BadInput
+from .runner import PipelineRunner, RunOptions, new_run_id
+from .runstate import RunState
+from .tracking import PipelineTracker, RegisteredModel, StageOutcome, resolve_tracking_uri
+
+MANIFEST = "pipeline-run.json"
+
+
+@dataclass
+class PipelineRun:
+    """What every task of one scheduled pipeline run needs to know."""
+
+    run_id: str
+    pipeline: str
+    parent_run_id: str
+    tracking_uri: str
+    parameters: dict[str, Any]
+
+
+def run_store(bundle: Bundle, artifact_store: str, run_id: str) -> ArtifactStore:
+    """The store of one pipeline run (the same layout the runner uses)."""
+    return open_store(f"{artifact_store.rstrip('/')}/{bundle.name}/{run_id}")
+
+
+def begin(
+    bundle: Bundle,
+    parameters: dict[str, Any],
+    artifact_store: str,
+    tracking_uri: str | None = None,
+    run_id: str | None = None,
+) -> PipelineRun:
+    """Start a scheduled pipeline run: the parent MLflow run and the shared manifest."""
+    run_id = run_id or new_run_id()
+    store = run_store(bundle, artifact_store, run_id)
+    tracker = PipelineTracker(resolve_tracking_uri(tracking_uri), bundle)
+    parent = tracker.start(parameters, Path(store.location))
+    run = PipelineRun(run_id, bundle.name, parent, tracker.tracking_uri, parameters)
+    store.put_text(MANIFEST, json.dumps(asdict(run), indent=1))
+    return run
+
+
+def read_run_manifest(bundle: Bundle, artifact_store: str, run_id: str) -> PipelineRun:
+    text = run_store(bundle, artifact_store, run_id).get_text(MANIFEST)
+    if text is None:
+        raise BadInput(
+            f"no pipeline run `{run_id}` of `{bundle.name}` in {artifact_store}: run "
+            "`jupyter-mlops begin` first and pass the run id it prints"
+        )
+    return PipelineRun(**json.loads(text))
+
+
+def run_stage(
+    bundle: Bundle,
+    stage: str,
+    artifact_store: str,
+    run_id: str,
+    runs_root: Path,
+    kernel: str | None = None,
+) -> RunState:
+    """Run one stage of a scheduled pipeline run. Raises StageFailed when it fails."""
+    run = read_run_manifest(bundle, artifact_store, run_id)
+    options = RunOptions(
+        parameters=run.parameters,
+        only=[stage],
+        tracking_uri=run.tracking_uri,
+        runs_root=runs_root,
+        kernel=kernel,
+        run_id=run_id,
+        artifact_store=artifact_store,
+        parent_run_id=run.parent_run_id,
+    )
+    runner = PipelineRunner(bundle, options)
+    runner.start()
+    runner.run_stage(stage)
+    return runner.finish()
+
+
+def end(bundle: Bundle, artifact_store: str, run_id: str) -> tuple[bool, list[RegisteredModel]]:
+    """Finish a scheduled pipeline run; returns whether every stage succeeded, and models."""
+    run = read_run_manifest(bundle, artifact_store, run_id)
+    store = run_store(bundle, artifact_store, run_id)
+    tracker = PipelineTracker(run.tracking_uri, bundle)
+    tracker.attach(run.parent_run_id, run.parameters)
+    children = tracker.stage_runs()
+    outcomes = []
+    for name in bundle.stage_names:
+        child = children.get(name)
+        status = child.info.status if child else "FAILED"
+        record = store.read_record(name) if status == "FINISHED" else None
+        duration = child.data.metrics.get("duration_s", 0.0) if child else 0.0
+        outcomes.append(
+            StageOutcome(name, child.info.run_id if child else "", status, duration, record)
+        )
+    succeeded = all(o.status == "FINISHED" for o in outcomes)
+    models = tracker.finish("FINISHED" if succeeded else "FAILED", outcomes)
+    return succeeded, models
