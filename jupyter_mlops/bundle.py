@@ -28,7 +28,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from . import __version__
 from .analysis import Analysis, Stage, analyze_notebook
 from .errors import BadInput, NotebookError
-from .files import atomic_write
+from .files import atomic_write, yaml_text
 from .notebooks import SourceNotebook
 from .parameters import Parameter
 from .requirements import pinned_requirements
@@ -107,8 +107,8 @@ def write_bundle(source: SourceNotebook, analysis: Analysis, out: str | Path) ->
     for old in (root / "stages").glob("*.ipynb"):
         if old.name not in wanted:
             old.unlink()
-    atomic_write(root / "pipeline.yaml", pipeline_yaml(bundle, analysis))
-    atomic_write(root / "params.yaml", _yaml({p.name: p.default for p in bundle.parameters}))
+    atomic_write(root / "pipeline.yaml", pipelineyaml_text(bundle, analysis))
+    atomic_write(root / "params.yaml", yaml_text({p.name: p.default for p in bundle.parameters}))
     requirements = pinned_requirements(analysis.imports)
     atomic_write(root / "requirements.txt", "\n".join(requirements) + "\n")
     return bundle
@@ -278,7 +278,7 @@ def _copy(cell: Any, index: int, role: str) -> Any:
 # --- pipeline.yaml -------------------------------------------------------------------------
 
 
-def pipeline_yaml(bundle: Bundle, analysis: Analysis) -> str:
+def pipelineyaml_text(bundle: Bundle, analysis: Analysis) -> str:
     spec = {
         "schema_version": SCHEMA_VERSION,
         "generator": bundle.generator,
@@ -322,11 +322,7 @@ def pipeline_yaml(bundle: Bundle, analysis: Analysis) -> str:
         + (f" from {bundle.source_notebook}" if bundle.source_notebook else "")
         + ".\n# Re-run `jupyter-mlops convert` rather than editing this file.\n"
     )
-    return header + _yaml(spec)
-
-
-def _yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return header + yaml_text(spec)
 
 
 def read_bundle(path: str | Path) -> Bundle:

@@ -18,6 +18,7 @@ from . import __version__, orchestration
 from .analysis import Diagnostic, analyze_notebook
 from .bundle import Bundle, bundle_for, raise_for_errors, read_bundle, write_bundle
 from .errors import BadInput, MlopsError, StageFailed
+from .exporters import BUNDLE_FOLDER, ExportOptions, exporters
 from .junit import write_junit_xml
 from .notebooks import read_notebook
 from .parameters import resolve
@@ -351,3 +352,60 @@ def end(pipeline: Path, run_id: str, artifact_store: str) -> None:
     if not succeeded:
         raise StageFailed(f"pipeline run {run_id} had failed stages", stage="")
     click.echo(f"pipeline run {run_id} of `{bundle.name}` succeeded")
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["airflow", "kubeflow", "github-actions"]))
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to write into (a notebook's bundle goes to its bundle/ folder).",
+)
+@click.option(
+    "--artifact-store",
+    metavar="URI",
+    help="Store every task can reach (schedulers); default: a local folder.",
+)
+@click.option("--tracking-uri", help="MLflow tracking URI every task can reach.")
+@click.option("--schedule", metavar="CRON", help="Also run on this cron schedule.")
+@click.option(
+    "--parameters-file",
+    type=click.Path(path_type=Path, exists=True),
+    help="Smoke parameters for CI runs (github-actions).",
+)
+@click.option("--image", help="Container image with the pipeline's requirements (kubeflow).")
+def export(
+    kind: str,
+    target: Path,
+    out: Path,
+    artifact_store: str | None,
+    tracking_uri: str | None,
+    schedule: str | None,
+    parameters_file: Path | None,
+    image: str | None,
+) -> None:
+    """Export a notebook or bundle to a CI workflow or a scheduler."""
+    source_notebook = None
+    if target.suffix == ".ipynb":
+        source = read_notebook(target)
+        analysis = analyze_notebook(source.nb, target)
+        _warn(analysis.warnings)
+        bundle = write_bundle(source, analysis, out / BUNDLE_FOLDER)
+        source_notebook = target
+    else:
+        bundle = read_bundle(target)
+    options = ExportOptions(
+        out=out,
+        source_notebook=source_notebook,
+        artifact_store=artifact_store,
+        tracking_uri=tracking_uri,
+        schedule=schedule,
+        parameters_file=parameters_file,
+        image=image,
+    )
+    written = exporters()[kind](bundle, options)
+    click.echo("wrote " + ", ".join(str(p) for p in written))

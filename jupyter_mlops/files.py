@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import yaml
+
 
 def atomic_write(path: str | Path, data: bytes | str) -> None:
     """Write a file so readers see either the old or the new content, never a partial one."""
@@ -27,3 +29,23 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+class _ReadableDumper(yaml.SafeDumper):
+    """YAML for people to review: no anchors, multi-line strings as `|` blocks."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
+def _string(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ReadableDumper.add_representer(str, _string)
+
+
+def yaml_text(data: object) -> str:
+    """Deterministic, reviewable YAML (keys in the order given)."""
+    return yaml.dump(data, Dumper=_ReadableDumper, sort_keys=False, allow_unicode=True, width=1000)
