@@ -4,6 +4,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from conftest import cli, code, notebook, write
+from mlflow_helpers import client_for, pipeline_runs
 
 pytestmark = pytest.mark.slow
 
@@ -60,3 +61,41 @@ def test_pre_commit_hook_checks_tagged_notebooks_only(tmp_path):
     assert "scratch.ipynb" not in ok.stdout and "good.ipynb" in ok.stdout
     failing = cli(*entry[1:], str(plain), str(good), str(bad), cwd=tmp_path)
     assert failing.returncode == 1 and "nowhere" in failing.stdout
+
+
+def test_pytest_plugin_runs_stages_as_tests(pytester, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    folder = pytester.path / "notebooks"
+    write(
+        notebook(
+            code("rows: int = 100", "parameters"),
+            code("data = list(range(rows))", "stage:load"),
+            code(
+                "assert len(data) < 50, f'too many rows: {len(data)}'\nkept = data", "stage:check"
+            ),
+            code("total = sum(kept)", "stage:report"),
+            code("other = 1", "stage:side"),
+        ),
+        folder / "smoke.ipynb",
+    )
+    write(notebook(code("print('scratch')")), folder / "scratch.ipynb")
+    failing = pytester.runpytest_subprocess("--mlops", str(folder), "-p", "no:cacheprovider")
+    failing.assert_outcomes(passed=2, failed=1, skipped=1)
+    output = failing.stdout.str()
+    assert "stage `check` failed in cell 2 of smoke.ipynb, line 1" in output
+    assert "AssertionError: too many rows: 100" in output
+    assert (
+        "upstream stage `check` did not succeed"
+        in pytester.runpytest_subprocess(
+            "--mlops", str(folder), "-p", "no:cacheprovider", "-rs"
+        ).stdout.str()
+    )
+    (pytester.path / "smoke.yaml").write_text("rows: 10\n")
+    passing = pytester.runpytest_subprocess(
+        "--mlops", str(folder / "smoke.ipynb"), "--mlops-params", "smoke.yaml", "-v"
+    )
+    passing.assert_outcomes(passed=4)
+    assert "smoke.ipynb::load PASSED" in passing.stdout.str()
+    parent, children = pipeline_runs(client_for(pytester.path), "smoke")
+    assert parent.info.status == "FINISHED" and parent.data.params["rows"] == "10"
+    assert set(children) == {"load", "check", "report", "side"}

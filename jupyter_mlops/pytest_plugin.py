@@ -1,0 +1,179 @@
+"""`pytest --mlops NOTEBOOK_OR_DIR`: each tagged notebook a test module, each stage a test.
+
+Stages run in dependency order through the ordinary runner (real kernels, MLflow logging),
+one pipeline run per notebook. A failing stage reports its source cell and traceback like a
+failing test; stages downstream of it are skipped, not failed. `--mlops-params FILE` gives
+smoke parameters (a YAML mapping, as `jupyter-mlops run -f`).
+
+Loaded by every pytest run through the `pytest11` entry point, so importing it costs nothing
+and it does nothing unless `--mlops` is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .runner import PipelineRunner
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mlops", "jupyter-mlops pipelines")
+    group.addoption(
+        "--mlops",
+        action="append",
+        default=[],
+        metavar="NOTEBOOK_OR_DIR",
+        help="Run the tagged notebooks here as tests, one test per stage (repeatable).",
+    )
+    group.addoption(
+        "--mlops-params",
+        metavar="FILE",
+        help="YAML file of parameter values (smoke parameters) for every pipeline.",
+    )
+    group.addoption(
+        "--mlops-runs-dir",
+        default="mlops-runs",
+        metavar="DIR",
+        help="Where the pipelines' run folders go (default: mlops-runs).",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    paths = config.getoption("mlops")
+    if paths and config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args = list(paths)  # collect the notebooks, not the project's test paths
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    roots = [Path(p).resolve() for p in parent.config.getoption("mlops")]
+    if file_path.suffix != ".ipynb" or ".ipynb_checkpoints" in file_path.parts:
+        return None
+    resolved = file_path.resolve()
+    if not any(resolved == root or root in resolved.parents for root in roots):
+        return None
+    return NotebookPipeline.from_parent(parent, path=file_path)
+
+
+class StageFailure(Exception):
+    """A stage failed; carries the runner's message and the kernel's traceback."""
+
+    def __init__(self, message: str, traceback: str | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.traceback = traceback
+
+
+class NotebookPipeline(pytest.File):
+    """A tagged notebook: its stages are the tests, run as one pipeline run."""
+
+    runner: PipelineRunner | None = None
+
+    def collect(self) -> Any:
+        from .analysis import analyze_notebook
+        from .notebooks import read_notebook
+
+        source = read_notebook(self.path)
+        analysis = analyze_notebook(source.nb, self.path)
+        if not analysis.stages and {d.code for d in analysis.errors} <= {"no-stages", "no-cells"}:
+            return  # an untagged notebook in a folder: not a pipeline
+        if analysis.errors:
+            yield TaggingErrors.from_parent(self, name="tagging", analysis=analysis)
+            return
+        for stage in analysis.stages:
+            yield StageItem.from_parent(self, name=stage.name)
+
+    def pipeline(self) -> PipelineRunner:
+        """The notebook's pipeline run, started on first use by its first stage."""
+        if self.runner is None:
+            self.runner = self._start()
+        return self.runner
+
+    def _start(self) -> PipelineRunner:
+        import yaml
+
+        from .analysis import analyze_notebook
+        from .bundle import write_bundle
+        from .notebooks import read_notebook
+        from .parameters import resolve
+        from .runner import PipelineRunner, RunOptions, new_run_id
+
+        config = self.config
+        given: dict[str, Any] = {}
+        if config.getoption("mlops_params"):
+            given = yaml.safe_load(Path(config.getoption("mlops_params")).read_text()) or {}
+        source = read_notebook(self.path)
+        analysis = analyze_notebook(source.nb, self.path)
+        runs_root = Path(config.getoption("mlops_runs_dir"))
+        run_id = new_run_id()
+        bundle = write_bundle(
+            source, analysis, runs_root / analysis.settings.pipeline / run_id / "bundle"
+        )
+        options = RunOptions(
+            parameters=resolve(analysis.parameters, given), runs_root=runs_root, run_id=run_id
+        )
+        runner = PipelineRunner(bundle, options)
+        runner.start()
+        return runner
+
+    def teardown(self) -> None:
+        from .errors import MlopsError
+
+        if self.runner is not None:
+            # A failed stage was already reported by its own test: finishing only ends the
+            # parent MLflow run (FAILED) and, on success, registers the models.
+            with contextlib.suppress(MlopsError):
+                self.runner.finish()
+
+
+class TaggingErrors(pytest.Item):
+    def __init__(self, *, analysis: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.analysis = analysis
+
+    def runtest(self) -> None:
+        from .report import diagnostic_line
+
+        lines = [diagnostic_line(d) for d in self.analysis.errors]
+        raise StageFailure("the notebook's tags have errors:\n" + "\n".join(lines), None)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        return str(excinfo.value)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, "tagging"
+
+
+class StageItem(pytest.Item):
+    """One stage of a notebook's pipeline."""
+
+    def runtest(self) -> None:
+        from .runstate import DONE
+
+        pipeline = self.parent
+        assert isinstance(pipeline, NotebookPipeline)
+        runner = pipeline.pipeline()
+        stage = runner.bundle.stage(self.name)
+        states = {s.name: s for s in runner.state.state.stages}
+        blocked = [u for u in stage.upstream if states[u].status != DONE]
+        if blocked:
+            pytest.skip(f"upstream stage `{blocked[0]}` did not succeed")
+        runner.run_stage(self.name)
+        state = states[self.name]
+        if state.status != DONE:
+            error = state.error
+            message = error.message if error else f"stage `{self.name}` {state.status}"
+            raise StageFailure(message, error.traceback if error else None)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        error = excinfo.value
+        if isinstance(error, StageFailure):
+            return f"{error.message}\n\n{error.traceback or ''}".rstrip()
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name  # pytest shows `notebook.ipynb::stage`
