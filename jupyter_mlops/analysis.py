@@ -17,7 +17,7 @@ producer's outputs.
 
 from __future__ import annotations
 
-import ast
+import heapq
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -193,10 +193,8 @@ class _Analyzer:
         order = self._execution_order()
         edges = self._edges(order)
         stages = [self.stages[name] for name in order]
-        for stage in stages:
-            stage.upstream = sorted(
-                {e.source for e in edges if e.target == stage.name}, key=order.index
-            )
+        for edge in edges:  # edges come in run order of their sources
+            self.stages[edge.target].upstream.append(edge.source)
         explained = {"no-cells", "invalid-tag", "conflicting-tags"}
         if not self.stages and not any(d.code in explained for d in self.diagnostics):
             self.error(
@@ -557,16 +555,29 @@ class _Analyzer:
     def _execution_order(self) -> list[str]:
         """Dependencies first; among ready stages, notebook order. Reports cycles."""
         names = list(self.stages)
+        position = {name: index for index, name in enumerate(names)}
         depends = {
             n: set(self.stages[n].inputs.values()) | set(self.stages[n].after) for n in names
         }
+        dependents: dict[str, list[str]] = {n: [] for n in names}
+        waiting = {n: len(depends[n]) for n in names}
+        for name in names:
+            for upstream in depends[name]:
+                dependents[upstream].append(name)
+        ready = [position[n] for n in names if not waiting[n]]
+        heapq.heapify(ready)
         order: list[str] = []
-        while len(order) < len(names):
-            ready = [n for n in names if n not in order and depends[n] <= set(order)]
-            if not ready:
-                self._report_cycle([n for n in names if n not in order], depends)
-                return order + [n for n in names if n not in order]
-            order.append(ready[0])
+        while ready:
+            name = names[heapq.heappop(ready)]
+            order.append(name)
+            for dependent in dependents[name]:
+                waiting[dependent] -= 1
+                if not waiting[dependent]:
+                    heapq.heappush(ready, position[dependent])
+        if len(order) < len(names):
+            remaining = [n for n in names if n not in set(order)]
+            self._report_cycle(remaining, depends)
+            return order + remaining
         return order
 
     def _report_cycle(self, remaining: list[str], depends: dict[str, set[str]]) -> None:
@@ -587,13 +598,14 @@ class _Analyzer:
         )
 
     def _edges(self, order: list[str]) -> list[Edge]:
+        position = {name: index for index, name in enumerate(order)}
         edges = []
         for target in order:
             stage = self.stages[target]
             sources: dict[str, list[str]] = {}
             for variable, producer in stage.inputs.items():
                 sources.setdefault(producer, []).append(variable)
-            for source in sorted(set(sources) | set(stage.after), key=order.index):
+            for source in sorted(set(sources) | set(stage.after), key=position.__getitem__):
                 variables = tuple(sorted(sources.get(source, [])))
                 edges.append(Edge(source, target, variables, explicit=not variables))
         return edges
@@ -683,11 +695,8 @@ def _source(cell: Any) -> str:
 
 
 def _names_in(expression: str) -> list[str]:
-    try:
-        tree = ast.parse(expression, mode="eval")
-    except SyntaxError:
-        return []
-    return sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)})
+    """The names an expression reads (a comprehension's own variables are not)."""
+    return sorted(analyze_code(expression).reads)
 
 
 def _describe_role(role: Role) -> str:

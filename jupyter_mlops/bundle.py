@@ -23,7 +23,7 @@ from typing import Any
 
 import nbformat
 import yaml
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4.nbjson import writes as notebook_json
 
 from . import __version__
 from .analysis import Analysis, Stage, analyze_notebook
@@ -101,7 +101,7 @@ def write_bundle(source: SourceNotebook, analysis: Analysis, out: str | Path) ->
     root = Path(out)
     bundle = bundle_for(source, analysis, root)
     for stage in bundle.stages:
-        text = nbformat.writes(stage_notebook(source, analysis, bundle, stage)) + "\n"
+        text = notebook_json(stage_notebook(source, analysis, bundle, stage)) + "\n"
         atomic_write(bundle.notebook_path(stage.name), text)
     wanted = {bundle.notebook_path(s).name for s in bundle.notebooks}
     for old in (root / "stages").glob("*.ipynb"):
@@ -179,19 +179,24 @@ def stage_notebook(source: SourceNotebook, analysis: Analysis, bundle: Bundle, s
         spec.setdefault("display_name", bundle.kernel)
         metadata["kernelspec"] = spec
     metadata["jupyter_mlops"] = {"pipeline": bundle.name, "stage": stage.name}
-    nb = new_notebook(cells=cells, metadata=metadata)
-    nb.nbformat_minor = 5
-    return nb
+    notebook = {"cells": cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}
+    return nbformat.from_dict(notebook)
+
+
+def _cell(cell_type: str, source: str, metadata: dict[str, Any], cell_id: str) -> dict:
+    """A cell as nbformat 4.5 lays it out. Built directly: nbformat's constructors validate
+    every cell against the JSON schema, which dominated converting large notebooks."""
+    cell = {"cell_type": cell_type, "id": cell_id, "metadata": metadata, "source": source}
+    if cell_type == "code":
+        cell.update(execution_count=None, outputs=[])
+    return cell
 
 
 def _generated(kind: str, source: str, cell_type: str = "code", tags: list[str] | None = None):
-    make = new_code_cell if cell_type == "code" else new_markdown_cell
     metadata: dict[str, Any] = {"jupyter_mlops": {"generated": kind}}
     if tags:
         metadata["tags"] = tags
-    cell = make(source=source, metadata=metadata)
-    cell["id"] = f"mlops-{kind}"
-    return cell
+    return _cell(cell_type, source, metadata, f"mlops-{kind}")
 
 
 def _header(bundle: Bundle, stage: Stage) -> Any:
@@ -270,9 +275,7 @@ def _copy(cell: Any, index: int, role: str) -> Any:
     metadata: dict[str, Any] = {"jupyter_mlops": {"source_cell": index, "role": role}}
     if tags:
         metadata["tags"] = tags
-    copy = new_code_cell(source=cell.get("source", ""), metadata=metadata)
-    copy["id"] = f"cell-{index}"
-    return copy
+    return _cell("code", cell.get("source", ""), metadata, f"cell-{index}")
 
 
 # --- pipeline.yaml -------------------------------------------------------------------------

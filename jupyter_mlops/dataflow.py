@@ -112,27 +112,39 @@ def _transformer():  # IPython is imported lazily: most cells need no transforma
     return TransformerManager()
 
 
-def to_python(source: str) -> str:
-    """The Python the kernel would run for this cell source."""
-    try:
-        ast.parse(source)
-        return source
-    except SyntaxError:
-        return _transformer().transform_cell(source)
-
-
+@lru_cache(maxsize=8192)
 def analyze_code(source: str) -> CellCode:
-    """Analyze one cell's source. Never raises: a syntax error is reported in the result."""
-    python = to_python(source)
+    """Analyze one cell's source. Never raises: a syntax error is reported in the result.
+
+    Cached by source, because the sidebar re-analyzes the whole notebook on every edit and
+    only one cell has changed. Results are shared, so callers must not modify them.
+    """
+    try:
+        tree = ast.parse(source)  # plain Python, the common case: no transformation needed
+        python = source
+    except SyntaxError:
+        python = _transformer().transform_cell(source)
+        tree = None
     result = CellCode(python=python)
     try:
-        tree = ast.parse(python)
+        tree = tree or ast.parse(python)
     except SyntaxError as error:
         result.syntax_error = f"{error.msg} (line {error.lineno})"
         result.syntax_error_line = error.lineno
         return result
     _Collector(result, python).visit_body(tree.body)
     return result
+
+
+def _target_names(node: ast.expr) -> list[str]:
+    """The plain names an assignment target binds: `a`, `a, (b, *c)`."""
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.Tuple | ast.List):
+        return [name for element in node.elts for name in _target_names(element)]
+    if isinstance(node, ast.Starred):
+        return _target_names(node.value)
+    return []
 
 
 def _base_name(node: ast.expr) -> str | None:
@@ -211,9 +223,11 @@ class _Collector:
             case ast.ClassDef():
                 self._class(node)
             case ast.Import(names=names):
+                self._modules(node)
                 for alias in names:
                     self._imported(alias.asname or alias.name.split(".")[0], node.lineno)
             case ast.ImportFrom(names=names):
+                self._modules(node)
                 for alias in names:
                     if alias.name == "*":
                         self.result.dynamic = True
@@ -296,6 +310,7 @@ class _Collector:
         self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, bind: bool = True
     ) -> None:
         """Defaults and decorators are read now, the body's free names when it is called."""
+        self._modules_inside(node)
         arguments = node.args
         self.expr_nodes(list(arguments.defaults) + [d for d in arguments.kw_defaults if d])
         if not isinstance(node, ast.Lambda):
@@ -415,21 +430,26 @@ class _Collector:
 
     # --- facts about top-level statements ------------------------------------------------
 
+    def _modules(self, node: ast.Import | ast.ImportFrom) -> None:
+        """Record the top-level modules an import statement needs (for requirements)."""
+        if isinstance(node, ast.Import):
+            self.result.imports.extend(a.name.split(".")[0] for a in node.names)
+        elif node.module and node.level == 0:
+            self.result.imports.append(node.module.split(".")[0])
+
+    def _modules_inside(self, node: ast.AST) -> None:
+        for child in ast.walk(node):
+            if isinstance(child, ast.Import | ast.ImportFrom):
+                self._modules(child)
+
     def _top_level_facts(self, stmt: ast.stmt) -> None:
-        for node in ast.walk(stmt):
-            if isinstance(node, ast.Import):
-                self.result.imports.extend(a.name.split(".")[0] for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                self.result.imports.append(node.module.split(".")[0])
         targets: list[ast.expr] = []
         if isinstance(stmt, ast.Assign):
             targets = list(stmt.targets)
         elif isinstance(stmt, ast.AugAssign | ast.AnnAssign):
             targets = [stmt.target]
         for target in targets:
-            for name in ast.walk(target):
-                if isinstance(name, ast.Name):
-                    self.result.top_level_assigned.append(name.id)
+            self.result.top_level_assigned.extend(_target_names(target))
         match stmt:
             case ast.Expr(value=ast.Call(func=ast.Name(id="print"), args=args)):
                 self.result.printed.extend(a.id for a in args if isinstance(a, ast.Name))

@@ -84,6 +84,21 @@ def git_info(path: Path | None) -> dict[str, str]:
     return info
 
 
+class MlflowLinks:
+    """Links into the MLflow UI, or None everywhere when there is no UI to link to."""
+
+    def __init__(self, ui_url: str | None) -> None:
+        self.ui = ui_url.rstrip("/") if ui_url else None
+
+    def run(self, experiment_id: str | None, run_id: str | None) -> str | None:
+        if not (self.ui and experiment_id and run_id):
+            return None
+        return f"{self.ui}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def model(self, name: str, version: str) -> str | None:
+        return f"{self.ui}/#/models/{name}/versions/{version}" if self.ui else None
+
+
 @dataclass
 class RegisteredModel:
     name: str

@@ -15,10 +15,10 @@ from pathlib import Path
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Unicode
 
-from ..tracking import resolve_tracking_uri
+from ..tracking import MlflowLinks, resolve_tracking_uri
 from .handlers import handlers
 from .mlflow_ui import TRACKING_URI_ENV, proxied_ui_url
-from .runs import MlflowLinks, RunManager
+from .runs import RunManager
 
 
 class MlopsExtension(ExtensionApp):

@@ -22,6 +22,7 @@ from ..errors import BadInput
 from ..history import find_run, load_run, run_folders, runner_alive
 from ..launcher import RUNNER_LOG, prepare_run
 from ..runstate import RUN_FAILED, RUN_RUNNING, RunState
+from ..tracking import MlflowLinks
 from .paths import relative_to_root
 
 TAIL_BYTES = 4000
@@ -36,21 +37,6 @@ class Launch:
     pipeline: str
     created: float
     process: asyncio.subprocess.Process
-
-
-class MlflowLinks:
-    """Links into the MLflow UI, or None everywhere when there is no UI to link to."""
-
-    def __init__(self, ui_url: str | None) -> None:
-        self.ui = ui_url.rstrip("/") if ui_url else None
-
-    def run(self, experiment_id: str | None, run_id: str | None) -> str | None:
-        if not (self.ui and experiment_id and run_id):
-            return None
-        return f"{self.ui}/#/experiments/{experiment_id}/runs/{run_id}"
-
-    def model(self, name: str, version: str) -> str | None:
-        return f"{self.ui}/#/models/{name}/versions/{version}" if self.ui else None
 
 
 class RunManager:

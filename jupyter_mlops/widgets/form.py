@@ -53,6 +53,13 @@ class ParameterField:
         self.problem.value = ""
         return None
 
+    @property
+    def edited(self) -> bool:
+        """Whether the user changed the prefilled value."""
+        if self.initial_text is None:
+            return self.input.value != self.parameter.default
+        return self.input.value != self.initial_text
+
     def same_kind(self, other: ParameterField) -> bool:
         return (self.parameter.type, self.parameter.optional) == (
             other.parameter.type,
@@ -69,7 +76,11 @@ class ParameterForm:
         if keep is not None:  # the notebook was re-read: what the user typed stays
             for name, field in self.fields.items():
                 old = keep.fields.get(name)
-                if old is not None and field.same_kind(old):
+                if old is None or not old.edited or not field.same_kind(old):
+                    continue
+                if isinstance(old.input, widgets.Dropdown):  # its value None is "no choice"
+                    field.input.index = old.input.index
+                else:
                     field.input.value = old.input.value
         cells: list[widgets.Widget] = []
         for field in self.fields.values():

@@ -16,14 +16,18 @@ from ..runstate import FAILED, RUN_CANCELLED, RUN_SUCCEEDED, RunState
 from ..server.runs import MlflowLinks
 from .palette import ERROR_COLOR, SUCCESS_COLOR, WARNING_COLOR
 
+# ipywidgets gives HTML the height of an input box as line height; text wraps tighter
+LINE = "line-height:1.5"
+
 
 def header_html(notebook: Path, analysis: Analysis, tracking_uri: str) -> str:
     s = analysis.settings
-    return (
+    return _div(
         f"<b>{escape(notebook.name)}</b>: pipeline <code>{escape(s.pipeline)}</code>, "
         f"experiment <code>{escape(s.experiment)}</code>, model "
         f"<code>{escape(s.model_name)}</code>"
-        f'<br><span style="opacity:0.7">{escape(str(notebook.parent))} · MLflow '
+    ) + _div(
+        f'<span style="opacity:0.7">{escape(str(notebook.parent))} · MLflow '
         f"{escape(tracking_uri)}</span>"
     )
 
@@ -33,15 +37,15 @@ def diagnostics_html(diagnostics: list[Diagnostic]) -> str:
     lines = []
     for d in diagnostics:
         symbol, colour = ("✗", ERROR_COLOR) if d.severity == "error" else ("⚠", WARNING_COLOR)
-        lines.append(f'<div style="color:{colour}">{symbol} {escape(diagnostic_line(d))}</div>')
+        lines.append(_coloured(colour, f"{symbol} {escape(diagnostic_line(d))}"))
     errors = sum(d.severity == "error" for d in diagnostics)
     if errors:
-        lines.append(f"<div><i>fix the {errors} error(s) and save the notebook to run it</i></div>")
+        lines.append(_div(f"<i>fix the {errors} error(s) and save the notebook to run it</i>"))
     return "".join(lines)
 
 
 def refusal_html(message: str) -> str:
-    return _line(ERROR_COLOR, f"✗ not started: {escape(message)}") + _div(
+    return _coloured(ERROR_COLOR, f"✗ not started: {escape(message)}") + _div(
         "nothing was run and nothing was logged"
     )
 
@@ -53,9 +57,9 @@ def outcome_html(
     if state is not None and status == RUN_SUCCEEDED:
         return _success(state, links)
     if status == RUN_CANCELLED:
-        parts = [_line(WARNING_COLOR, "■ run cancelled: its kernels were stopped")]
+        parts = [_coloured(WARNING_COLOR, "■ run cancelled: its kernels were stopped")]
     else:
-        parts = [_line(ERROR_COLOR, f"✗ {escape(message or 'the run failed')}")]
+        parts = [_coloured(ERROR_COLOR, f"✗ {escape(message or 'the run failed')}")]
     if state is None:
         return "".join(parts)
     failed = next((s for s in state.stages if s.status == FAILED), None)
@@ -80,7 +84,7 @@ def outcome_html(
 def _success(state: RunState, links: MlflowLinks) -> str:
     seconds = (state.finished or time.time()) - state.created
     parts = [
-        _line(
+        _coloured(
             SUCCESS_COLOR,
             f"✓ pipeline <code>{escape(state.pipeline)}</code> succeeded in {seconds:.1f} s "
             f"(run {escape(state.id)})",
@@ -105,7 +109,7 @@ def _success(state: RunState, links: MlflowLinks) -> str:
             )
         )
     parts.append(_div(f"run folder: {escape(state.run_dir)}"))
-    parts += [_line(WARNING_COLOR, f"⚠ {escape(w)}") for w in state.warnings]
+    parts += [_coloured(WARNING_COLOR, f"⚠ {escape(w)}") for w in state.warnings]
     return "".join(parts)
 
 
@@ -117,14 +121,13 @@ def _mlflow_run(state: RunState, links: MlflowLinks, note: str = "") -> str:
 
 
 def _link(url: str, text: str) -> str:
-    return (
-        f'<a href="{escape(url)}" target="_blank" rel="noopener" style="color:#1565c0">{text}</a>'
-    )
+    style = "color:var(--jp-content-link-color,#1565c0)"
+    return f'<a href="{escape(url)}" target="_blank" rel="noopener" style="{style}">{text}</a>'
 
 
-def _line(colour: str, content: str) -> str:
-    return f'<div style="color:{colour}">{content}</div>'
+def _coloured(colour: str, content: str) -> str:
+    return f'<div style="{LINE};color:{colour}">{content}</div>'
 
 
 def _div(content: str) -> str:
-    return f"<div>{content}</div>"
+    return f'<div style="{LINE}">{content}</div>'

@@ -20,8 +20,7 @@ from ..errors import MlopsError
 from ..launcher import prepare_run
 from ..notebooks import SourceNotebook, read_notebook
 from ..runstate import QUEUED, RUN_FAILED, RUN_RUNNING, RUN_SUCCEEDED, RunState
-from ..server.runs import MlflowLinks
-from ..tracking import resolve_tracking_uri
+from ..tracking import MlflowLinks, resolve_tracking_uri
 from . import messages
 from .form import ParameterForm
 from .locate import this_notebook
@@ -220,7 +219,8 @@ class PipelinePanel(widgets.VBox):
     def _progress(self, state: RunState) -> None:
         """From the run's thread, every poll: the stages' statuses and the elapsed time."""
         self.stages.show(state)
-        self.status_label.value = f"running {time.time() - state.created:.0f} s"
+        if self._run is None or not self._run.cancelled:
+            self.status_label.value = f"running {time.time() - state.created:.0f} s"
 
     def _finish(self, end: RunEnd) -> None:
         """From the run's thread, once: the final state, and the way on from it."""

@@ -13,6 +13,7 @@ import ipywidgets as widgets
 
 from ..analysis import Analysis, Stage
 from ..runstate import CACHED, RunState, StageState
+from .messages import LINE
 from .palette import STATUS_STYLE, stage_color
 
 COLUMNS = ("stage", "cells", "data flow", "status", "time")
@@ -100,13 +101,12 @@ def _flow(stage: Stage) -> str:
     ):
         if names:
             parts.append(f"{label} " + ", ".join(f"<code>{html.escape(n)}</code>" for n in names))
-    return " · ".join(parts) or '<span style="opacity:0.6">takes and gives nothing</span>'
+    text = " · ".join(parts) or '<span style="opacity:0.6">takes and gives nothing</span>'
+    return f'<div style="{LINE}">{text}</div>'
 
 
 def _seconds(stage: StageState) -> float | None:
-    if stage.status == CACHED:
-        return None
-    return stage.duration if stage.started is not None else None
+    return None if stage.status == CACHED else stage.duration  # None until it starts
 
 
 def _note(stage: StageState) -> str:

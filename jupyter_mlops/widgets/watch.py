@@ -74,6 +74,10 @@ class RunProcess:
             target=self._follow, name=f"jupyter-mlops run {prepared.run_id}", daemon=True
         ).start()
 
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
     def cancel(self) -> None:
         """SIGTERM: the runner kills its kernels and marks its MLflow runs FAILED."""
         self._cancelled = True
