@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a stage failed (or `check` found errors), 2 bad input o
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,16 @@ class _Group(click.Group):
             _fail(str(error), error.exit_code)
         except KeyboardInterrupt:
             _fail("stopped", 130)
+        except click.exceptions.Exit:
+            raise
+        except Exception as error:  # a bug: still one paragraph, the traceback on request
+            if os.environ.get("JUPYTER_MLOPS_DEBUG"):
+                raise
+            _fail(
+                f"unexpected {type(error).__name__}: {error}. This is a bug in jupyter-mlops; "
+                "run again with JUPYTER_MLOPS_DEBUG=1 to see the traceback, and report it",
+                1,
+            )
 
 
 def _fail(message: str, code: int, notebook: str | None = None) -> None:
@@ -163,6 +174,11 @@ def convert(notebook: Path, out: Path) -> None:
     help="Where run folders are created.",
 )
 @click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Run every stage, even those whose code, parameters and inputs are unchanged.",
+)
+@click.option(
     "--artifact-store",
     metavar="URI",
     help="Where stages hand values over: a path or an fsspec URL (s3://bucket/prefix) "
@@ -185,6 +201,7 @@ def run(
     kernel: str | None,
     stage_timeout: float | None,
     runs_dir: Path,
+    no_cache: bool,
     artifact_store: str | None,
     junit_xml: Path | None,
     run_id: str | None,
@@ -216,6 +233,7 @@ def run(
         stage_timeout=stage_timeout,
         run_id=run_id,
         artifact_store=artifact_store,
+        use_cache=not no_cache,
     )
     runner = PipelineRunner(bundle, options, listeners=[ProgressPrinter()])
     if source is not None:

@@ -152,19 +152,21 @@ class StageItem(pytest.Item):
     """One stage of a notebook's pipeline."""
 
     def runtest(self) -> None:
-        from .runstate import DONE
+        from .runstate import CACHED, DONE
+
+        succeeded = {DONE, CACHED}  # cached: unchanged since a run where it passed
 
         pipeline = self.parent
         assert isinstance(pipeline, NotebookPipeline)
         runner = pipeline.pipeline()
         stage = runner.bundle.stage(self.name)
         states = {s.name: s for s in runner.state.state.stages}
-        blocked = [u for u in stage.upstream if states[u].status != DONE]
+        blocked = [u for u in stage.upstream if states[u].status not in succeeded]
         if blocked:
             pytest.skip(f"upstream stage `{blocked[0]}` did not succeed")
         runner.run_stage(self.name)
         state = states[self.name]
-        if state.status != DONE:
+        if state.status not in succeeded:
             error = state.error
             message = error.message if error else f"stage `{self.name}` {state.status}"
             raise StageFailure(message, error.traceback if error else None)

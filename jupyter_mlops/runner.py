@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from .analysis import Stage
-from .artifacts import StageRecord, open_store
+from .artifacts import RemoteArtifactStore, StageRecord, open_store
 from .bundle import ARTIFACTS_PARAMETER, Bundle
+from .cache import CachedStage, StageCache, stage_key
 from .errors import BadInput, RunInterrupted, StageFailed
 from .failures import describe_failure
 from .history import run_folders
@@ -70,6 +71,7 @@ class RunOptions:
     run_id: str | None = None
     artifact_store: str | None = None  # fsspec URL or path shared by machines; default: local
     parent_run_id: str | None = None  # log into this MLflow run (a scheduler's `begin` made it)
+    use_cache: bool = True  # reuse the outputs of stages whose inputs are all unchanged
 
 
 def new_run_id() -> str:
@@ -92,6 +94,11 @@ class PipelineRunner:
             if options.artifact_store
             else self.run_dir / "artifacts"
         )
+        # Caching needs the objects on this machine; a scheduler's task runs what it's told.
+        local = not isinstance(self.store, RemoteArtifactStore)
+        self.cache = None if options.parent_run_id or not local else StageCache(options.runs_root)
+        # --from / --only ask for these stages to run again, whatever the cache holds.
+        self._forced = self.selected if (options.from_stage or options.only) else set()
         self.records: dict[str, StageRecord] = {}
         # These may refuse the run, so they come before any file is written.
         self.earlier = {} if options.parent_run_id else self._find_earlier_outputs()
@@ -245,6 +252,41 @@ class PipelineRunner:
     # --- one stage ----------------------------------------------------------------------
 
     def _execute_stage(self, stage: Stage) -> StageOutcome:
+        """Run a stage, or reuse its cached outputs when nothing it depends on changed."""
+        key = None
+        if self.cache is not None:
+            key = stage_key(
+                self.bundle, stage, self.options.parameters, self.records, self.kernel.name
+            )
+            forced = not self.options.use_cache or stage.name in self._forced
+            hit = None if forced else self.cache.lookup(key)
+            if hit is not None:
+                return self._reuse(stage, hit)
+        outcome = self._run_stage_notebook(stage)
+        if key is not None and outcome.record is not None and self.cache is not None:
+            self.cache.save(key, outcome.record, self.store, outcome.run_id)
+        return outcome
+
+    def _reuse(self, stage: Stage, hit: CachedStage) -> StageOutcome:
+        self.store.adopt(self.cache.objects, hit.record)  # type: ignore[union-attr]
+        with self._lock:
+            self.records[stage.name] = hit.record
+        run_id = self.tracker.cached_stage(
+            stage, self._position(stage.name), hit.record, hit.origin, self.records
+        )
+        now = time.time()
+        self.state.update(
+            stage.name,
+            status=CACHED,
+            cached_from=hit.origin,
+            mlflow_run_id=run_id,
+            started=now,
+            finished=now,
+        )
+        self._notify(stage.name)
+        return StageOutcome(stage.name, run_id, "FINISHED", 0.0, hit.record)
+
+    def _run_stage_notebook(self, stage: Stage) -> StageOutcome:
         started = time.time()
         self.state.update(stage.name, status=RUNNING, started=started)
         self._notify(stage.name)
@@ -401,7 +443,7 @@ class PipelineRunner:
             record = self.records[state.name]
             stage = self.bundle.stage(state.name)
             run_id = self.tracker.cached_stage(
-                stage, self._position(stage.name), record, state.cached_from
+                stage, self._position(stage.name), record, state.cached_from, self.records
             )
             self.state.update(state.name, mlflow_run_id=run_id)
             outcomes[state.name] = StageOutcome(state.name, run_id, "FINISHED", 0.0, record)

@@ -225,11 +225,17 @@ class PipelineTracker:
         return run.info.run_id
 
     def cached_stage(
-        self, stage: Stage, position: int, record: StageRecord, source_run: str | None
+        self,
+        stage: Stage,
+        position: int,
+        record: StageRecord,
+        source_run: str | None,
+        records: dict[str, StageRecord],
     ) -> str:
         """A child run for a stage whose outputs were reused rather than recomputed."""
         run_id = self.start_stage(stage, position)
         self.client.set_tag(run_id, TAG_PREFIX + "cached_from", source_run or "")
+        self.log_inputs(run_id, stage, records)
         self.finish_stage(run_id, "FINISHED", 0.0, record, [])
         return run_id
 

@@ -2,6 +2,9 @@
 
 import xml.etree.ElementTree as ET
 
+# pytester restores sys.modules after its test: modules it would see imported for the first
+# time (SQLAlchemy, under MLflow) must already be loaded, or later tests get two copies.
+import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 import pytest
 from conftest import cli, code, notebook, write
 from mlflow_helpers import client_for, pipeline_runs
