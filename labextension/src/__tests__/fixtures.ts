@@ -1,0 +1,107 @@
+/** Server answers shaped like docs/REST-API.md, for the tests. */
+import type { Analysis, Diagnostic, Parameter, Run, StageRun } from '../api';
+
+export function parameter(overrides: Partial<Parameter> = {}): Parameter {
+  return {
+    name: 'n_estimators',
+    type: 'int',
+    default: 200,
+    help: 'trees in the forest',
+    cell: 2,
+    line: 1,
+    optional: false,
+    ...overrides
+  };
+}
+
+export function diagnostic(overrides: Partial<Diagnostic> = {}): Diagnostic {
+  return {
+    severity: 'error',
+    code: 'undefined-name',
+    message: 'stage `train` reads `X`, which no stage, setup cell or parameter defines',
+    cell: 6,
+    related_cell: null,
+    line: 2,
+    ...overrides
+  };
+}
+
+export function analysis(overrides: Partial<Analysis> = {}): Analysis {
+  return {
+    ok: true,
+    settings: {
+      pipeline: 'churn',
+      experiment: 'churn',
+      model_name: 'churn',
+      kernel: null,
+      fit_data: {}
+    },
+    stages: [
+      {
+        name: 'load',
+        cells: [3, 4],
+        inputs: {},
+        outputs: ['df'],
+        parameters: [],
+        after: [],
+        upstream: [],
+        metrics: [],
+        models: {},
+        touched: ['df']
+      },
+      {
+        name: 'train',
+        cells: [6],
+        inputs: { df: 'load' },
+        outputs: [],
+        parameters: ['n_estimators'],
+        after: [],
+        upstream: ['load'],
+        metrics: ['accuracy'],
+        models: { clf: 'X_train' },
+        touched: ['clf', 'accuracy']
+      }
+    ],
+    edges: [{ source: 'load', target: 'train', variables: ['df'], explicit: false }],
+    parameters: [parameter()],
+    setup_cells: [0],
+    cells: [],
+    diagnostics: [],
+    imports: ['numpy'],
+    ...overrides
+  };
+}
+
+export function stageRun(overrides: Partial<StageRun> = {}): StageRun {
+  return {
+    name: 'load',
+    status: 'queued',
+    started: null,
+    finished: null,
+    duration: null,
+    cells: [3, 4],
+    mlflow_run_id: null,
+    mlflow_url: null,
+    cached_from: null,
+    error: null,
+    ...overrides
+  };
+}
+
+export function run(overrides: Partial<Run> = {}): Run {
+  return {
+    id: '20261127-101500-3fa2c1',
+    pipeline: 'churn',
+    path: 'work/churn.ipynb',
+    status: 'running',
+    created: 1795000000.1,
+    finished: null,
+    parameters: {},
+    stages: [stageRun(), stageRun({ name: 'train', cells: [6] })],
+    error: null,
+    mlflow: null,
+    models: [],
+    warnings: [],
+    ...overrides
+  };
+}

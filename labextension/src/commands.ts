@@ -1,0 +1,281 @@
+/**
+ * The commands: tagging the selected cells, analysis, Productionize and the sidebar.
+ * Every command that asks for a value in a dialog also takes it as an argument, so that
+ * tests and other extensions can run it without the dialog.
+ */
+import type { JupyterFrontEnd } from '@jupyterlab/application';
+import { showErrorMessage } from '@jupyterlab/apputils';
+import type { Cell } from '@jupyterlab/cells';
+import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
+
+import { showCell } from './cells/navigation';
+import { askModelVariable, askStageName, editTags } from './cells/tagging';
+import { pipelineIcon } from './icons';
+import type { AnalysisModel } from './model';
+import { snapshot, targetCells } from './notebook';
+import { collectValues, type ParameterForms } from './params';
+import { isActive } from './progress';
+import type { RunManager } from './runs';
+import {
+  addModel,
+  clearAllRoles,
+  clearRole,
+  hasMetrics,
+  hasRole,
+  isIdentifier,
+  isValidStageName,
+  type PlainRole,
+  readTags,
+  setMetrics,
+  setRole,
+  setStage,
+  stageOf,
+  suggestStageName
+} from './tags';
+import { CommandIDs, type MlopsSettings, SIDEBAR_ID } from './tokens';
+
+export interface CommandContext {
+  app: JupyterFrontEnd;
+  tracker: INotebookTracker;
+  analyses: AnalysisModel;
+  runs: RunManager;
+  forms: ParameterForms;
+  settings: () => MlopsSettings;
+}
+
+/** The commands listed in the command palette, in this order. */
+export const PALETTE_COMMANDS = [
+  CommandIDs.productionize,
+  CommandIDs.cancelRun,
+  CommandIDs.analyze,
+  CommandIDs.openSidebar,
+  CommandIDs.setStage,
+  CommandIDs.addModel,
+  CommandIDs.clearRole
+];
+
+function cellTags(cell: Cell | null | undefined): string[] {
+  return readTags(cell?.model.getMetadata('tags'));
+}
+
+function stringArg(args: ReadonlyPartialJSONObject, name: string): string | null {
+  const value = args[name];
+  return typeof value === 'string' ? value.trim() : null;
+}
+
+export function registerCommands(context: CommandContext): void {
+  const { app, tracker, analyses, runs } = context;
+  const { commands } = app;
+  const current = (): NotebookPanel | null => tracker.currentWidget;
+  const hasNotebook = () => current() !== null;
+
+  commands.addCommand(CommandIDs.setStage, {
+    label: 'Set Pipeline Stage…',
+    caption: 'Make the selected cells start (or continue) a pipeline stage',
+    isEnabled: hasNotebook,
+    execute: async args => {
+      const panel = current();
+      if (!panel) {
+        return;
+      }
+      const cells = targetCells(panel.content);
+      let name = stringArg(args, 'name');
+      if (name === null) {
+        const state = analyses.get(panel.id);
+        const stages = state.analysis?.stages.map(stage => stage.name) ?? [];
+        const active = panel.content.activeCell;
+        // An untagged cell continues the stage above it: offer that one.
+        const inferred = state.analysis?.cells[state.cellIds.indexOf(active?.model.id ?? '')];
+        name = await askStageName(stages, stageOf(cellTags(active)) ?? inferred?.stage ?? '');
+      } else if (!isValidStageName(name)) {
+        throw new Error(`\`${name}\` is not a valid stage name; try \`${suggestStageName(name)}\``);
+      }
+      if (name) {
+        const stage = name;
+        editTags(panel.content, cells, tags => setStage(tags, stage));
+      }
+    }
+  });
+
+  const roles: Array<[string, PlainRole, string, string]> = [
+    [CommandIDs.toggleSetup, 'setup', 'Setup Cell', 'Runs at the start of every stage'],
+    [CommandIDs.toggleSkip, 'skip', 'Skip Cell', 'Never part of the pipeline'],
+    [CommandIDs.toggleParameters, 'parameters', 'Parameters Cell', 'The pipeline parameters']
+  ];
+  for (const [id, role, label, caption] of roles) {
+    addToggle(context, id, label, caption, {
+      has: tags => hasRole(tags, role),
+      set: tags => setRole(tags, role),
+      clear: tags => clearRole(tags, role)
+    });
+  }
+  addToggle(context, CommandIDs.toggleMetrics, 'Metrics Cell', 'Log its numbers to MLflow', {
+    has: hasMetrics,
+    set: tags => setMetrics(tags, true),
+    clear: tags => setMetrics(tags, false)
+  });
+
+  commands.addCommand(CommandIDs.addModel, {
+    label: 'Log Variable as Model…',
+    caption: 'Log and register a variable as an MLflow model after this stage',
+    isEnabled: hasNotebook,
+    execute: async args => {
+      const panel = current();
+      if (!panel) {
+        return;
+      }
+      const cells = targetCells(panel.content);
+      let variable = stringArg(args, 'variable');
+      if (variable === null) {
+        variable = await askModelVariable(touchedBy(context, panel, cells));
+      } else if (!isIdentifier(variable)) {
+        throw new Error(`\`${variable}\` is not a Python variable name`);
+      }
+      if (variable) {
+        const name = variable;
+        editTags(panel.content, cells, tags => addModel(tags, name));
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.clearRole, {
+    label: 'Clear Pipeline Role',
+    caption: 'Remove the stage, setup, skip or parameters tag of the selected cells',
+    isEnabled: hasNotebook,
+    execute: () => {
+      const panel = current();
+      if (panel) {
+        editTags(panel.content, targetCells(panel.content), clearAllRoles);
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.analyze, {
+    label: 'Analyze Pipeline Now',
+    isEnabled: hasNotebook,
+    execute: async () => {
+      const panel = current();
+      if (panel) {
+        await analyses.refresh(panel.id, () => snapshot(panel));
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.productionize, {
+    label: 'Productionize',
+    caption: 'Save, check, run every stage and log to MLflow',
+    icon: pipelineIcon,
+    isEnabled: () => {
+      const panel = current();
+      return panel !== null && !isActive(runs.get(panel.id));
+    },
+    execute: () => productionize(context)
+  });
+
+  commands.addCommand(CommandIDs.cancelRun, {
+    label: 'Cancel Pipeline Run',
+    isEnabled: () => {
+      const panel = current();
+      return panel !== null && runs.get(panel.id).phase === 'running';
+    },
+    execute: async () => {
+      const panel = current();
+      if (panel) {
+        await runs.cancel(panel.id);
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.openSidebar, {
+    label: 'Show Pipeline Sidebar',
+    icon: pipelineIcon,
+    execute: () => app.shell.activateById(SIDEBAR_ID)
+  });
+}
+
+interface ToggleEdits {
+  has: (tags: readonly string[]) => boolean;
+  set: (tags: readonly string[]) => readonly string[];
+  clear: (tags: readonly string[]) => readonly string[];
+}
+
+/**
+ * A toggle over the selected cells: when all of them have the flag it is removed from
+ * all, otherwise every cell gets it (as JupyterLab's own toggles over a selection do).
+ */
+function addToggle(
+  context: CommandContext,
+  id: string,
+  label: string,
+  caption: string,
+  edits: ToggleEdits
+): void {
+  const { app, tracker } = context;
+  app.commands.addCommand(id, {
+    label,
+    caption,
+    isEnabled: () => tracker.currentWidget !== null,
+    isToggled: () => edits.has(cellTags(tracker.activeCell)),
+    execute: () => {
+      const panel = tracker.currentWidget;
+      if (!panel) {
+        return;
+      }
+      const cells = targetCells(panel.content);
+      const allHave = cells.length > 0 && cells.every(cell => edits.has(cellTags(cell)));
+      editTags(panel.content, cells, allHave ? edits.clear : edits.set);
+    }
+  });
+}
+
+/** The names the cells assign or mutate, per the latest analysis, for the model dialog. */
+function touchedBy(
+  context: CommandContext,
+  panel: NotebookPanel,
+  cells: readonly Cell[]
+): string[] {
+  const state = context.analyses.get(panel.id);
+  const names = new Set<string>();
+  for (const cell of cells) {
+    const index = state.cellIds.indexOf(cell.model.id);
+    for (const name of state.analysis?.cells[index]?.touches ?? []) {
+      names.add(name);
+    }
+  }
+  return [...names];
+}
+
+/**
+ * Productionize the current notebook with the sidebar's parameter values. A check that
+ * finds errors brings the first error's cell into view.
+ */
+async function productionize(context: CommandContext): Promise<void> {
+  const { app, tracker, analyses, runs, forms, settings } = context;
+  const panel = tracker.currentWidget;
+  if (!panel) {
+    return;
+  }
+  app.shell.activateById(SIDEBAR_ID);
+  const key = panel.id;
+  const parameters = analyses.get(key).analysis?.parameters ?? [];
+  const { values, errors } = collectValues(forms.get(key), parameters);
+  const invalid = Object.entries(errors);
+  if (invalid.length > 0) {
+    await showErrorMessage(
+      'Check the parameters',
+      invalid.map(([name, error]) => `${name}: ${error}`).join('\n')
+    );
+    return;
+  }
+  const state = await runs.productionize(key, {
+    path: panel.context.path,
+    save: () => panel.context.save(),
+    parameters: values,
+    jobs: settings().defaultJobs
+  });
+  const firstError = state.problems.find(problem => problem.cell !== null);
+  if (state.phase === 'blocked' && firstError?.cell != null) {
+    await showCell(app.shell, panel, firstError.cell);
+  }
+}

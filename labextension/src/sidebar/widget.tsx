@@ -1,0 +1,204 @@
+/**
+ * The left sidebar: the pipeline of the active notebook, its parameters and its runs.
+ *
+ * It holds no state of its own: it renders the models (analysis, forms, runs) for the
+ * current notebook and re-renders when any of them changes for that notebook.
+ */
+import type { JupyterFrontEnd } from '@jupyterlab/application';
+import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { ReactWidget, refreshIcon } from '@jupyterlab/ui-components';
+import type { CommandRegistry } from '@lumino/commands';
+import * as React from 'react';
+
+import type { ServerConfig } from '../api';
+import { showCell } from '../cells/navigation';
+import { pipelineIcon } from '../icons';
+import type { AnalysisModel, AnalysisState } from '../model';
+import { currentIndex } from '../notebook';
+import type { ParameterForms } from '../params';
+import { isActive } from '../progress';
+import type { RunManager } from '../runs';
+import { CommandIDs, SIDEBAR_ID } from '../tokens';
+import { Section } from './common';
+import { DagView } from './dag';
+import { DiagnosticList } from './diagnostics';
+import { ParameterForm } from './parameters';
+import { RunPanel } from './run';
+import { StageList } from './stages';
+
+export interface SidebarOptions {
+  tracker: INotebookTracker;
+  analyses: AnalysisModel;
+  runs: RunManager;
+  forms: ParameterForms;
+  commands: CommandRegistry;
+  shell: JupyterFrontEnd.IShell;
+}
+
+/** What the server said about itself: its config, or that the extension is missing. */
+export interface ServerState {
+  config: ServerConfig | null;
+  unavailable: boolean;
+}
+
+export class PipelineSidebar extends ReactWidget {
+  constructor(options: SidebarOptions) {
+    super();
+    this._options = options;
+    this.id = SIDEBAR_ID;
+    this.addClass('jp-mlops-sidebar');
+    this.title.icon = pipelineIcon;
+    this.title.caption = 'ML pipeline';
+    const { tracker, analyses, runs, forms } = options;
+    tracker.currentChanged.connect(() => this.update(), this);
+    analyses.changed.connect(this._onModelChanged, this);
+    runs.changed.connect(this._onModelChanged, this);
+    forms.changed.connect(this._onModelChanged, this);
+  }
+
+  set server(server: ServerState) {
+    this._server = server;
+    this.update();
+  }
+
+  protected render(): React.ReactElement {
+    const panel = this._options.tracker.currentWidget;
+    if (!panel) {
+      return (
+        <div className="jp-mlops-body">
+          <p className="jp-mlops-empty">Open a notebook to see its pipeline.</p>
+        </div>
+      );
+    }
+    return this._renderNotebook(panel);
+  }
+
+  private _renderNotebook(panel: NotebookPanel): React.ReactElement {
+    const { analyses, runs, forms, commands } = this._options;
+    const key = panel.id;
+    const state = analyses.get(key);
+    const progress = runs.get(key);
+    const analysis = state.analysis;
+    const unavailable = this._server.unavailable || state.unavailable;
+    const positions = new Map(analysis?.stages.map((stage, i) => [stage.name, i]) ?? []);
+    const showAnalysisCell = (index: number) => this._showAnalysisCell(panel, state, index);
+    return (
+      <div className="jp-mlops-body">
+        <header className="jp-mlops-header">
+          <div className="jp-mlops-title" title={panel.context.path}>
+            <span className="jp-mlops-pipeline">
+              {analysis?.settings.pipeline ?? panel.context.localPath}
+            </span>
+            {state.pending && <span className="jp-mlops-pending">analyzing…</span>}
+          </div>
+          <div className="jp-mlops-actions">
+            <button
+              type="button"
+              className="jp-mod-styled jp-mod-accept"
+              data-testid="mlops-productionize"
+              disabled={unavailable || isActive(progress)}
+              title="Save, check, run every stage and log to MLflow"
+              onClick={() => void commands.execute(CommandIDs.productionize)}
+            >
+              Productionize
+            </button>
+            <button
+              type="button"
+              className="jp-mlops-icon-button"
+              data-testid="mlops-refresh"
+              title="Analyze the notebook now"
+              onClick={() => void commands.execute(CommandIDs.analyze)}
+            >
+              <refreshIcon.react tag="span" />
+            </button>
+          </div>
+        </header>
+        {unavailable && (
+          <div className="jp-mlops-banner jp-mod-error" data-testid="mlops-unavailable">
+            The jupyter-mlops server extension is not available, so the pipeline can’t be analyzed
+            or run. Check that <code>jupyter server extension list</code> shows{' '}
+            <code>jupyter_mlops</code> enabled, then restart Jupyter.
+          </div>
+        )}
+        {!unavailable && state.error && (
+          <div className="jp-mlops-banner jp-mod-error" data-testid="mlops-analysis-error">
+            {state.error}
+          </div>
+        )}
+        <RunPanel
+          progress={progress}
+          now={Date.now() / 1000}
+          positions={positions}
+          actions={{
+            cancel: () => void commands.execute(CommandIDs.cancelRun),
+            showCell: index => void showCell(this._options.shell, panel, index)
+          }}
+        />
+        {analysis && analysis.diagnostics.length > 0 && (
+          <Section title={`Problems (${analysis.diagnostics.length})`} testid="mlops-problems">
+            <DiagnosticList diagnostics={analysis.diagnostics} onShowCell={showAnalysisCell} />
+          </Section>
+        )}
+        {analysis && (
+          <>
+            <Section title="Stages" testid="mlops-stages">
+              <StageList analysis={analysis} onShowCell={showAnalysisCell} />
+            </Section>
+            {analysis.stages.length > 0 && (
+              <Section title="Data flow" testid="mlops-graph">
+                <DagView analysis={analysis} onShowCell={showAnalysisCell} />
+              </Section>
+            )}
+            <Section title="Parameters" testid="mlops-parameters">
+              <ParameterForm
+                parameters={analysis.parameters}
+                form={forms.get(key)}
+                onEdit={(name, raw) => forms.edit(key, name, raw)}
+                onReset={() => forms.reset(key, analysis.parameters)}
+              />
+            </Section>
+          </>
+        )}
+        {!analysis && !unavailable && !state.error && (
+          <p className="jp-mlops-empty">
+            {state.pending ? 'Analyzing the notebook…' : 'Not analyzed yet.'}
+          </p>
+        )}
+        {this._server.config && <Footer config={this._server.config} />}
+      </div>
+    );
+  }
+
+  /** Go to a cell named by an analysis: it may have moved since the snapshot. */
+  private _showAnalysisCell(panel: NotebookPanel, state: AnalysisState, index: number): void {
+    const now = currentIndex(panel.content, state.cellIds, index);
+    if (now >= 0) {
+      void showCell(this._options.shell, panel, now);
+    }
+  }
+
+  private _onModelChanged(_: unknown, key: string): void {
+    if (key === this._options.tracker.currentWidget?.id) {
+      this.update();
+    }
+  }
+
+  private _options: SidebarOptions;
+  private _server: ServerState = { config: null, unavailable: false };
+}
+
+function Footer(props: { config: ServerConfig }): React.ReactElement {
+  const { config } = props;
+  return (
+    <footer className="jp-mlops-footer">
+      MLflow:{' '}
+      {config.mlflow_ui_url ? (
+        <a href={config.mlflow_ui_url} target="_blank" rel="noopener noreferrer">
+          {config.tracking_uri}
+        </a>
+      ) : (
+        <code>{config.tracking_uri}</code>
+      )}
+    </footer>
+  );
+}
