@@ -42,9 +42,15 @@ def write(nb: nbformat.NotebookNode, path: Path) -> Path:
     return path
 
 
-def cli(*args: str, cwd: Path, timeout: float = 600, env: dict[str, str] | None = None):
-    """Run `jupyter-mlops ARGS` as a user would, in `cwd`."""
-    command = [str(Path(sys.executable).parent / "jupyter-mlops"), *args]
+def cli(
+    *args: str,
+    cwd: Path,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
+    bin_dir: Path | None = None,
+):
+    """Run `jupyter-mlops ARGS` as a user would, in `cwd` (from `bin_dir`: another venv)."""
+    command = [str((bin_dir or Path(sys.executable).parent) / "jupyter-mlops"), *args]
     inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     merged = {**inherited, **(env or {})}
     return subprocess.run(
