@@ -246,10 +246,14 @@ def _load_inputs_cell(stage: Stage) -> Any:
         "# Generated: load the values this stage reads from upstream stages.",
         "from jupyter_mlops import runtime as _mlops",
     ]
-    if stage.inputs:
-        names = list(stage.inputs)
-        target = f"({names[0]},)" if len(names) == 1 else ", ".join(names)
-        lines += ["", f"{target} = _mlops.load_inputs({ARTIFACTS_PARAMETER}, {stage.inputs!r})"]
+    call = f"_mlops.load_inputs({ARTIFACTS_PARAMETER}, {stage.inputs!r})"
+    names = list(stage.inputs)
+    if len(names) == 1:
+        call = f"({names[0]},) = {call}"
+    elif names:
+        call = f"{', '.join(names)} = {call}"
+    # Called even without inputs: the runner's pre-started kernels wait for their turn in it.
+    lines += ["", call]
     return _generated("load-inputs", "\n".join(lines))
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 import uuid
@@ -32,6 +34,7 @@ from .bundle import ARTIFACTS_PARAMETER, Bundle
 from .cache import CachedStage, StageCache, stage_key
 from .errors import BadInput, RunInterrupted, StageFailed
 from .failures import describe_failure
+from .files import atomic_write
 from .history import run_folders
 from .kernels import StageKernelManager, choose_kernel
 from .models import REQUIREMENTS_ENV
@@ -52,6 +55,7 @@ from .runstate import (
     StageState,
     read_run,
 )
+from .runtime import GATE_ENV, GATE_GO, GATE_STOP, WARM_UP_ENV
 from .tracking import PipelineTracker, StageOutcome, resolve_tracking_uri
 
 DEFAULT_RUNS_ROOT = Path("mlops-runs")
@@ -207,35 +211,97 @@ class PipelineRunner:
         return state
 
     def _schedule(self) -> None:
-        order = [s.name for s in self.bundle.stages if s.name in self.selected]
-        done = {name for name in self.bundle.stage_names if name not in self.selected}
-        running: dict[Future[StageOutcome], str] = {}
+        """Run the selected stages, each as soon as its upstream stages are done.
+
+        Up to `jobs` stages run at once. Up to `jobs` more are *pre-started*: their kernel
+        starts and runs the setup cells while their upstream stages still run, then waits at
+        its gate (in `load_inputs`) until this loop opens it. Every decision about a stage is
+        taken here, in one thread: start it, open its gate, serve it from the cache, skip it.
+        """
         jobs = max(1, self.options.jobs)
+        order = [s.name for s in self.bundle.stages if s.name in self.selected]
+        ok = {name for name in self.bundle.stage_names if name not in self.selected}
+        bad: set[str] = set()
+        launches: dict[Future[StageOutcome], _Launch] = {}
+        gates_dir = Path(tempfile.mkdtemp(prefix="mlops-gates-"))
 
         def collect(futures: set[Future[StageOutcome]]) -> None:
             for future in futures:
-                name = running.pop(future)
-                self.outcomes[name] = future.result()
-                if self.outcomes[name].status == "FINISHED":
-                    done.add(name)
+                launch = launches.pop(future)
+                outcome = self.outcomes[launch.stage.name] = future.result()
+                (ok if outcome.status == "FINISHED" else bad).add(launch.stage.name)
 
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
+        with ThreadPoolExecutor(max_workers=2 * jobs) as pool:
             try:
-                while order or running:
-                    if not any(s.status == FAILED for s in self.state.state.stages):
-                        ready = [n for n in order if set(self.bundle.stage(n).upstream) <= done]
-                        for name in ready[: jobs - len(running)]:
+                while order or launches:
+                    self._decide_gates(list(launches.values()), ok, bad, jobs)
+                    for name in list(order):
+                        upstream = set(self.bundle.stage(name).upstream)
+                        if upstream & bad or self._stopping.is_set():
                             order.remove(name)
-                            future = pool.submit(self._execute_stage, self.bundle.stage(name))
-                            running[future] = name
-                    if not running:
+                            self.state.update(name, status=SKIPPED)
+                            bad.add(name)
+                            continue
+                        stage = self.bundle.stage(name)
+                        # Pre-start only behind stages that really run (not ones being
+                        # served from the cache, which end in a moment).
+                        running = {n.stage.name for n in launches.values() if not n.hit}
+                        waiting = sum(not launch.opened for launch in launches.values())
+                        if not upstream <= ok | running or len(launches) >= 2 * jobs:
+                            continue
+                        if not upstream <= ok and waiting >= jobs:
+                            continue  # enough kernels warming up already
+                        order.remove(name)
+                        launch = self._new_launch(stage, gates_dir / name)
+                        if upstream <= ok:  # its inputs are known: maybe no kernel is needed
+                            self._check_cache(launch)
+                        task = self._reuse if launch.hit else self._launch_stage
+                        launches[pool.submit(task, launch)] = launch
+                    if not launches:
                         break
-                    finished, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                    finished, _ = wait(launches, timeout=0.05, return_when=FIRST_COMPLETED)
                     collect(finished)
             except KeyboardInterrupt:
                 self._stop()
-                collect(set(running))  # their kernels are dead: they return promptly
+                collect(set(launches))  # their kernels are dead: they return promptly
                 raise
+            finally:
+                shutil.rmtree(gates_dir, ignore_errors=True)
+
+    def _decide_gates(
+        self, launches: list[_Launch], ok: set[str], bad: set[str], jobs: int
+    ) -> None:
+        """Open the gates of stages whose turn has come; stop those that won't run."""
+        running = sum(launch.opened and not launch.decision for launch in launches)
+        for launch in launches:
+            if launch.opened or launch.decision:
+                continue
+            upstream = set(launch.stage.upstream)
+            if upstream & bad or self._stopping.is_set():
+                self._stop_at_gate(launch, "skip")
+            elif upstream <= ok:
+                if not launch.checked:  # its inputs are known now: is it in the cache?
+                    self._check_cache(launch)
+                if launch.hit is not None:
+                    self._stop_at_gate(launch, "cached")
+                elif running < jobs:
+                    self._open_gate(launch)
+                    running += 1
+
+    def _open_gate(self, launch: _Launch) -> None:
+        now = time.time()
+        self.state.update(launch.stage.name, status=RUNNING, started=now)
+        self._notify(launch.stage.name)
+        with self._lock:
+            launch.opened = True
+            launch.watchdog.start(self._kernels.get(launch.stage.name))
+        atomic_write(launch.gate, GATE_GO)
+
+    def _stop_at_gate(self, launch: _Launch, decision: str) -> None:
+        """The stage won't run: its kernel, waiting or still starting, stops at the gate."""
+        with self._lock:
+            launch.decision = decision
+        atomic_write(launch.gate, GATE_STOP)  # type: ignore[arg-type]
 
     def _stop(self) -> None:
         """Kill every running kernel; worker threads then see their kernel die and return."""
@@ -251,23 +317,106 @@ class PipelineRunner:
 
     # --- one stage ----------------------------------------------------------------------
 
-    def _execute_stage(self, stage: Stage) -> StageOutcome:
-        """Run a stage, or reuse its cached outputs when nothing it depends on changed."""
-        key = None
-        if self.cache is not None:
-            key = stage_key(
-                self.bundle, stage, self.options.parameters, self.records, self.kernel.name
-            )
-            forced = not self.options.use_cache or stage.name in self._forced
-            hit = None if forced else self.cache.lookup(key)
-            if hit is not None:
-                return self._reuse(stage, hit)
-        outcome = self._run_stage_notebook(stage)
-        if key is not None and outcome.record is not None and self.cache is not None:
-            self.cache.save(key, outcome.record, self.store, outcome.run_id)
-        return outcome
+    def _check_cache(self, launch: _Launch) -> None:
+        launch.checked = True
+        launch.key = self._cache_key(launch.stage)
+        launch.hit = self._cache_hit(launch.stage, launch.key)
 
-    def _reuse(self, stage: Stage, hit: CachedStage) -> StageOutcome:
+    def _cache_key(self, stage: Stage) -> str | None:
+        if self.cache is None:
+            return None
+        return stage_key(
+            self.bundle, stage, self.options.parameters, self.records, self.kernel.name
+        )
+
+    def _cache_hit(self, stage: Stage, key: str | None) -> CachedStage | None:
+        forced = not self.options.use_cache or stage.name in self._forced
+        if key is None or forced or self.cache is None:
+            return None
+        return self.cache.lookup(key)
+
+    def _execute_stage(self, stage: Stage) -> StageOutcome:
+        """Run a stage now (its upstream stages are done), or reuse its cached outputs."""
+        key = self._cache_key(stage)
+        hit = self._cache_hit(stage, key)
+        launch = self._new_launch(stage, gate=None)
+        launch.key, launch.hit = key, hit
+        if hit is not None:
+            return self._reuse(launch)
+        launch.opened = True
+        self.state.update(stage.name, status=RUNNING, started=time.time())
+        self._notify(stage.name)
+        return self._launch_stage(launch)
+
+    def _new_launch(self, stage: Stage, gate: Path | None) -> _Launch:
+        return _Launch(stage, gate, watchdog=_Watchdog(self.options.stage_timeout))
+
+    def _launch_stage(self, launch: _Launch) -> StageOutcome:
+        """Run one stage's notebook (waiting at its gate when pre-started) and record it."""
+        stage = launch.stage
+        run_id = ""
+        record = None
+        notebooks: list[Path] = []
+        try:
+            run_id = self.tracker.start_stage(stage, self._position(stage.name))
+            self.state.update(stage.name, mlflow_run_id=run_id)
+            executed = self.run_dir / "notebooks" / Path(self.bundle.notebooks[stage.name]).name
+            log = self.run_dir / "logs" / f"{stage.name}.log"
+            self.state.update(
+                stage.name,
+                notebook=str(executed.relative_to(self.run_dir)),
+                log=str(log.relative_to(self.run_dir)),
+            )
+            error = self._papermill(launch, executed, log, run_id)
+            if launch.decision:  # stopped at its gate: it never ran
+                return self._never_ran(launch, run_id)
+            self.tracker.log_inputs(run_id, stage, self.records)
+            if error is None:
+                record = self.store.read_record(stage.name)
+                with self._lock:
+                    self.records[stage.name] = record
+            notebooks = [executed, *[p for p in [_render_html(executed)] if p]]
+        except Exception as unexpected:  # MLflow or the disk failing around the stage
+            error = StageError(
+                f"stage `{stage.name}` could not run: {type(unexpected).__name__}: {unexpected}"
+            )
+        status = DONE if error is None else CANCELLED if self._stopping.is_set() else FAILED
+        finished = time.time()
+        started = self.state.state.stage(stage.name).started or finished
+        mlflow_status = "FINISHED" if status == DONE else "FAILED"
+        if run_id:
+            self.tracker.finish_stage(
+                run_id,
+                mlflow_status,
+                finished - started,
+                record,
+                notebooks,
+                error.message if error else None,
+            )
+        if record is not None and launch.key is not None and self.cache is not None:
+            self.cache.save(launch.key, record, self.store, run_id)
+        self.state.update(
+            stage.name, status=status, started=started, finished=finished, error=error
+        )
+        self._notify(stage.name)
+        return StageOutcome(stage.name, run_id, mlflow_status, finished - started, record)
+
+    def _never_ran(self, launch: _Launch, run_id: str) -> StageOutcome:
+        """A pre-started stage that was stopped at its gate: served from the cache, or
+        skipped because an upstream stage failed. Its MLflow run is removed: nothing ran."""
+        if run_id:
+            self.tracker.discard_run(run_id)
+        if launch.decision == "cached" and launch.hit is not None:
+            return self._reuse(launch)
+        status = CANCELLED if self._stopping.is_set() else SKIPPED
+        self.state.update(launch.stage.name, status=status, mlflow_run_id=None)
+        self._notify(launch.stage.name)
+        return StageOutcome(launch.stage.name, "", "SKIPPED", 0.0, None)
+
+    def _reuse(self, launch: _Launch) -> StageOutcome:
+        """Serve a stage from the cache: its outputs, metrics and models as recorded."""
+        stage, hit = launch.stage, launch.hit
+        assert hit is not None
         self.store.adopt(self.cache.objects, hit.record)  # type: ignore[union-attr]
         with self._lock:
             self.records[stage.name] = hit.record
@@ -286,100 +435,62 @@ class PipelineRunner:
         self._notify(stage.name)
         return StageOutcome(stage.name, run_id, "FINISHED", 0.0, hit.record)
 
-    def _run_stage_notebook(self, stage: Stage) -> StageOutcome:
-        started = time.time()
-        self.state.update(stage.name, status=RUNNING, started=started)
-        self._notify(stage.name)
-        run_id = ""
-        record = None
-        try:
-            run_id = self.tracker.start_stage(stage, self._position(stage.name))
-            self.state.update(stage.name, mlflow_run_id=run_id)
-            self.tracker.log_inputs(run_id, stage, self.records)
-            executed = self.run_dir / "notebooks" / Path(self.bundle.notebooks[stage.name]).name
-            log = self.run_dir / "logs" / f"{stage.name}.log"
-            self.state.update(
-                stage.name,
-                notebook=str(executed.relative_to(self.run_dir)),
-                log=str(log.relative_to(self.run_dir)),
-            )
-            error = self._papermill(stage, executed, log, run_id)
-            if error is None:
-                record = self.store.read_record(stage.name)
-                with self._lock:
-                    self.records[stage.name] = record
-            notebooks = [executed, *[p for p in [_render_html(executed)] if p]]
-        except Exception as unexpected:  # MLflow or the disk failing around the stage
-            error = StageError(
-                f"stage `{stage.name}` could not run: {type(unexpected).__name__}: {unexpected}"
-            )
-            notebooks = []
-        status = DONE if error is None else CANCELLED if self._stopping.is_set() else FAILED
-        finished = time.time()
-        mlflow_status = "FINISHED" if status == DONE else "FAILED"
-        if run_id:
-            self.tracker.finish_stage(
-                run_id,
-                mlflow_status,
-                finished - started,
-                record,
-                notebooks,
-                error.message if error else None,
-            )
-        self.state.update(stage.name, status=status, finished=finished, error=error)
-        self._notify(stage.name)
-        return StageOutcome(stage.name, run_id, mlflow_status, finished - started, record)
-
     def _position(self, stage: str) -> int:
         return self.bundle.stage_names.index(stage) + 1
 
-    def _papermill(self, stage: Stage, executed: Path, log: Path, run_id: str) -> StageError | None:
+    def _papermill(
+        self, launch: _Launch, executed: Path, log: Path, run_id: str
+    ) -> StageError | None:
         """Run the stage notebook; None on success, else what went wrong and where."""
         import papermill
         from papermill.exceptions import PapermillExecutionError
 
+        stage = launch.stage
         executed.parent.mkdir(parents=True, exist_ok=True)
         log.parent.mkdir(parents=True, exist_ok=True)
         stream = open(log, "w", encoding="utf-8")  # noqa: SIM115 (closed in `finally`)
+        env = self._kernel_env(run_id)
+        if launch.gate is not None:
+            env[GATE_ENV] = str(launch.gate)
+            if stage.models:  # import MLflow while waiting, not after the work
+                env[WARM_UP_ENV] = "mlflow"
         kernel = StageKernelManager(
-            kernel_name=self.kernel.name,
-            cwd=str(self.bundle.workdir_path),
-            env=self._kernel_env(run_id),
-            log=stream,
+            kernel_name=self.kernel.name, cwd=str(self.bundle.workdir_path), env=env, log=stream
         )
         with self._lock:
-            if self._stopping.is_set():
+            if self._stopping.is_set() or launch.decision:
                 stream.close()
                 return StageError(f"stage `{stage.name}` was cancelled before it started")
             self._kernels[stage.name] = kernel
-        timer = _Watchdog(self.options.stage_timeout, kernel)
+            if launch.opened:
+                launch.watchdog.start(kernel)
         parameters = {n: self.options.parameters[n] for n in stage.parameters}
         parameters[ARTIFACTS_PARAMETER] = self.store.location
         reason = None
         try:
-            with timer:
-                papermill.execute_notebook(
-                    str(self.bundle.notebook_path(stage.name)),
-                    str(executed),
-                    parameters=parameters,
-                    kernel_name=self.kernel.name,
-                    km=kernel,
-                    progress_bar=False,
-                    stdout_file=stream,
-                    stderr_file=stream,
-                )
+            papermill.execute_notebook(
+                str(self.bundle.notebook_path(stage.name)),
+                str(executed),
+                parameters=parameters,
+                kernel_name=self.kernel.name,
+                km=kernel,
+                progress_bar=False,
+                stdout_file=stream,
+                stderr_file=stream,
+            )
             return None
         except PapermillExecutionError:
             pass
         except Exception as error:  # the kernel died, was killed, or never started
-            reason = _reason(error, timer.fired, self.options.stage_timeout, self._stopping)
+            reason = _reason(error, launch.watchdog, self._stopping)
         finally:
+            launch.watchdog.cancel()
             kernel.shutdown()
             stream.close()
             with self._lock:
                 self._kernels.pop(stage.name, None)
-        if timer.fired or self._stopping.is_set():
-            reason = _reason(None, timer.fired, self.options.stage_timeout, self._stopping)
+        if launch.watchdog.fired or self._stopping.is_set():
+            reason = _reason(None, launch.watchdog, self._stopping)
         source = Path(self.bundle.source_notebook or "the notebook").name
         return describe_failure(stage.name, executed, source, reason)
 
@@ -479,38 +590,46 @@ class PipelineRunner:
 
 
 class _Watchdog:
-    """Kills a stage's kernel when it runs longer than --stage-timeout."""
+    """Kills a stage's kernel when it runs longer than --stage-timeout (counted from when
+    its gate opened, not from when its kernel was pre-started)."""
 
-    def __init__(self, seconds: float | None, kernel: StageKernelManager) -> None:
+    def __init__(self, seconds: float | None) -> None:
         self.seconds = seconds
-        self.kernel = kernel
         self.fired = False
         self._timer: threading.Timer | None = None
 
-    def _fire(self) -> None:
-        self.fired = True
-        self.kernel.kill_now()
-
-    def __enter__(self) -> _Watchdog:
-        if self.seconds:
-            self._timer = threading.Timer(self.seconds, self._fire)
+    def start(self, kernel: StageKernelManager | None) -> None:
+        if self.seconds and kernel is not None and self._timer is None:
+            self._timer = threading.Timer(self.seconds, self._fire, args=(kernel,))
             self._timer.daemon = True
             self._timer.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def _fire(self, kernel: StageKernelManager) -> None:
+        self.fired = True
+        kernel.kill_now()
+
+    def cancel(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
 
 
-def _reason(
-    error: BaseException | None,
-    timed_out: bool,
-    timeout: float | None,
-    stopping: threading.Event,
-) -> str:
-    if timed_out:
-        return f"it ran longer than --stage-timeout ({timeout:g} s) and was stopped"
+@dataclass
+class _Launch:
+    """One stage on its way through a run: submitted, maybe waiting at its gate, running."""
+
+    stage: Stage
+    gate: Path | None  # the file whose creation lets a pre-started kernel go on; None: no wait
+    key: str | None = None  # its cache key, once its inputs are known
+    opened: bool = False
+    checked: bool = False  # looked up in the cache (once its upstream stages were done)
+    decision: str | None = None  # "cached" or "skip": stopped at the gate, never ran
+    hit: CachedStage | None = None
+    watchdog: _Watchdog = field(default_factory=lambda: _Watchdog(None))
+
+
+def _reason(error: BaseException | None, watchdog: _Watchdog, stopping: threading.Event) -> str:
+    if watchdog.fired:
+        return f"it ran longer than --stage-timeout ({watchdog.seconds:g} s) and was stopped"
     if stopping.is_set():
         return "the run was stopped"
     name = type(error).__name__ if error else "Error"

@@ -9,15 +9,27 @@ stage simply hands its values over.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+import time
 from typing import Any
 
 from .artifacts import StageRecord, is_metric_value, open_store
 
+GATE_ENV = "JUPYTER_MLOPS_GATE"
+WARM_UP_ENV = "JUPYTER_MLOPS_WARM_UP"
+GATE_POLL_SECONDS = 0.02
+GATE_GO, GATE_STOP = "go", "stop"  # what the runner writes (atomically) into the gate file
+
 
 def load_inputs(store: str, inputs: dict[str, str]) -> tuple[Any, ...]:
-    """The values of `inputs` (variable -> producing stage), in the mapping's order."""
+    """The values of `inputs` (variable -> producing stage), in the mapping's order.
+
+    Under the runner, a stage's kernel may be started (and its setup cells run) while its
+    upstream stages still run; it then waits here until the runner opens its gate.
+    """
+    _wait_for_gate()
     artifacts = open_store(store)
     by_stage: dict[str, list[str]] = {}
     for name, producer in inputs.items():
@@ -26,6 +38,24 @@ def load_inputs(store: str, inputs: dict[str, str]) -> tuple[Any, ...]:
     for producer, names in by_stage.items():
         values.update(artifacts.load(producer, names))
     return tuple(values[name] for name in inputs)
+
+
+def _wait_for_gate() -> None:
+    """Wait for the runner's go (a file); first import what the stage will need anyway."""
+    gate = os.environ.get(GATE_ENV)
+    if not gate:
+        return  # plain papermill: inputs are there already
+    for module in filter(None, os.environ.get(WARM_UP_ENV, "").split(",")):
+        importlib.import_module(module)
+    while not os.path.exists(gate):
+        time.sleep(GATE_POLL_SECONDS)
+    with open(gate, encoding="utf-8") as stream:
+        if stream.read() != GATE_GO:
+            raise StageStopped("the runner stopped this stage before it ran (cached or skipped)")
+
+
+class StageStopped(RuntimeError):
+    """The runner decided a pre-started stage won't run; its kernel stops here."""
 
 
 def save_outputs(

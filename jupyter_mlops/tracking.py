@@ -12,10 +12,13 @@ running in parallel threads can't log into each other's runs.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,7 +139,9 @@ class PipelineTracker:
     def __post_init__(self) -> None:
         from mlflow import MlflowClient
 
-        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        with _sqlite_setup_lock(self.tracking_uri):
+            self.client = MlflowClient(tracking_uri=self.tracking_uri)
+            self.client.search_experiments(max_results=1)  # creates a new store's tables
 
     # --- runs ---------------------------------------------------------------------------
 
@@ -238,6 +243,10 @@ class PipelineTracker:
         self.log_inputs(run_id, stage, records)
         self.finish_stage(run_id, "FINISHED", 0.0, record, [])
         return run_id
+
+    def discard_run(self, run_id: str) -> None:
+        """Remove the run of a stage that was prepared but never ran (skipped or cached)."""
+        self.client.delete_run(run_id)
 
     def log_inputs(self, run_id: str, stage: Stage, records: dict[str, StageRecord]) -> None:
         """Data frames and arrays the stage consumed, as MLflow dataset inputs (lineage)."""
@@ -446,6 +455,27 @@ class PipelineTracker:
             "```",
         ]
         return "\n".join(lines)
+
+
+@contextmanager
+def _sqlite_setup_lock(uri: str) -> Iterator[None]:
+    """Let one process at a time create a new sqlite store's tables.
+
+    MLflow migrates a new sqlite database on first use; runs started at the same moment
+    (CI matrix jobs, a user clicking twice) would otherwise race and fail half-way.
+    """
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        yield
+        return
+    lock_path = Path(uri[len(prefix) :] + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _param_text(value: Any) -> str:
