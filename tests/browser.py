@@ -254,9 +254,16 @@ def chromium() -> Iterator[Any]:
 # --- pages ------------------------------------------------------------------------------
 
 
-def open_notebook(page: Any, lab: JupyterLab, path: str, timeout: float = 90) -> None:
-    """Open `path` (relative to the root) in JupyterLab and wait for its kernel to be idle."""
-    page.goto(lab.page_url(f"lab/tree/{path}"))
+def open_notebook(
+    page: Any, lab: JupyterLab, path: str, timeout: float = 90, workspace: str | None = None
+) -> None:
+    """Open `path` (relative to the root) in JupyterLab and wait for its kernel to be idle.
+
+    `workspace` names a workspace of its own: without it, JupyterLab restores the default
+    workspace, so the notebooks and panels an earlier test of the module left open return.
+    """
+    where = f"lab/workspaces/{workspace}/tree/{path}" if workspace else f"lab/tree/{path}"
+    page.goto(lab.page_url(where))
     page.wait_for_function(
         """(path) => {
             const widget = window.jupyterapp?.shell?.currentWidget;
@@ -274,6 +281,20 @@ def run_command(page: Any, command: str, args: dict[str, Any] | None = None) -> 
         "([command, args]) => window.jupyterapp.commands.execute(command, args)",
         [command, args or {}],
     )
+
+
+def collect_page_errors(page: Any) -> list[str]:
+    """Record the page's uncaught JavaScript errors from now on (playwright's `pageerror`).
+
+    A page can look right while an exception broke a handler behind it; tests assert the
+    returned list (filled as errors happen) is still empty at their end. Call it before
+    the page loads anything.
+    """
+    errors: list[str] = []
+    page.on(
+        "pageerror", lambda error: errors.append(error.stack or f"{error.name}: {error.message}")
+    )
+    return errors
 
 
 def run_all_cells(page: Any, timeout: float = 120) -> None:
