@@ -24,6 +24,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -269,15 +270,40 @@ def _link_or_copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
-class _HashingWriter:
-    """File wrapper that hashes what is written, per variable, while it is written."""
+class _Digest:
+    """The content hash of one variable as it is written: its pickle bytes, plus its
+    out-of-band buffers hashed in chunks on worker threads (hashlib lets go of the GIL), so
+    hashing a large array runs beside writing it instead of after it."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    CHUNK = 32 * 2**20
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self.pool = pool
+        self.pickled = hashlib.sha256()
+        self.chunks: list[Future[bytes]] = []
+
+    def add_buffer(self, data: memoryview) -> None:
+        data = data.cast("B")
+        for start in range(0, len(data), self.CHUNK):
+            chunk = data[start : start + self.CHUNK]
+            self.chunks.append(self.pool.submit(lambda c=chunk: hashlib.sha256(c).digest()))
+
+    def hexdigest(self) -> str:
+        total = hashlib.sha256(self.pickled.digest())
+        for chunk in self.chunks:
+            total.update(chunk.result())
+        return total.hexdigest()
+
+
+class _HashingWriter:
+    """File wrapper that hashes what is written into the current variable's digest."""
+
+    def __init__(self, stream: BinaryIO, digest: _Digest) -> None:
         self.stream = stream
-        self.hasher = hashlib.sha256()
+        self.digest = digest
 
     def write(self, data: bytes | memoryview) -> int:
-        self.hasher.update(data)
+        self.digest.pickled.update(data)
         return self.stream.write(data)
 
 
@@ -286,8 +312,9 @@ def _write_object(folder: Path, stage: str, values: dict[str, Any]) -> dict[str,
     with (
         open(folder / VALUES_FILE, "wb") as values_file,
         open(folder / BUFFERS_FILE, "wb") as buffers_file,
+        ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool,
     ):
-        writer = _HashingWriter(values_file)
+        writer = _HashingWriter(values_file, _Digest(pool))
 
         def out_of_band(buffer: pickle.PickleBuffer) -> bool:
             try:
@@ -296,15 +323,15 @@ def _write_object(folder: Path, stage: str, values: dict[str, Any]) -> dict[str,
                 return True  # not contiguous: let pickle copy it in-band
             buffers_file.write(b"\0" * (-buffers_file.tell() % ALIGNMENT))
             index.append([buffers_file.tell(), raw.nbytes])
+            writer.digest.add_buffer(raw)
             buffers_file.write(raw)
-            writer.hasher.update(raw)
             return False
 
         pickler = cloudpickle.Pickler(writer, protocol=5, buffer_callback=out_of_band)
         index: list[list[int]] = []
         for name in sorted(values):
             value = values[name]
-            writer.hasher = hashlib.sha256()
+            writer.digest = _Digest(pool)
             start, first = values_file.tell(), len(index)
             try:
                 pickler.dump(value)
@@ -313,7 +340,7 @@ def _write_object(folder: Path, stage: str, values: dict[str, Any]) -> dict[str,
             variables[name] = VariableInfo(
                 name=name,
                 type=_type_name(value),
-                digest=writer.hasher.hexdigest(),
+                digest=writer.digest.hexdigest(),
                 start=start,
                 end=values_file.tell(),
                 buffers=len(index) - first,

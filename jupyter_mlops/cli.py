@@ -6,25 +6,31 @@ Exit codes: 0 success, 1 a stage failed (or `check` found errors), 2 bad input o
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-from pathlib import Path
-from typing import Any
 
-import click
-import yaml
+# jsonschema (under nbformat) imports rfc3987-syntax when it is installed, which compiles a
+# grammar for a second; no command validates IRIs, and every command (a pre-commit hook, a
+# scheduler's task) would pay for it. Done before anything imports jsonschema.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
-from . import __version__, orchestration
-from .analysis import Diagnostic, analyze_notebook
-from .bundle import Bundle, bundle_for, raise_for_errors, read_bundle, write_bundle
-from .errors import BadInput, MlopsError, StageFailed
-from .exporters import BUNDLE_FOLDER, ExportOptions, exporters
-from .junit import write_junit_xml
-from .notebooks import read_notebook
-from .parameters import resolve
-from .report import ProgressPrinter, check_report, diagnostic_line, run_summary
-from .runner import DEFAULT_RUNS_ROOT, PipelineRunner, RunOptions, new_run_id
+import json  # noqa: E402
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import click  # noqa: E402
+import yaml  # noqa: E402
+
+from . import __version__, orchestration  # noqa: E402
+from .analysis import Diagnostic, analyze_notebook  # noqa: E402
+from .bundle import Bundle, bundle_for, raise_for_errors, read_bundle, write_bundle  # noqa: E402
+from .errors import BadInput, MlopsError, StageFailed  # noqa: E402
+from .exporters import BUNDLE_FOLDER, ExportOptions, exporters  # noqa: E402
+from .junit import write_junit_xml  # noqa: E402
+from .notebooks import read_notebook  # noqa: E402
+from .parameters import resolve  # noqa: E402
+from .report import ProgressPrinter, check_report, diagnostic_line, run_summary  # noqa: E402
+from .runner import DEFAULT_RUNS_ROOT, PipelineRunner, RunOptions, new_run_id  # noqa: E402
 
 
 class _Group(click.Group):
@@ -139,8 +145,8 @@ def convert(notebook: Path, out: Path) -> None:
     "--jobs",
     "-j",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
+    default=os.cpu_count() or 1,
+    show_default="the number of cores",
     help="Independent stages to run at once.",
 )
 @click.option(

@@ -1,0 +1,59 @@
+"""Run every benchmark and print the tables; `--write` also records them in README.md.
+
+    python benchmarks/run_all.py [--write] [NAME ...]
+
+NAME is one of the benchmark modules (conversion, pipeline, handover, rerun, analyze_latency,
+memory); all of them by default. Each prints ratios against a baseline measured in the same
+run, so the figures compare across machines better than raw seconds do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import re
+from pathlib import Path
+
+from common import machine
+
+BENCHMARKS = {
+    "conversion": "Analysis + conversion against notebook size",
+    "pipeline": "Pipeline wall time against plain papermill",
+    "handover": "Handing values over between stages",
+    "rerun": "Re-runs with the stage cache",
+    "analyze_latency": "`analyze` latency through the Jupyter server",
+    "memory": "Memory of the runner while stages hand over 1 GB",
+}
+README = Path(__file__).with_name("README.md")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", choices=list(BENCHMARKS), default=[])
+    parser.add_argument("--write", action="store_true", help="record the tables in README.md")
+    arguments = parser.parse_args()
+    names = arguments.names or list(BENCHMARKS)
+    header = f"Measured {datetime.date.today()} on {machine()}."
+    print(header)
+    results = {}
+    for name in names:
+        print(f"\n## {BENCHMARKS[name]}\n", flush=True)
+        results[name] = importlib.import_module(name).main()
+        print(results[name], flush=True)
+    if arguments.write:
+        record(header, results)
+
+
+def record(header: str, results: dict[str, str]) -> None:
+    """Replace each benchmark's table between its markers in README.md."""
+    text = README.read_text()
+    text = re.sub(r"(?<=<!-- machine -->\n).*?(?=\n<!-- /machine -->)", header, text, flags=re.S)
+    for name, table in results.items():
+        pattern = rf"(?<=<!-- {name} -->\n).*?(?=\n<!-- /{name} -->)"
+        text = re.sub(pattern, lambda _, table=table: table, text, flags=re.S)
+    README.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
