@@ -185,7 +185,7 @@ class _Analyzer:
         metadata = self.nb.get("metadata", {}) or {}
         settings = self._settings(metadata)
         language = self._language(metadata)
-        self._assign_roles(self.nb.get("cells", []) or [])
+        self._assign_roles(self.nb.get("cells", []) or [], python=language == "python")
         self._read_parameters()
         setup_defined = self._check_setup()
         self._flow(setup_defined, settings)
@@ -249,6 +249,14 @@ class _Analyzer:
                 'e.g. {"model": "X_train"}',
             )
             fit_data = {}
+        if strings["pipeline"] and not _folder_name(strings["pipeline"]):
+            self.error(
+                "bad-settings",
+                f"`jupyter_mlops.pipeline` is {strings['pipeline']!r}, but it names the run "
+                "folder, so it must be at most 100 characters without `/`, control characters "
+                "or a leading `.`",
+            )
+            strings["pipeline"] = None
         pipeline = strings["pipeline"] or default_pipeline_name(self.path)
         return Settings(
             pipeline=pipeline,
@@ -259,8 +267,8 @@ class _Analyzer:
         )
 
     def _language(self, metadata: dict[str, Any]) -> str:
-        kernelspec = metadata.get("kernelspec") or {}
-        info = metadata.get("language_info") or {}
+        kernelspec = mapping(metadata.get("kernelspec"))
+        info = mapping(metadata.get("language_info"))
         language = str(kernelspec.get("language") or info.get("name") or "python").lower()
         if language != "python":
             self.error(
@@ -270,7 +278,9 @@ class _Analyzer:
             )
         return language
 
-    def _assign_roles(self, cells: list[Any]) -> None:
+    def _assign_roles(self, cells: list[Any], python: bool) -> None:
+        """Each cell's role and stage. Code in another language is not analysed: read as
+        Python, R's `x <- 1` would only add false errors to the one that matters."""
         if not cells:
             self.error("no-cells", "the notebook has no cells")
         context: tuple[Role, str | None] = ("unassigned", None)
@@ -304,7 +314,7 @@ class _Analyzer:
                 metrics=tags.metrics,
                 models=tags.models,
                 after=tags.after,
-                code=analyze_code(_source(cell)),
+                code=analyze_code(_source(cell)) if python else CellCode(),
             )
             self.cells.append(info)
             self._check_cell(info, tags)
@@ -371,10 +381,21 @@ class _Analyzer:
         except ParameterProblem as problem:
             self.error("bad-parameters", str(problem), cell=cells[0].index, line=problem.line)
 
+    def _parameter_names(self) -> set[str]:
+        """The parameters, and every name a parameters cell assigns: when such a cell has an
+        error, its names still count as defined, so its error is the only one reported."""
+        assigned = {
+            name
+            for cell in self.cells
+            if cell.role == "parameters" and cell.code
+            for name in cell.code.touched
+        }
+        return {p.name for p in self.parameters} | assigned
+
     def _check_setup(self) -> dict[str, int]:
         """Names the setup cells define (-> their cell); their own reads must be satisfied."""
         defined: dict[str, int] = {}
-        parameters = {p.name for p in self.parameters}
+        parameters = self._parameter_names()
         for cell in self.cells:
             if cell.role != "setup" or cell.code is None:
                 continue
@@ -394,7 +415,7 @@ class _Analyzer:
                 stage.cells.append(cell.index)
         flow = _Flow(
             analyzer=self,
-            parameters={p.name for p in self.parameters},
+            parameters=self._parameter_names(),
             setup_defined=set(setup_defined),
             modules={n for c in self.cells if c.code for n in c.code.imported},
         )
@@ -683,6 +704,19 @@ class _StageWalk:
                 name, cell, line, f"stage `{stage.name}`", lenient=lenient, stage=stage
             )
         self.local.add(name)
+
+
+def mapping(value: Any) -> dict[str, Any]:
+    """A metadata entry that should be a JSON object, or {} when a tool wrote something else
+    (JupyterLab only warns about such notebooks, so neither do we)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _folder_name(name: str) -> bool:
+    return len(name) <= 100 and not name.startswith(".") and not _NOT_IN_FOLDER_NAMES.search(name)
+
+
+_NOT_IN_FOLDER_NAMES = re.compile(r"[/\x00-\x1f\x7f]")
 
 
 def _non_code_role(cell_type: str) -> Role:

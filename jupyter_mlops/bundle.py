@@ -16,6 +16,7 @@ environment twice gives byte-identical files. Each stage notebook is laid out as
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ import yaml
 from nbformat.v4.nbjson import writes as notebook_json
 
 from . import __version__
-from .analysis import Analysis, Stage, analyze_notebook
+from .analysis import Analysis, Stage, analyze_notebook, mapping
 from .errors import BadInput, NotebookError
 from .files import atomic_write, yaml_text
 from .notebooks import SourceNotebook
@@ -36,6 +37,8 @@ from .requirements import pinned_requirements
 SCHEMA_VERSION = 1
 ARTIFACTS_PARAMETER = "mlops_artifacts"
 DEFAULT_ARTIFACTS = "mlops-artifacts"
+DEFAULT_KERNEL = "python3"  # for notebooks that name no kernel
+BUNDLE_FILES = ("pipeline.yaml", "params.yaml", "requirements.txt")
 OUR_TAGS = ("stage:", "block:", "step:", "after:", "prev:", "model:")
 OUR_PLAIN_TAGS = {"setup", "imports", "functions", "metrics", "pipeline-metrics", "skip"}
 
@@ -95,23 +98,68 @@ def write_bundle(source: SourceNotebook, analysis: Analysis, out: str | Path) ->
     """Write the bundle for an analysed notebook into `out` and return it.
 
     Files are written atomically; stage notebooks from an earlier conversion that no longer
-    correspond to a stage are removed, so the folder always matches pipeline.yaml.
+    correspond to a stage are removed, so the folder always matches pipeline.yaml. Only what
+    an earlier conversion wrote is replaced or removed: a file of the user's in the way (or
+    the notebook itself) stops the conversion before anything is written.
     """
     raise_for_errors(analysis)
     root = Path(out)
     bundle = bundle_for(source, analysis, root)
-    for stage in bundle.stages:
-        text = notebook_json(stage_notebook(source, analysis, bundle, stage)) + "\n"
-        atomic_write(bundle.notebook_path(stage.name), text)
-    wanted = {bundle.notebook_path(s).name for s in bundle.notebooks}
-    for old in (root / "stages").glob("*.ipynb"):
-        if old.name not in wanted:
-            old.unlink()
-    atomic_write(root / "pipeline.yaml", pipelineyaml_text(bundle, analysis))
-    atomic_write(root / "params.yaml", yaml_text({p.name: p.default for p in bundle.parameters}))
-    requirements = pinned_requirements(analysis.imports)
-    atomic_write(root / "requirements.txt", "\n".join(requirements) + "\n")
+    targets = [root / name for name in BUNDLE_FILES]
+    targets += [bundle.notebook_path(stage.name) for stage in bundle.stages]
+    _refuse_to_overwrite(root, targets, source.path)
+    try:
+        for stage in bundle.stages:
+            text = notebook_json(stage_notebook(source, analysis, bundle, stage)) + "\n"
+            atomic_write(bundle.notebook_path(stage.name), text)
+        wanted = {bundle.notebook_path(s).name for s in bundle.notebooks}
+        for old in (root / "stages").glob("*.ipynb"):
+            if old.name not in wanted and _generated_notebook(old):
+                old.unlink()
+        atomic_write(root / "pipeline.yaml", pipelineyaml_text(bundle, analysis))
+        parameters = {p.name: p.default for p in bundle.parameters}
+        atomic_write(root / "params.yaml", yaml_text(parameters))
+        requirements = pinned_requirements(analysis.imports)
+        atomic_write(root / "requirements.txt", "\n".join(requirements) + "\n")
+    except OSError as error:  # no permission, disk full: a clear error, not a traceback
+        raise BadInput(f"can't write the bundle into {root}: {error.strerror or error}") from None
     return bundle
+
+
+def _refuse_to_overwrite(root: Path, targets: list[Path], source: Path | None) -> None:
+    if root.exists() and not root.is_dir():
+        raise BadInput(f"{root} is a file; the bundle needs a folder")
+    for target in targets:
+        if source is not None and target.resolve() == source.resolve():
+            raise BadInput(
+                f"the bundle would overwrite the notebook itself ({target}); "
+                "convert into another folder"
+            )
+        mine = _generated_notebook if target.suffix == ".ipynb" else _generated_spec_beside
+        if target.exists() and not mine(target):
+            raise BadInput(
+                f"{target} exists and is not from an earlier conversion; convert into a new "
+                "folder or a bundle's folder (nothing was written)"
+            )
+
+
+def _generated_notebook(path: Path) -> bool:
+    """Whether a notebook is a stage notebook jupyter-mlops wrote (it names its stage)."""
+    try:
+        metadata = json.loads(path.read_bytes()).get("metadata")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(mapping(mapping(metadata).get("jupyter_mlops")).get("stage"), str)
+
+
+def _generated_spec_beside(path: Path) -> bool:
+    """Whether the folder's pipeline.yaml is one jupyter-mlops wrote, and so is `path`."""
+    try:
+        with open(path.parent / "pipeline.yaml", encoding="utf-8") as spec:
+            first = spec.readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return first.startswith("# Pipeline `") and "generated by jupyter-mlops" in first
 
 
 def raise_for_errors(analysis: Analysis) -> None:
@@ -153,7 +201,8 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _kernel_name(nb: Any) -> str | None:
-    return (nb.get("metadata", {}).get("kernelspec") or {}).get("name")
+    name = mapping(nb.get("metadata", {}).get("kernelspec")).get("name")
+    return name if isinstance(name, str) and name.strip() else None
 
 
 # --- stage notebooks -----------------------------------------------------------------------
@@ -171,13 +220,15 @@ def stage_notebook(source: SourceNotebook, analysis: Analysis, bundle: Bundle, s
     metadata = {
         key: source.nb.metadata[key]
         for key in ("kernelspec", "language_info")
-        if key in source.nb.metadata
+        if isinstance(source.nb.metadata.get(key), dict)
     }
-    if bundle.kernel:
-        spec = dict(metadata.get("kernelspec") or {})
-        spec.update({"name": bundle.kernel, "language": "python"})
-        spec.setdefault("display_name", bundle.kernel)
-        metadata["kernelspec"] = spec
+    # Papermill needs a kernel name and a language, which old notebooks (nbformat 3) and
+    # notebooks written by other tools may lack; the notebook passed the check as Python.
+    kernel = bundle.kernel or DEFAULT_KERNEL
+    spec = dict(metadata.get("kernelspec") or {})
+    spec.update({"name": kernel, "language": "python"})
+    spec.setdefault("display_name", kernel)
+    metadata["kernelspec"] = spec
     metadata["jupyter_mlops"] = {"pipeline": bundle.name, "stage": stage.name}
     notebook = {"cells": cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}
     return nbformat.from_dict(notebook)

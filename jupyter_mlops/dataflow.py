@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import warnings
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -120,16 +121,32 @@ def analyze_code(source: str) -> CellCode:
     only one cell has changed. Results are shared, so callers must not modify them.
     """
     try:
+        return _analyze(source)
+    except RecursionError:  # `a + a + ...` with ~1000 terms: Python's own limit is close
+        return CellCode(
+            python=source,
+            syntax_error="an expression is nested too deeply to analyze; split it into "
+            "several statements",
+        )
+
+
+def _analyze(source: str) -> CellCode:
+    try:
         tree = ast.parse(source)  # plain Python, the common case: no transformation needed
         python = source
     except SyntaxError:
-        python = _transformer().transform_cell(source)
+        with warnings.catch_warnings():  # about odd line endings: noise on a command line
+            warnings.simplefilter("ignore")
+            python = _transformer().transform_cell(source)
         tree = None
     result = CellCode(python=python)
     try:
         tree = tree or ast.parse(python)
-    except SyntaxError as error:
-        result.syntax_error = f"{error.msg} (line {error.lineno})"
+        # What only the compiler refuses: `return` or `break` outside their place, `nonlocal`
+        # at top level... Top-level `await` is fine: IPython runs such cells.
+        compile(tree, "<cell>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    except SyntaxError as error:  # null bytes and deeply nested brackets are SyntaxErrors too
+        result.syntax_error = error.msg + (f" (line {error.lineno})" if error.lineno else "")
         result.syntax_error_line = error.lineno
         return result
     _Collector(result, python).visit_body(tree.body)

@@ -14,10 +14,17 @@ from typing import Any
 
 import nbformat
 
+from .dataflow import analyze_code
 from .runstate import StageError
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL_LINE = re.compile(r"Cell In\[\d*\], line (\d+)")
+# The value `artifacts` could not serialise, named in its SerializationError.
+_UNSERIALIZABLE = re.compile(r"can't hand `(\w+)`")
+_HINTS = {
+    "SystemExit": " (sys.exit() ends a stage before it hands its values on, so the stage "
+    "fails whatever the exit code; let the code reach its end instead)",
+}
 _GENERATED = {
     "load-inputs": "while loading its inputs from upstream stages",
     "save-outputs": "while handing over its outputs",
@@ -40,38 +47,59 @@ def describe_failure(
     `reason` overrides the exception text when the kernel died or the stage timed out, in
     which case the cell is the one that was running.
     """
-    cell, output = _failing_cell(executed)
+    cells, cell, output = _failing_cell(executed)
     where = _where(cell, source_name)
+    source_cell = _source_cell(cell)
     if output is not None and reason is None:
-        exception = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".rstrip(": ")
+        ename = output.get("ename", "Error")
+        exception = f"{ename}: {output.get('evalue', '')}".rstrip(": ")
         traceback = strip_ansi("\n".join(output.get("traceback", [])))
         match = _CELL_LINE.search(traceback)
-        line = int(match.group(1)) if match else None
-        at_line = f", line {line}" if line and _source_cell(cell) is not None else ""
-        message = f"stage `{stage}` failed {where}{at_line}: {exception}"
-        return StageError(message, _source_cell(cell), line, exception, traceback)
+        line = int(match.group(1)) if match and source_cell is not None else None
+        at_line = f", line {line}" if line else ""
+        unsaved = _UNSERIALIZABLE.search(exception) if source_cell is None else None
+        setter = _last_setter(cells, unsaved.group(1)) if unsaved else None
+        if unsaved and setter is not None:  # the user's cell that made the value, not ours
+            source_cell = setter
+            at_line = f" (`{unsaved.group(1)}` is set in cell {setter} of {source_name})"
+        message = f"stage `{stage}` failed {where}{at_line}: {exception}{_HINTS.get(ename, '')}"
+        return StageError(message, source_cell, line, exception, traceback)
     exception = reason or "the stage stopped without reporting an error"
-    return StageError(
-        f"stage `{stage}` failed {where}: {exception}", _source_cell(cell), None, exception
-    )
+    return StageError(f"stage `{stage}` failed {where}: {exception}", source_cell, None, exception)
 
 
-def _failing_cell(executed: Path) -> tuple[Any, Any]:
-    """The cell that raised and its error output, else the cell that was running."""
+def _failing_cell(executed: Path) -> tuple[list[Any], Any, Any]:
+    """The executed cells; the cell that raised and its error output, else the cell that
+    was running.
+
+    When the kernel dies or is killed, papermill marks every cell "completed" as it gives
+    up, so the running cell is the last one it started (cells it never reached have no
+    start time).
+    """
     try:
         nb = nbformat.read(executed, as_version=4)
     except Exception:  # not written yet (the kernel never started) or unreadable
-        return None, None
+        return [], None, None
     running = None
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                return cell, output
-        if cell.metadata.get("papermill", {}).get("status") == "running":
+                return nb.cells, cell, output
+        if cell.metadata.get("papermill", {}).get("start_time"):
             running = cell
-    return running, None
+    return nb.cells, running, None
+
+
+def _last_setter(cells: list[Any], variable: str) -> int | None:
+    """The source index of the last copied cell that binds or changes `variable`."""
+    found = None
+    for cell in cells:
+        index = _source_cell(cell)
+        if index is not None and variable in analyze_code(cell.source).touched:
+            found = index
+    return found
 
 
 def _source_cell(cell: Any) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ def parse_notebook(raw: bytes | str | dict[str, Any], name: str = "notebook") ->
     if isinstance(raw, dict):
         content = raw
     else:
-        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+        text = _text(raw, name) if isinstance(raw, bytes) else raw
         if not text.strip():
             raise NotebookError(f"{name} is empty: it is not a notebook")
         try:
@@ -52,10 +53,47 @@ def parse_notebook(raw: bytes | str | dict[str, Any], name: str = "notebook") ->
             ) from None
     if not isinstance(content, dict) or "nbformat" not in content:
         raise NotebookError(f"{name} is JSON but not a Jupyter notebook (no `nbformat` field)")
+    _check_shape(content, name)
     try:
-        nb = nbformat.reads(json.dumps(content), as_version=4)
+        # nbformat only warns about schema problems (missing cell ids...): on a command line
+        # those warnings would be noise around our own message, and we read what we need.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nb = nbformat.reads(json.dumps(content), as_version=4)
     except Exception as error:  # nbformat raises many kinds for malformed documents
         raise NotebookError(f"{name} is not a notebook nbformat can read: {error}") from None
     if not isinstance(nb.get("cells"), list):
         raise NotebookError(f"{name} has no list of cells")
     return nb
+
+
+def _text(raw: bytes, name: str) -> str:
+    """Notebooks are UTF-8. A byte-order mark (some Windows editors add one) is harmless; other
+    bytes are refused rather than replaced, which would silently change the user's code."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise NotebookError(
+            f"{name} is not UTF-8 text (byte {error.start}, line {line}); Jupyter saves "
+            "notebooks as UTF-8: re-save it from JupyterLab or convert its encoding"
+        ) from None
+
+
+def _check_shape(content: dict[str, Any], name: str) -> None:
+    """The structure nbformat's upgrade code relies on, explained where it goes wrong (its own
+    errors for these are Python internals such as "pop expected at most 1 argument")."""
+    version = content["nbformat"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise NotebookError(f"{name}: `nbformat` must be a number like 4, not {version!r}")
+    if not isinstance(content.get("metadata", {}), dict):
+        raise NotebookError(f"{name}: the notebook's `metadata` must be a JSON object")
+    if version != 4 or not isinstance(content.get("cells"), list):
+        return
+    for index, cell in enumerate(content["cells"]):
+        if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str):
+            raise NotebookError(
+                f"{name}: cell {index} is not a notebook cell (a JSON object with a `cell_type`)"
+            )
+        if not isinstance(cell.get("metadata", {}), dict):
+            raise NotebookError(f"{name}: the `metadata` of cell {index} must be a JSON object")

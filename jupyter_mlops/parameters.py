@@ -52,6 +52,16 @@ class ParameterProblem(ValueError):
 
 def parse_parameters(python: str, cell: int | None = None) -> list[Parameter]:
     """Read a parameters cell (already free of IPython syntax). Raises ParameterProblem."""
+    try:
+        return _parse_parameters(python, cell)
+    except RecursionError:  # `x = a + a + ...` with ~1000 terms: no literal, and too deep
+        raise ParameterProblem(
+            "an expression is nested too deeply to read; parameters must be literal values",
+            None,
+        ) from None
+
+
+def _parse_parameters(python: str, cell: int | None) -> list[Parameter]:
     tree = ast.parse(python)
     comments = _trailing_comments(python)
     found: list[Parameter] = []

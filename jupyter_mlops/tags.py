@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 STAGE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+MAX_STAGE_NAME = 100  # a stage names files (stages/NN_<name>.ipynb); most file systems allow 255
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Kale's tag -> our tag. Kale's `prev:` and `block:`/`step:` carry a name like ours.
@@ -95,6 +96,15 @@ def _read_prefixed(result: CellTags, raw: str, prefix: str, value: str) -> None:
                 TagProblem(raw, f"`{raw}` must name a Python variable, like `model:clf`")
             )
         return
+    if STAGE_NAME.fullmatch(value) and len(value) > MAX_STAGE_NAME:
+        result.problems.append(
+            TagProblem(
+                raw,
+                f"`{prefix}:{value[:20]}...`: stage names are at most {MAX_STAGE_NAME} "
+                f"characters (this one has {len(value)}), because they name files",
+            )
+        )
+        return
     if not STAGE_NAME.fullmatch(value):
         result.problems.append(
             TagProblem(
@@ -119,4 +129,4 @@ def suggest_stage_name(text: str) -> str:
     name = re.sub(r"[^a-z0-9_]+", "_", text.strip().lower()).strip("_")
     if not name or not name[0].isalpha():
         name = f"stage_{name}" if name else "stage"
-    return name
+    return name[:MAX_STAGE_NAME]

@@ -1,10 +1,13 @@
-"""Shared helpers: build notebooks in memory and run the real command line."""
+"""Shared helpers: build notebooks in memory, run the real command line, call the REST API."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -64,3 +67,40 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path
+
+
+@pytest.fixture
+def jp_server_config():
+    """pytest-jupyter's servers load our extension."""
+    return {"ServerApp": {"jpserver_extensions": {"jupyter_mlops": True}}}
+
+
+@pytest.fixture
+def api(jp_fetch):
+    """`await api(METHOD, *path, body=..., expect=STATUS)`: our REST API, the JSON it answers."""
+
+    async def call(method, *path, body=None, expect=200, **kwargs):
+        kwargs.setdefault("raise_error", False)
+        response = await jp_fetch(
+            "jupyter-mlops",
+            *path,
+            method=method,
+            body=None if body is None else (body if isinstance(body, str) else json.dumps(body)),
+            allow_nonstandard_methods=True,
+            **kwargs,
+        )
+        assert response.code == expect, response.body
+        return json.loads(response.body) if response.body else None
+
+    return call
+
+
+async def wait_for(api, run_id, timeout=240):
+    """A run's view once it has finished."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        run = await api("GET", "runs", run_id)
+        if run["status"] != "running":
+            return run
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"run {run_id} still running after {timeout} s")

@@ -128,7 +128,7 @@ def test_the_dag_spells_out_stages_edges_and_typed_params(tmp_path):
             ),
             code("a = sizes[0]", "stage:first"),
             code("b = a if flag else limit", "stage:second"),
-            pipeline='Shapes "v2" \\o/',
+            pipeline='Shapes "v2" \\o',
         ),
         tmp_path / "shapes.ipynb",
     )
@@ -137,7 +137,7 @@ def test_the_dag_spells_out_stages_edges_and_typed_params(tmp_path):
     dag = tmp_path / "out" / "shapes_v2_o_dag.py"
     source = dag.read_text()
     assert 'dag_id="Shapes-v2-o",' in source
-    assert "description='jupyter-mlops pipeline Shapes \"v2\" \\\\o/'," in source
+    assert "description='jupyter-mlops pipeline Shapes \"v2\" \\\\o'," in source
     assert 'STAGES = {"first": [], "second": ["first"]}' in source
     assert 'label": Param(\n            \'say "hi"\',\n            type="string",' in source
     assert 'type=["null", "number"]' in source and 'type="boolean"' in source

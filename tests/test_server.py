@@ -8,42 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import code, notebook, write
+from conftest import code, notebook, wait_for, write
 from mlflow_helpers import client_for, pipeline_runs
 from tornado.httpclient import HTTPClientError
-
-
-@pytest.fixture
-def jp_server_config():
-    return {"ServerApp": {"jpserver_extensions": {"jupyter_mlops": True}}}
-
-
-@pytest.fixture
-def api(jp_fetch):
-    async def call(method, *path, body=None, expect=200, **kwargs):
-        kwargs.setdefault("raise_error", False)
-        response = await jp_fetch(
-            "jupyter-mlops",
-            *path,
-            method=method,
-            body=None if body is None else (body if isinstance(body, str) else json.dumps(body)),
-            allow_nonstandard_methods=True,
-            **kwargs,
-        )
-        assert response.code == expect, response.body
-        return json.loads(response.body) if response.body else None
-
-    return call
-
-
-async def wait_for(api, run_id, timeout=240):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        run = await api("GET", "runs", run_id)
-        if run["status"] != "running":
-            return run
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"run {run_id} still running after {timeout} s")
 
 
 def small(root: Path, name="small.ipynb", failing=False) -> Path:

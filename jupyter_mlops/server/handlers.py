@@ -2,6 +2,7 @@
 
 Every handler is authenticated; Jupyter's APIHandler checks the XSRF token of cookie-
 authenticated POST and DELETE requests. Errors are JSON `{"message": ...}` the UI shows.
+Every response goes out with the server's secrets masked (see `redact`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..errors import BadInput
 from ..history import RUN_ID
 from ..notebooks import parse_notebook, read_notebook
 from .paths import OutsideRoot, relative_to_root, resolve_in_root
+from .redact import redact
 from .runs import RunManager
 from .schemas import AnalyzeRequest, ConvertRequest, RunRequest
 
@@ -39,7 +41,7 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
         error = kwargs.get("exc_info", (None, None))[1]
         if isinstance(error, ApiError):
             self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps({"message": error.message}))
+            self.finish(redact(json.dumps({"message": error.message})))
         else:
             super().write_error(status_code, **kwargs)
 
@@ -76,7 +78,7 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
 
     def reply(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
-        self.finish(json.dumps(data, default=str))
+        self.finish(redact(json.dumps(data, default=str)))
 
 
 class ConfigHandler(_Handler):
