@@ -31,6 +31,7 @@ from .notebooks import read_notebook  # noqa: E402
 from .parameters import resolve  # noqa: E402
 from .report import ProgressPrinter, check_report, diagnostic_line, run_summary  # noqa: E402
 from .runner import DEFAULT_RUNS_ROOT, PipelineRunner, RunOptions, new_run_id  # noqa: E402
+from .upload import upload  # noqa: E402
 
 
 class _Group(click.Group):
@@ -433,3 +434,14 @@ def export(
     )
     written = exporters()[kind](bundle, options)
     click.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+@main.command("log")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--tracking-uri", help="Where to log (default: the run's own tracking URI).")
+def log_run(run_dir: Path, tracking_uri: str | None) -> None:
+    """Upload a run folder's results to MLflow, e.g. after the server was unreachable."""
+    state = upload(run_dir, tracking_uri).state
+    click.echo(f"logged run {state.id} to {state.tracking_uri}: MLflow run {state.parent_run_id}")
+    for model in state.models:
+        click.echo(f"model: {model['name']} v{model['version']} -> {model['alias_uri']}")

@@ -13,6 +13,7 @@ groups included), marks unfinished stages cancelled and every MLflow run FAILED.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -56,7 +57,7 @@ from .runstate import (
     read_run,
 )
 from .runtime import GATE_ENV, GATE_GO, GATE_STOP, WARM_UP_ENV
-from .tracking import PipelineTracker, StageOutcome, resolve_tracking_uri
+from .tracking import PipelineTracker, StageOutcome, TrackingLost, resolve_tracking_uri
 
 DEFAULT_RUNS_ROOT = Path("mlops-runs")
 Listener = Callable[[RunState, str | None], None]
@@ -137,6 +138,9 @@ class PipelineRunner:
         With `run`, callers that drive stages themselves (the pytest plugin) use
         `start`, `run_stage` for each stage in order, then `finish`.
         """
+        tracking_uri = resolve_tracking_uri(self.options.tracking_uri)
+        # Fails within seconds when the tracking server is unreachable: before any file.
+        self.tracker = PipelineTracker(tracking_uri, self.bundle)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.started = True
         self.state = RunStateFile(
@@ -149,22 +153,18 @@ class PipelineRunner:
                 stages=[StageState(s.name) for s in self.bundle.stages],
                 warnings=self.warnings,
                 artifact_store=self.store.location,
+                bundle=str(self.bundle.root.resolve()),
+                tracking_uri=tracking_uri,
             )
         )
         logging.getLogger("papermill").setLevel(logging.WARNING)
-        tracking_uri = resolve_tracking_uri(self.options.tracking_uri)
-        self.tracker = PipelineTracker(tracking_uri, self.bundle)
         self._copy_earlier_outputs()
         if self.options.parent_run_id:
             self.tracker.attach(self.options.parent_run_id, self.options.parameters)
             parent = self.options.parent_run_id
         else:
             parent = self.tracker.start(self.options.parameters, self.run_dir)
-        self.state.update(
-            tracking_uri=tracking_uri,
-            experiment_id=self.tracker.experiment_id,
-            parent_run_id=parent,
-        )
+        self.state.update(experiment_id=self.tracker.experiment_id, parent_run_id=parent)
         self.outcomes = self._log_cached_stages()
         self._notify(None)
 
@@ -187,15 +187,22 @@ class PipelineRunner:
         mlflow_status = "FINISHED" if status == RUN_SUCCEEDED else "FAILED"
         # A scheduler's `end` task ends a parent run it doesn't own here.
         attached = self.options.parent_run_id is not None
-        models = [] if attached else self.tracker.finish(mlflow_status, ordered)
+        models = []
+        if not attached and not self.tracker.lost:
+            with contextlib.suppress(TrackingLost):
+                models = self.tracker.finish(mlflow_status, ordered)
+        if self.tracker.lost:
+            status = RUN_CANCELLED if cancelled else RUN_FAILED
         self.state.update(
             status=status,
             finished=time.time(),
             models=[m.to_dict() for m in models],
-            error=failed.error if failed else None,
+            error=failed.error if failed else self._tracking_lost_error(),
         )
         self._notify(None)
         state = self.state.state
+        if self.tracker.lost:
+            raise TrackingLost(self._tracking_lost_error().message)
         if cancelled:
             raise RunInterrupted(f"run {state.id} was stopped; its MLflow runs are marked FAILED")
         if failed is not None and failed.error is not None:
@@ -209,6 +216,15 @@ class PipelineRunner:
                 notebook=str(self.run_dir / failed.notebook) if failed.notebook else None,
             )
         return state
+
+    def _tracking_lost_error(self) -> StageError | None:
+        if not self.tracker.lost:
+            return None
+        return StageError(
+            f"lost the MLflow tracking server at {self.tracker.tracking_uri} during the run "
+            f"({self.tracker.client.lost}). The results so far are kept in {self.run_dir}; "
+            f"when the server is back, upload them with `jupyter-mlops log {self.run_dir}`"
+        )
 
     def _schedule(self) -> None:
         """Run the selected stages, each as soon as its upstream stages are done.
@@ -237,7 +253,7 @@ class PipelineRunner:
                     self._decide_gates(list(launches.values()), ok, bad, jobs)
                     for name in list(order):
                         upstream = set(self.bundle.stage(name).upstream)
-                        if upstream & bad or self._stopping.is_set():
+                        if upstream & bad or self._stopping.is_set() or self.tracker.lost:
                             order.remove(name)
                             self.state.update(name, status=SKIPPED)
                             bad.add(name)
@@ -277,7 +293,7 @@ class PipelineRunner:
             if launch.opened or launch.decision:
                 continue
             upstream = set(launch.stage.upstream)
-            if upstream & bad or self._stopping.is_set():
+            if upstream & bad or self._stopping.is_set() or self.tracker.lost:
                 self._stop_at_gate(launch, "skip")
             elif upstream <= ok:
                 if not launch.checked:  # its inputs are known now: is it in the cache?
@@ -370,7 +386,8 @@ class PipelineRunner:
             error = self._papermill(launch, executed, log, run_id)
             if launch.decision:  # stopped at its gate: it never ran
                 return self._never_ran(launch, run_id)
-            self.tracker.log_inputs(run_id, stage, self.records)
+            with contextlib.suppress(TrackingLost):  # the stage's work stands regardless
+                self.tracker.log_inputs(run_id, stage, self.records)
             if error is None:
                 record = self.store.read_record(stage.name)
                 with self._lock:
@@ -385,14 +402,15 @@ class PipelineRunner:
         started = self.state.state.stage(stage.name).started or finished
         mlflow_status = "FINISHED" if status == DONE else "FAILED"
         if run_id:
-            self.tracker.finish_stage(
-                run_id,
-                mlflow_status,
-                finished - started,
-                record,
-                notebooks,
-                error.message if error else None,
-            )
+            with contextlib.suppress(TrackingLost):  # the run then stops, telling why
+                self.tracker.finish_stage(
+                    run_id,
+                    mlflow_status,
+                    finished - started,
+                    record,
+                    notebooks,
+                    error.message if error else None,
+                )
         if record is not None and launch.key is not None and self.cache is not None:
             self.cache.save(launch.key, record, self.store, run_id)
         self.state.update(
@@ -405,7 +423,8 @@ class PipelineRunner:
         """A pre-started stage that was stopped at its gate: served from the cache, or
         skipped because an upstream stage failed. Its MLflow run is removed: nothing ran."""
         if run_id:
-            self.tracker.discard_run(run_id)
+            with contextlib.suppress(TrackingLost):
+                self.tracker.discard_run(run_id)
         if launch.decision == "cached" and launch.hit is not None:
             return self._reuse(launch)
         status = CANCELLED if self._stopping.is_set() else SKIPPED
@@ -420,9 +439,11 @@ class PipelineRunner:
         self.store.adopt(self.cache.objects, hit.record)  # type: ignore[union-attr]
         with self._lock:
             self.records[stage.name] = hit.record
-        run_id = self.tracker.cached_stage(
-            stage, self._position(stage.name), hit.record, hit.origin, self.records
-        )
+        run_id = ""
+        with contextlib.suppress(TrackingLost):  # the outputs are here; logging waits
+            run_id = self.tracker.cached_stage(
+                stage, self._position(stage.name), hit.record, hit.origin, self.records
+            )
         now = time.time()
         self.state.update(
             stage.name,

@@ -85,6 +85,7 @@ class RunState:
     pid: int = field(default_factory=os.getpid)
     warnings: list[str] = field(default_factory=list)
     artifact_store: str | None = None  # where the stages handed values over
+    bundle: str | None = None  # the bundle's folder: what `jupyter-mlops log` re-reads
 
     def stage(self, name: str) -> StageState:
         return next(s for s in self.stages if s.name == name)

@@ -26,6 +26,7 @@ from typing import Any
 from .analysis import Stage
 from .artifacts import StageRecord, VariableInfo
 from .bundle import Bundle
+from .errors import MlopsError
 
 CANDIDATE_ALIAS = "candidate"
 MAX_PARAM_LENGTH = 6000  # MLflow rejects longer parameter values
@@ -139,9 +140,23 @@ class PipelineTracker:
     def __post_init__(self) -> None:
         from mlflow import MlflowClient
 
+        for key, value in FAIL_FAST.items():  # for this process and the stage kernels
+            os.environ.setdefault(key, value)
         with _sqlite_setup_lock(self.tracking_uri):
-            self.client = MlflowClient(tracking_uri=self.tracking_uri)
-            self.client.search_experiments(max_results=1)  # creates a new store's tables
+            self.client = GuardedClient(MlflowClient(tracking_uri=self.tracking_uri))
+            try:
+                self.client.search_experiments(max_results=1)  # creates a new store's tables
+            except TrackingLost as lost:
+                raise TrackingUnavailable(
+                    f"can't reach the MLflow tracking server at {self.tracking_uri} "
+                    f"({lost.reason}); nothing was run. Check --tracking-uri or "
+                    "MLFLOW_TRACKING_URI, or start the server"
+                ) from None
+
+    @property
+    def lost(self) -> bool:
+        """Whether the tracking server went away during the run."""
+        return self.client.lost is not None
 
     # --- runs ---------------------------------------------------------------------------
 
@@ -455,6 +470,68 @@ class PipelineTracker:
             "```",
         ]
         return "\n".join(lines)
+
+
+# MLflow retries an unreachable server for minutes by default; a pipeline should say so
+# within seconds and keep its results (`jupyter-mlops log` uploads them later). Users' own
+# settings of these variables win.
+FAIL_FAST = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+_UNREACHABLE = (
+    "Max retries exceeded",
+    "Failed to establish a new connection",
+    "Connection refused",
+    "Connection aborted",
+    "Read timed out",
+    "RemoteDisconnected",
+)
+
+
+class TrackingUnavailable(MlopsError):
+    """The tracking server can't be reached when a run starts: nothing is run."""
+
+    exit_code = 2
+
+
+class TrackingLost(MlopsError):
+    """The tracking server went away during a run."""
+
+    exit_code = 1
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"lost the MLflow tracking server: {reason}")
+        self.reason = reason
+
+
+class GuardedClient:
+    """An MlflowClient whose calls, once the server is unreachable, all fail at once with
+    TrackingLost instead of each waiting out its own retries."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.lost: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.lost is not None:
+                raise TrackingLost(self.lost)
+            try:
+                return attribute(*args, **kwargs)
+            except Exception as error:
+                text = str(error)
+                if not any(sign in text for sign in _UNREACHABLE):
+                    raise
+                self.lost = next(s for s in _UNREACHABLE if s in text).lower()
+                raise TrackingLost(self.lost) from None
+
+        return call
 
 
 @contextmanager
