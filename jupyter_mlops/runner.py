@@ -157,7 +157,10 @@ class PipelineRunner:
                 tracking_uri=tracking_uri,
             )
         )
-        logging.getLogger("papermill").setLevel(logging.WARNING)
+        # papermill and nbclient log what our own one-paragraph errors already say ("Kernel
+        # died..."), and MLflow announces creating its tables: keep the terminal for ours.
+        for noisy in ("papermill", "mlflow"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
         self._copy_earlier_outputs()
         if self.options.parent_run_id:
             self.tracker.attach(self.options.parent_run_id, self.options.parameters)
@@ -499,7 +502,10 @@ class PipelineRunner:
                 stdout_file=stream,
                 stderr_file=stream,
             )
-            return None
+            if self.store.has_record(stage.name):
+                return None
+            # The notebook ended without handing its outputs over: `sys.exit(0)` in a cell
+            # ends a kernel's execution "successfully" for papermill.
         except PapermillExecutionError:
             pass
         except Exception as error:  # the kernel died, was killed, or never started

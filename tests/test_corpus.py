@@ -222,12 +222,6 @@ def test_run(name: str, workdir: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="nbclient logs `Kernel died while waiting for execute reply.` on the runner's "
-    "stderr, beside our own paragraph; runner.py should send papermill's and nbclient's "
-    "loggers to the stage's log file while the stage runs",
-)
 def test_a_dead_kernel_is_one_message(workdir: Path):
     path = place("kernel_dies.ipynb", workdir)
     result = cli("run", path.name, cwd=workdir)
