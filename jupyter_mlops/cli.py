@@ -13,6 +13,7 @@ import sys
 # scheduler's task) would pay for it. Done before anything imports jsonschema.
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
+import errno  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -26,6 +27,7 @@ from .analysis import Diagnostic, analyze_notebook  # noqa: E402
 from .bundle import Bundle, bundle_for, raise_for_errors, read_bundle, write_bundle  # noqa: E402
 from .errors import BadInput, MlopsError, StageFailed  # noqa: E402
 from .exporters import BUNDLE_FOLDER, ExportOptions, exporters  # noqa: E402
+from .failures import DISK_FULL_HINT  # noqa: E402
 from .junit import write_junit_xml  # noqa: E402
 from .notebooks import read_notebook  # noqa: E402
 from .parameters import resolve  # noqa: E402
@@ -48,9 +50,12 @@ class _Group(click.Group):
             _fail("stopped", 130)
         except click.exceptions.Exit:
             raise
-        except Exception as error:  # a bug: still one paragraph, the traceback on request
+        except Exception as error:  # still one paragraph; the traceback on request
             if os.environ.get("JUPYTER_MLOPS_DEBUG"):
                 raise
+            if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+                where = f" while writing {error.filename}" if error.filename else ""
+                _fail(f"no space left on the disk{where}{DISK_FULL_HINT}", 1)
             _fail(
                 f"unexpected {type(error).__name__}: {error}. This is a bug in jupyter-mlops; "
                 "run again with JUPYTER_MLOPS_DEBUG=1 to see the traceback, and report it",
@@ -243,6 +248,7 @@ def run(
         use_cache=not no_cache,
     )
     runner = PipelineRunner(bundle, options, listeners=[ProgressPrinter()])
+    runner.connect()  # an unreachable tracking server stops us before anything is written
     if source is not None:
         write_bundle(source, analysis, bundle.root)
     for warning in runner.warnings:

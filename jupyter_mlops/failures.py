@@ -25,6 +25,17 @@ _HINTS = {
     "SystemExit": " (sys.exit() ends a stage before it hands its values on, so the stage "
     "fails whatever the exit code; let the code reach its end instead)",
 }
+DISK_FULL = "No space left on device"
+DISK_FULL_HINT = (
+    " (the disk is full: free some space, or put the runs and the artifact store on a "
+    "bigger disk with --runs-dir and --artifact-store)"
+)
+
+
+def _hint(ename: str, evalue: str) -> str:
+    return DISK_FULL_HINT if DISK_FULL in evalue else _HINTS.get(ename, "")
+
+
 _GENERATED = {
     "load-inputs": "while loading its inputs from upstream stages",
     "save-outputs": "while handing over its outputs",
@@ -62,7 +73,8 @@ def describe_failure(
         if unsaved and setter is not None:  # the user's cell that made the value, not ours
             source_cell = setter
             at_line = f" (`{unsaved.group(1)}` is set in cell {setter} of {source_name})"
-        message = f"stage `{stage}` failed {where}{at_line}: {exception}{_HINTS.get(ename, '')}"
+        hint = _hint(ename, str(output.get("evalue", "")))
+        message = f"stage `{stage}` failed {where}{at_line}: {exception}{hint}"
         return StageError(message, source_cell, line, exception, traceback)
     exception = reason or "the stage stopped without reporting an error"
     return StageError(f"stage `{stage}` failed {where}: {exception}", source_cell, None, exception)

@@ -36,7 +36,7 @@ from .cache import CachedStage, StageCache, stage_key
 from .errors import BadInput, RunInterrupted, StageFailed
 from .failures import describe_failure
 from .files import atomic_write
-from .history import run_folders
+from .history import load_run, run_folders
 from .kernels import StageKernelManager, choose_kernel
 from .models import REQUIREMENTS_ENV
 from .runstate import (
@@ -115,6 +115,7 @@ class PipelineRunner:
         self.run_id = run_id
         self.warnings = [w for w in [self.kernel.warning] if w]
         self.started = False
+        self.tracker: PipelineTracker | None = None
 
     # --- the whole run ------------------------------------------------------------------
 
@@ -138,9 +139,8 @@ class PipelineRunner:
         With `run`, callers that drive stages themselves (the pytest plugin) use
         `start`, `run_stage` for each stage in order, then `finish`.
         """
-        tracking_uri = resolve_tracking_uri(self.options.tracking_uri)
-        # Fails within seconds when the tracking server is unreachable: before any file.
-        self.tracker = PipelineTracker(tracking_uri, self.bundle)
+        self.connect()
+        self._settle_abandoned_runs()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.started = True
         self.state = RunStateFile(
@@ -154,7 +154,7 @@ class PipelineRunner:
                 warnings=self.warnings,
                 artifact_store=self.store.location,
                 bundle=str(self.bundle.root.resolve()),
-                tracking_uri=tracking_uri,
+                tracking_uri=self.tracker.tracking_uri,
             )
         )
         # papermill and nbclient log what our own one-paragraph errors already say ("Kernel
@@ -170,6 +170,25 @@ class PipelineRunner:
         self.state.update(experiment_id=self.tracker.experiment_id, parent_run_id=parent)
         self.outcomes = self._log_cached_stages()
         self._notify(None)
+
+    def connect(self) -> PipelineTracker:
+        """Reach the tracking store; within seconds, a TrackingUnavailable when it can't be.
+
+        Callers that write files for a run (the bundle) connect first, so an unreachable
+        server leaves nothing behind.
+        """
+        if self.tracker is None:
+            uri = resolve_tracking_uri(self.options.tracking_uri)
+            self.tracker = PipelineTracker(uri, self.bundle)
+        return self.tracker
+
+    def _settle_abandoned_runs(self) -> None:
+        """Earlier runs of this pipeline whose runner was killed (kill -9, a power cut) are
+        still marked running: reading them marks them failed, in run.json and MLflow."""
+        for folder in run_folders(self.options.runs_root):
+            if folder.parent.name == self.bundle.name:
+                with contextlib.suppress(OSError, ValueError, TypeError):
+                    load_run(folder)
 
     def run_stage(self, name: str) -> StageOutcome:
         """Run one stage now; its upstream stages must have run (or been reused)."""
