@@ -55,11 +55,16 @@ def parse_notebook(raw: bytes | str | dict[str, Any], name: str = "notebook") ->
         raise NotebookError(f"{name} is JSON but not a Jupyter notebook (no `nbformat` field)")
     _check_shape(content, name)
     try:
-        # nbformat only warns about schema problems (missing cell ids...): on a command line
-        # those warnings would be noise around our own message, and we read what we need.
+        # Not nbformat.reads: it checks the whole document against the JSON schema on every
+        # read, which was most of the time of an `analyze` request, only to warn (missing
+        # cell ids...) around our own messages; the upgrade from older formats still warns.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            nb = nbformat.reads(json.dumps(content), as_version=4)
+            major, minor = nbformat.reader.get_version(content)
+            if major not in nbformat.versions:
+                raise nbformat.NBFormatError(f"Unsupported nbformat version {major}")
+            nb = nbformat.versions[major].to_notebook_json(content, minor=minor)
+            nb = nbformat.convert(nb, 4)
     except Exception as error:  # nbformat raises many kinds for malformed documents
         raise NotebookError(f"{name} is not a notebook nbformat can read: {error}") from None
     if not isinstance(nb.get("cells"), list):
