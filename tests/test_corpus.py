@@ -271,3 +271,10 @@ def test_convert_never_overwrites_the_notebook_itself(tmp_path: Path):
     [error] = assert_one_clear_paragraph(result.stderr, failed=True)
     assert "would overwrite the notebook itself" in error
     assert source.read_bytes() == before
+
+
+def test_the_reliability_document_lists_every_corpus_file():
+    """docs/RELIABILITY.md is written from EXPECTED.yaml: every case must appear in it."""
+    document = (Path(__file__).parent.parent / "docs" / "RELIABILITY.md").read_text()
+    missing = [name for name in EXPECTED if f"`{name}`" not in document]
+    assert not missing, f"add these corpus files to docs/RELIABILITY.md: {missing}"
