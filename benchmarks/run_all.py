@@ -30,10 +30,13 @@ README = Path(__file__).with_name("README.md")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", choices=list(BENCHMARKS), default=[])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(BENCHMARKS))
     parser.add_argument("--write", action="store_true", help="record the tables in README.md")
     arguments = parser.parse_args()
     names = arguments.names or list(BENCHMARKS)
+    unknown = set(names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
     header = f"Measured {datetime.date.today()} on {machine()}."
     print(header)
     results = {}

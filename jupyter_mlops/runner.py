@@ -299,9 +299,12 @@ class PipelineRunner:
                         break
                     finished, _ = wait(launches, timeout=0.05, return_when=FIRST_COMPLETED)
                     collect(finished)
-            except KeyboardInterrupt:
+            except BaseException:
+                # Ctrl-C, or anything unexpected here: kernels waiting at their gates would
+                # otherwise wait forever, and with them this pool's shutdown.
                 self._stop()
-                collect(set(launches))  # their kernels are dead: they return promptly
+                with contextlib.suppress(Exception):
+                    collect(set(launches))  # their kernels are dead: they return promptly
                 raise
             finally:
                 shutil.rmtree(gates_dir, ignore_errors=True)

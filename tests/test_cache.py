@@ -116,9 +116,13 @@ def test_concurrent_runs_share_the_cache_safely(workdir):
         )
         for _ in range(4)
     ]
-    for process in runs:
-        _, stderr = process.communicate(timeout=600)
-        assert process.returncode == 0, stderr
+    try:
+        for process in runs:
+            _, stderr = process.communicate(timeout=600)
+            assert process.returncode == 0, stderr
+    finally:
+        for process in runs:
+            process.kill()  # a failed assertion must not leave runs behind
     cache = workdir / "mlops-runs" / ".cache"
     entries = list((cache / "entries").glob("*.json"))
     assert len(entries) == 4  # one per stage, whichever run wrote it last

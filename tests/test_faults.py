@@ -281,9 +281,13 @@ def test_ten_concurrent_runs_are_isolated(workdir):
         _start(["run", "many.ipynb", "-p", "seed", str(seed), "--jobs", "1"], workdir)
         for seed in range(10)
     ]
-    for process in runs:
-        _, stderr = process.communicate(timeout=900)
-        assert process.returncode == 0, stderr
+    try:
+        for process in runs:
+            _, stderr = process.communicate(timeout=900)
+            assert process.returncode == 0, stderr
+    finally:
+        for process in runs:
+            process.kill()  # a failed assertion must not leave runs behind
     folders = sorted((workdir / "mlops-runs" / "many").iterdir())
     assert len(folders) == 10
     totals = set()
