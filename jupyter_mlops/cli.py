@@ -16,6 +16,7 @@ sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 import errno  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -61,6 +62,46 @@ class _Group(click.Group):
                 "run again with JUPYTER_MLOPS_DEBUG=1 to see the traceback, and report it",
                 1,
             )
+
+
+def _options(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Several click options as one decorator, for options that commands share."""
+
+    def apply(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+PARAMETER_OPTIONS = _options(
+    click.option(
+        "-p",
+        "--parameter",
+        "parameters",
+        multiple=True,
+        nargs=2,
+        metavar="NAME VALUE",
+        help="Set a parameter (repeatable); checked against its type.",
+    ),
+    click.option(
+        "-f",
+        "--parameters-file",
+        type=click.Path(path_type=Path),
+        help="YAML file of parameter values (papermill -f compatible).",
+    ),
+)
+SCHEDULED_RUN_OPTIONS = _options(
+    click.option("--run-id", required=True, help="The id `jupyter-mlops begin` printed."),
+    click.option("--artifact-store", required=True, metavar="URI"),
+)
+
+
+def _output_option(help_text: str) -> Callable[[Any], Any]:
+    return click.option(
+        "-o", "--output", "out", required=True, type=click.Path(path_type=Path), help=help_text
+    )
 
 
 def _fail(message: str, code: int, notebook: str | None = None) -> None:
@@ -112,14 +153,7 @@ def check(notebooks: tuple[Path, ...], as_json: bool, only_tagged: bool) -> None
 
 @main.command()
 @click.argument("notebook", type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    "out",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Folder to write the bundle into.",
-)
+@_output_option("Folder to write the bundle into.")
 def convert(notebook: Path, out: Path) -> None:
     """Write the bundle: one papermill notebook per stage, pipeline.yaml, params, requirements."""
     source = read_notebook(notebook)
@@ -132,21 +166,7 @@ def convert(notebook: Path, out: Path) -> None:
 
 @main.command()
 @click.argument("target", type=click.Path(path_type=Path))
-@click.option(
-    "-p",
-    "--parameter",
-    "parameters",
-    multiple=True,
-    nargs=2,
-    metavar="NAME VALUE",
-    help="Set a parameter (repeatable); checked against its type.",
-)
-@click.option(
-    "-f",
-    "--parameters-file",
-    type=click.Path(path_type=Path),
-    help="YAML file of parameter values (papermill -f compatible).",
-)
+@PARAMETER_OPTIONS
 @click.option(
     "--jobs",
     "-j",
@@ -320,8 +340,7 @@ def _parameters_json(text: str | None) -> dict[str, Any]:
     metavar="URI",
     help="Store every task can reach (path or fsspec URL).",
 )
-@click.option("-p", "--parameter", "parameters", multiple=True, nargs=2, metavar="NAME VALUE")
-@click.option("-f", "--parameters-file", type=click.Path(path_type=Path))
+@PARAMETER_OPTIONS
 @click.option("--parameters-json", metavar="JSON", help="Parameter values as a JSON object.")
 @click.option("--tracking-uri", help="MLflow tracking URI every task can reach.")
 @click.option("--run-id", help="Use this run id instead of a new one.")
@@ -346,8 +365,7 @@ def begin(
 @main.command()
 @click.argument("pipeline", type=click.Path(path_type=Path))
 @click.argument("stage_name", metavar="STAGE")
-@click.option("--run-id", required=True, help="The id `jupyter-mlops begin` printed.")
-@click.option("--artifact-store", required=True, metavar="URI")
+@SCHEDULED_RUN_OPTIONS
 @click.option("--kernel", help="Kernelspec to run the stage with.")
 @click.option(
     "--runs-dir",
@@ -372,8 +390,7 @@ def stage(
 
 @main.command()
 @click.argument("pipeline", type=click.Path(path_type=Path))
-@click.option("--run-id", required=True, help="The id `jupyter-mlops begin` printed.")
-@click.option("--artifact-store", required=True, metavar="URI")
+@SCHEDULED_RUN_OPTIONS
 def end(pipeline: Path, run_id: str, artifact_store: str) -> None:
     """Finish a pipeline run started with `begin`: register models; exit 1 if a stage failed."""
     bundle = read_bundle(pipeline)
@@ -388,14 +405,7 @@ def end(pipeline: Path, run_id: str, artifact_store: str) -> None:
 @main.command()
 @click.argument("kind", type=click.Choice(["airflow", "kubeflow", "github-actions"]))
 @click.argument("target", type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    "out",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Folder to write into (a notebook's bundle goes to its bundle/ folder).",
-)
+@_output_option("Folder to write into (a notebook's bundle goes to its bundle/ folder).")
 @click.option(
     "--artifact-store",
     metavar="URI",
