@@ -255,6 +255,7 @@ class PipelineRunner:
         starts and runs the setup cells while their upstream stages still run, then waits at
         its gate (in `load_inputs`) until this loop opens it. Every decision about a stage is
         taken here, in one thread: start it, open its gate, serve it from the cache, skip it.
+        A failure stops the run: stages already running finish, no other stage starts.
         """
         jobs = max(1, self.options.jobs)
         order = [s.name for s in self.bundle.stages if s.name in self.selected]
@@ -275,7 +276,7 @@ class PipelineRunner:
                     self._decide_gates(list(launches.values()), ok, bad, jobs)
                     for name in list(order):
                         upstream = set(self.bundle.stage(name).upstream)
-                        if upstream & bad or self._stopping.is_set() or self.tracker.lost:
+                        if bad or self._stopping.is_set() or self.tracker.lost:
                             order.remove(name)
                             self.state.update(name, status=SKIPPED)
                             bad.add(name)
@@ -318,7 +319,7 @@ class PipelineRunner:
             if launch.opened or launch.decision:
                 continue
             upstream = set(launch.stage.upstream)
-            if upstream & bad or self._stopping.is_set() or self.tracker.lost:
+            if bad or self._stopping.is_set() or self.tracker.lost:
                 self._stop_at_gate(launch, "skip")
             elif upstream <= ok:
                 if not launch.checked:  # its inputs are known now: is it in the cache?

@@ -44,7 +44,7 @@ def test_wine_classifier(workdir):
         "max_depth": "None",
         "random_state": "42",
     }
-    assert list(children) == ["report", "evaluate", "train", "split", "load"]
+    assert set(children) == {"report", "evaluate", "train", "split", "load"}
     assert all(run.info.status == "FINISHED" for run in children.values())
     assert children["train"].data.params == {
         "max_depth": "None",
