@@ -17,6 +17,8 @@ from pathlib import Path
 
 from common import machine
 
+from jupyter_mlops.files import atomic_write
+
 BENCHMARKS = {
     "conversion": "Analysis + conversion against notebook size",
     "pipeline": "Pipeline wall time against plain papermill",
@@ -51,11 +53,14 @@ def main() -> None:
 def record(header: str, results: dict[str, str]) -> None:
     """Replace each benchmark's table between its markers in README.md."""
     text = README.read_text()
-    text = re.sub(r"(?<=<!-- machine -->\n).*?(?=\n<!-- /machine -->)", header, text, flags=re.S)
-    for name, table in results.items():
-        pattern = rf"(?<=<!-- {name} -->\n).*?(?=\n<!-- /{name} -->)"
-        text = re.sub(pattern, lambda _, table=table: table, text, flags=re.S)
-    README.write_text(text)
+    for name, body in {"machine": header, **results}.items():
+        # The markers stay; whatever was between them (nothing, at first) is replaced.
+        pattern = rf"<!-- {name} -->\n.*?<!-- /{name} -->"
+        block = f"<!-- {name} -->\n{body.strip()}\n<!-- /{name} -->"
+        text, found = re.subn(pattern, lambda _, block=block: block, text, flags=re.S)
+        if not found:
+            raise SystemExit(f"{README}: no <!-- {name} --> markers to write the table between")
+    atomic_write(README, text)
 
 
 if __name__ == "__main__":
