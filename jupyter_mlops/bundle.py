@@ -31,7 +31,7 @@ from .analysis import Analysis, Stage, analyze_notebook, mapping
 from .errors import BadInput, NotebookError
 from .files import atomic_write, yaml_text
 from .notebooks import SourceNotebook
-from .parameters import Parameter
+from .parameters import Parameter, python_literal
 from .requirements import pinned_requirements
 
 SCHEMA_VERSION = 1
@@ -289,7 +289,7 @@ def _parameter_line(parameter: Parameter) -> str:
     elif kind:
         left = f"{parameter.name}: {kind}"
     comment = f"  # {' '.join(notes)}" if notes else ""
-    return f"{left} = {parameter.default!r}{comment}"
+    return f"{left} = {python_literal(parameter.default)}{comment}"
 
 
 def _load_inputs_cell(stage: Stage) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import difflib
 import io
+import math
 import re
 import tokenize
 from dataclasses import asdict, dataclass
@@ -107,6 +108,25 @@ def _parse_parameters(python: str, cell: int | None) -> list[Parameter]:
                 )
             )
     return found
+
+
+def python_literal(value: Any) -> str:
+    """Python source for a parameter value, for a generated parameters cell.
+
+    `repr` everywhere but where it is not Python: a float that overflowed (`1e999`) or is
+    not a number reprs as `inf`/`nan`, which would be a NameError in the stage's kernel.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"float({str(value)!r})"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(python_literal, value)) + "]"
+    if isinstance(value, tuple):
+        items = ", ".join(map(python_literal, value))
+        return f"({items},)" if len(value) == 1 else f"({items})"
+    if isinstance(value, dict):
+        pairs = (f"{python_literal(k)}: {python_literal(v)}" for k, v in value.items())
+        return "{" + ", ".join(pairs) + "}"
+    return repr(value)
 
 
 def infer_type(value: Any) -> str:

@@ -1,7 +1,15 @@
+import math
+
 import pytest
 
 from jupyter_mlops.errors import BadInput
-from jupyter_mlops.parameters import ParameterProblem, coerce, parse_parameters, resolve
+from jupyter_mlops.parameters import (
+    ParameterProblem,
+    coerce,
+    parse_parameters,
+    python_literal,
+    resolve,
+)
 
 
 def test_typed_parameters_with_help():
@@ -91,3 +99,15 @@ def test_values_stay_data():
     params = parse_parameters("command = 'ls'\n")
     hostile = "__import__('os').system('touch /tmp/x')"
     assert resolve(params, None, [("command", hostile)]) == {"command": hostile}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1e999, -1e999, [1e999, (0.5,), {"a": -1e999}], (), ("x",), {"k": [None, True, "it's"]}],
+)
+def test_generated_literals_evaluate_back_to_the_value(value):
+    assert eval(python_literal(value), {}) == value
+
+
+def test_not_a_number_stays_not_a_number():
+    assert math.isnan(eval(python_literal(math.nan), {}))

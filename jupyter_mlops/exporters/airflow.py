@@ -21,7 +21,7 @@ from typing import Any
 from ..bundle import Bundle
 from ..errors import BadInput
 from ..files import atomic_write
-from ..parameters import Parameter
+from ..parameters import Parameter, python_literal
 from . import ExportOptions
 
 LINE_LENGTH = 100  # the project's ruff line length, under which generated lines stay
@@ -208,7 +208,7 @@ def _literal(value: Any, indent: int, around: int) -> str:
     if isinstance(value, str):
         return _string(value)
     if value is None or isinstance(value, bool | int | float):
-        return repr(value)
+        return python_literal(value)
     inner = indent + 4
     if isinstance(value, list | tuple):
         items = [_literal(v, inner, 1) for v in value]
