@@ -28,10 +28,15 @@ def check_report(analysis: Analysis, name: str) -> str:
     ]
     if analysis.parameters:
         out += ["", click.style("Parameters", bold=True)]
+        kinds = [
+            f"{p.type} | None" if p.optional and p.type != "any" else p.type
+            for p in analysis.parameters
+        ]
         width = max(len(p.name) for p in analysis.parameters)
-        for p in analysis.parameters:
+        kind_width = max(len(kind) for kind in kinds)
+        for p, kind in zip(analysis.parameters, kinds, strict=True):
             help_text = f"  # {p.help}" if p.help else ""
-            out.append(f"  {p.name:<{width}}  {p.type:<5}  = {p.default!r}{help_text}")
+            out.append(f"  {p.name:<{width}}  {kind:<{kind_width}}  = {p.default!r}{help_text}")
     if analysis.setup_cells:
         out += ["", click.style("Setup cells", bold=True) + ": " + _cells(analysis.setup_cells)]
     if analysis.stages:
