@@ -123,6 +123,8 @@ def python_literal(value: Any) -> str:
     if isinstance(value, tuple):
         items = ", ".join(map(python_literal, value))
         return f"({items},)" if len(value) == 1 else f"({items})"
+    if isinstance(value, set) and value:
+        return "{" + ", ".join(map(python_literal, value)) + "}"
     if isinstance(value, dict):
         pairs = (f"{python_literal(k)}: {python_literal(v)}" for k, v in value.items())
         return "{" + ", ".join(pairs) + "}"

@@ -103,7 +103,16 @@ def test_values_stay_data():
 
 @pytest.mark.parametrize(
     "value",
-    [1e999, -1e999, [1e999, (0.5,), {"a": -1e999}], (), ("x",), {"k": [None, True, "it's"]}],
+    [
+        1e999,
+        -1e999,
+        [1e999, (0.5,), {"a": -1e999}],
+        (),
+        ("x",),
+        {"k": [None, True, "it's"]},
+        {1e999},
+        set(),
+    ],
 )
 def test_generated_literals_evaluate_back_to_the_value(value):
     assert eval(python_literal(value), {}) == value
