@@ -273,7 +273,10 @@ def run(
         write_bundle(source, analysis, bundle.root)
     for warning in runner.warnings:
         click.echo(click.style("warning: ", fg="yellow") + warning, err=True)
-    click.echo(f"running `{bundle.name}`: {len(runner.selected)} stage(s), run {run_id}", err=True)
+    selected, total = len(runner.selected), len(bundle.stages)
+    stages = f"{total} stage" + ("s" if total != 1 else "")
+    count = stages if selected == total else f"{selected} of {stages}"
+    click.echo(f"running `{bundle.name}`: {count}, run {run_id}", err=True)
     try:
         state = runner.run()
     finally:
