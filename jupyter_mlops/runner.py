@@ -440,7 +440,12 @@ class PipelineRunner:
         if record is not None and launch.key is not None and self.cache is not None:
             self.cache.save(launch.key, record, self.store, run_id)
         self.state.update(
-            stage.name, status=status, started=started, finished=finished, error=error
+            stage.name,
+            status=status,
+            started=started,
+            finished=finished,
+            error=error,
+            metrics=record.metrics if record else {},
         )
         self._notify(stage.name)
         return StageOutcome(stage.name, run_id, mlflow_status, finished - started, record)
@@ -478,6 +483,7 @@ class PipelineRunner:
             mlflow_run_id=run_id,
             started=now,
             finished=now,
+            metrics=hit.record.metrics,
         )
         self._notify(stage.name)
         return StageOutcome(stage.name, run_id, "FINISHED", 0.0, hit.record)
@@ -592,7 +598,10 @@ class PipelineRunner:
             self.records[producer] = record
             earlier_stage = read_run(earlier).stage(producer)
             self.state.update(
-                producer, status=CACHED, cached_from=earlier_stage.mlflow_run_id or earlier.name
+                producer,
+                status=CACHED,
+                cached_from=earlier_stage.mlflow_run_id or earlier.name,
+                metrics=record.metrics,
             )
 
     def _log_cached_stages(self) -> dict[str, StageOutcome]:

@@ -58,6 +58,7 @@ class StageState:
     mlflow_run_id: str | None = None
     cached_from: str | None = None
     error: StageError | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # what its `metrics` cell logged
 
     @property
     def duration(self) -> float | None:

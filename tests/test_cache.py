@@ -48,6 +48,7 @@ def test_an_unchanged_rerun_comes_from_the_cache(workdir):
     total = children["total"]
     assert total.data.tags["jupyter_mlops.cached_from"] == first.stage("total").mlflow_run_id
     assert total.data.metrics["total"] == 12.0
+    assert first.stage("total").metrics == second.stage("total").metrics == {"total": 12.0}
     assert open_store(second.artifact_store).load("double", ["doubled"]) == {"doubled": [2, 4, 6]}
 
 

@@ -54,6 +54,9 @@ def test_wine_classifier(workdir):
     metrics = children["evaluate"].data.metrics
     assert 0.8 < metrics["accuracy"] <= 1.0 and 0.8 < metrics["f1_macro"] <= 1.0
     assert "predictions" not in metrics  # arrays assigned in a metrics cell are not metrics
+    # ...and the summary shows her the same values, without opening MLflow
+    logged = f"accuracy {metrics['accuracy']:.4g}, f1_macro {metrics['f1_macro']:.4g}"
+    assert f"  metrics:    {logged}\n" in result.stdout
     assert "feature_importance.png" in artifact_paths(client, children["report"].info.run_id)
     assert {d.dataset.name for d in children["train"].inputs.dataset_inputs} == {
         "X_train",

@@ -148,6 +148,7 @@ async def test_a_run_from_start_to_finish(api, jp_root_dir, jp_base_url):
     parent, children = pipeline_runs(client_for(jp_root_dir), "small")
     assert parent.info.run_id == run["mlflow"]["run_id"]
     assert children["add"].data.metrics["total"] == 10
+    assert [s["metrics"] for s in run["stages"]] == [{}, {"total": 10}]
     listing = await api("GET", "runs")
     assert [r["id"] for r in listing["runs"]] == [started["id"]]
     assert "log_tail" not in listing["runs"][0]

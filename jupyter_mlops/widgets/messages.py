@@ -11,7 +11,7 @@ from html import escape
 from pathlib import Path
 
 from ..analysis import Analysis, Diagnostic
-from ..report import diagnostic_line
+from ..report import diagnostic_line, logged_metrics
 from ..runstate import FAILED, RUN_CANCELLED, RUN_SUCCEEDED, RunState
 from ..server.runs import MlflowLinks
 from .palette import ERROR_COLOR, SUCCESS_COLOR, WARNING_COLOR
@@ -91,6 +91,8 @@ def _success(state: RunState, links: MlflowLinks) -> str:
         ),
         _mlflow_run(state, links),
     ]
+    if metrics := logged_metrics(state):
+        parts.append(_div(f"metrics: <code>{escape(metrics)}</code>"))
     for model in state.models:
         url = links.model(model["name"], model["version"])
         version = f"version {escape(str(model['version']))}"

@@ -158,6 +158,8 @@ export interface StageRun {
   mlflow_url: string | null;
   cached_from: string | null;
   error: StageError | null;
+  /** what the stage's `metrics` cell logged (numeric scalars only) */
+  metrics: Record<string, number>;
   /** absent in `GET runs` listings */
   log_tail?: string;
 }

@@ -167,6 +167,13 @@ export function failureOf(run: Run): Failure | null {
   return error ? { stage: failed?.name ?? null, error } : null;
 }
 
+/** The metrics a run logged, in stage order, to 4 significant digits: `accuracy 0.9778`. */
+export function metricsOf(run: Run): string[] {
+  return run.stages.flatMap(stage =>
+    Object.entries(stage.metrics).map(([name, value]) => `${name} ${Number(value.toPrecision(4))}`)
+  );
+}
+
 export function formatDuration(seconds: number): string {
   if (seconds < 60) {
     return `${seconds.toFixed(1)} s`;

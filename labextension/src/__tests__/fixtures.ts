@@ -84,6 +84,7 @@ export function stageRun(overrides: Partial<StageRun> = {}): StageRun {
     mlflow_url: null,
     cached_from: null,
     error: null,
+    metrics: {},
     ...overrides
   };
 }

@@ -1,6 +1,7 @@
 import {
   failureOf,
   formatDuration,
+  metricsOf,
   IDLE,
   isActive,
   type ProgressAction,
@@ -163,6 +164,21 @@ describe('what the UI shows', () => {
     });
     expect(failureOf(failed)).toEqual({ stage: 'train', error });
     expect(failureOf(run())).toBeNull();
+  });
+
+  it('lists the logged metrics in stage order, to 4 significant digits', () => {
+    const done = run({
+      stages: [
+        stageRun({ status: 'done' }),
+        stageRun({
+          name: 'evaluate',
+          status: 'cached',
+          metrics: { accuracy: 0.977777, f1_macro: 1 }
+        })
+      ]
+    });
+    expect(metricsOf(done)).toEqual(['accuracy 0.9778', 'f1_macro 1']);
+    expect(metricsOf(run())).toEqual([]);
   });
 
   it('formats durations', () => {

@@ -5,6 +5,7 @@ import type { Run } from '../api';
 import {
   failureOf,
   formatDuration,
+  metricsOf,
   type ProgressState,
   stageProgress,
   statusText
@@ -164,8 +165,16 @@ function FailureView(props: {
 
 function Outcome(props: { run: Run }): React.ReactElement {
   const { mlflow, models } = props.run;
+  const metrics = metricsOf(props.run);
   return (
     <div className="jp-mlops-outcome" data-testid="mlops-outcome">
+      {metrics.length > 0 && (
+        <div className="jp-mlops-metrics" data-testid="mlops-metrics">
+          {metrics.map(metric => (
+            <span key={metric}>{metric}</span>
+          ))}
+        </div>
+      )}
       {mlflow?.url ? (
         <a
           href={mlflow.url}
