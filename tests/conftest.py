@@ -53,12 +53,39 @@ def cli(
     bin_dir: Path | None = None,
 ):
     """Run `jupyter-mlops ARGS` as a user would, in `cwd` (from `bin_dir`: another venv)."""
-    command = [str((bin_dir or Path(sys.executable).parent) / "jupyter-mlops"), *args]
-    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    merged = {**inherited, **(env or {})}
+    command, merged = _command_line(args, env, bin_dir)
     return subprocess.run(
         command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=merged
     )
+
+
+def start_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`cli`, started in the background: for runs a test kills, interrupts or races."""
+    command, merged = _command_line(args, env, None)
+    return subprocess.Popen(
+        command, cwd=cwd, env=merged, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def run_at_once(commands: list[list[str]], cwd: Path, timeout: float) -> None:
+    """Start every `jupyter-mlops` command together and assert that each one succeeds."""
+    processes = [start_cli(*args, cwd=cwd) for args in commands]
+    try:
+        for process in processes:
+            _, stderr = process.communicate(timeout=timeout)
+            assert process.returncode == 0, stderr
+    finally:
+        for process in processes:
+            process.kill()  # a failed assertion must not leave runs behind
+
+
+def _command_line(
+    args: tuple[str, ...], env: dict[str, str] | None, bin_dir: Path | None
+) -> tuple[list[str], dict[str, str]]:
+    """The command and its environment, with no tracking URI leaking in from the caller's."""
+    command = [str((bin_dir or Path(sys.executable).parent) / "jupyter-mlops"), *args]
+    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return command, {**inherited, **(env or {})}
 
 
 @pytest.fixture

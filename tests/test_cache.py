@@ -1,12 +1,10 @@
 """The stage cache: what invalidates a stage, and concurrent runs sharing it safely."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import cli, code, notebook, write
+from conftest import cli, code, notebook, run_at_once, write
 from mlflow_helpers import client_for, pipeline_runs
 
 from jupyter_mlops.artifacts import open_store
@@ -110,20 +108,7 @@ def test_each_input_invalidates_what_depends_on_it(workdir):
 def test_concurrent_runs_share_the_cache_safely(workdir):
     cached_notebook(workdir)
     (workdir / "data.txt").write_text("4 5 6")
-    command = [str(Path(sys.executable).parent / "jupyter-mlops"), "run", "cached.ipynb"]
-    runs = [
-        subprocess.Popen(
-            command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for _ in range(4)
-    ]
-    try:
-        for process in runs:
-            _, stderr = process.communicate(timeout=600)
-            assert process.returncode == 0, stderr
-    finally:
-        for process in runs:
-            process.kill()  # a failed assertion must not leave runs behind
+    run_at_once([["run", "cached.ipynb"]] * 4, workdir, timeout=600)
     cache = workdir / "mlops-runs" / ".cache"
     entries = list((cache / "entries").glob("*.json"))
     assert len(entries) == 4  # one per stage, whichever run wrote it last

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli, code, notebook, write
+from conftest import cli, code, notebook, run_at_once, start_cli, write
 from mlflow import MlflowClient
 from mlflow_helpers import client_for, pipeline_runs
 from s3_server import free_port
@@ -20,7 +20,6 @@ from jupyter_mlops.artifacts import open_store
 from jupyter_mlops.runstate import read_run
 
 pytestmark = pytest.mark.slow
-JUPYTER_MLOPS = str(Path(sys.executable).parent / "jupyter-mlops")
 
 
 def _alive(pid: int) -> bool:
@@ -37,18 +36,6 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
     while not predicate():
         assert time.time() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
-
-
-def _start(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return subprocess.Popen(
-        [JUPYTER_MLOPS, *args],
-        cwd=cwd,
-        env={**environment, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def waiting_notebook(folder: Path, name: str) -> Path:
@@ -77,7 +64,7 @@ def waiting_notebook(folder: Path, name: str) -> Path:
 
 def test_kill_9_of_the_runner_leaves_nothing_behind(workdir):
     waiting_notebook(workdir, "killed.ipynb")
-    runner = _start(["run", "killed.ipynb", "--jobs", "1"], workdir)
+    runner = start_cli("run", "killed.ipynb", "--jobs", "1", cwd=workdir)
     _wait_for(
         lambda: (workdir / "kernel.pid").is_file() and (workdir / "kernel.pid").read_text(),
         180,
@@ -169,9 +156,12 @@ def mlflow_server(tmp_path):
 def test_tracking_server_stopped_mid_run_then_log_uploads_the_results(workdir, mlflow_server):
     uri, server = mlflow_server
     waiting_notebook(workdir, "lost.ipynb")
-    runner = _start(
-        ["run", "lost.ipynb", "--tracking-uri", uri],
-        workdir,
+    runner = start_cli(
+        "run",
+        "lost.ipynb",
+        "--tracking-uri",
+        uri,
+        cwd=workdir,
         env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"},
     )
     _wait_for(lambda: (workdir / "kernel.pid").is_file(), 180, "the last stage to start")
@@ -277,17 +267,8 @@ def test_ten_concurrent_runs_are_isolated(workdir):
         ),
         workdir / "many.ipynb",
     )
-    runs = [
-        _start(["run", "many.ipynb", "-p", "seed", str(seed), "--jobs", "1"], workdir)
-        for seed in range(10)
-    ]
-    try:
-        for process in runs:
-            _, stderr = process.communicate(timeout=900)
-            assert process.returncode == 0, stderr
-    finally:
-        for process in runs:
-            process.kill()  # a failed assertion must not leave runs behind
+    commands = [["run", "many.ipynb", "-p", "seed", str(seed), "--jobs", "1"] for seed in range(10)]
+    run_at_once(commands, workdir, timeout=900)
     folders = sorted((workdir / "mlops-runs" / "many").iterdir())
     assert len(folders) == 10
     totals = set()

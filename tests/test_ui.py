@@ -385,8 +385,9 @@ def test_tagging_errors_block_productionize_at_their_cell(
 def test_tag_a_selection_from_the_cell_toolbar_and_skip_from_the_menu(
     jupyter: JupyterLab, page: Any, page_errors: list[str]
 ) -> None:
-    """The other ways in: the cell toolbar's tag button on a selection of several cells, and
-    the menu's Skip toggle (the cell leaves its stage and is dimmed); both reach the file."""
+    """The other ways in: the cell toolbar's tag button on a selection of several cells, the
+    menu's Skip toggle (the cell leaves its stage and is dimmed) and its "Log Variable as
+    Model", which offers the names the cell touches; all reach the file."""
     write(
         notebook(
             code("import math", "setup"),
@@ -424,11 +425,21 @@ def test_tag_a_selection_from_the_cell_toolbar_and_skip_from_the_menu(
     stats.locator('.jp-mlops-cell-link[data-cell="4"]').wait_for(state="detached")
     assert sidebar.locator(".jp-mlops-stage").count() == 2
 
+    # A model through the menu: the dialog offers what the cell assigns.
+    cell_menu_command(page, 1, "jupyter-mlops:add-model")
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for(timeout=UI_TIMEOUT * 1000)
+    assert dialog.locator("option").evaluate_all("o => o.map(x => x.value)") == ["values"]
+    dialog.locator("input").fill("values")
+    dialog.get_by_role("button", name="Log as model").click()
+    dialog.wait_for(state="detached", timeout=UI_TIMEOUT * 1000)
+    make.locator('[data-fact="models"]', has_text="values").wait_for(timeout=UI_TIMEOUT * 1000)
+
     save_with_keyboard(page, 4)
     saved = nbformat.read(jupyter.root / "tagging.ipynb", as_version=4)
     assert [c.metadata.get("tags") for c in saved.cells] == [
         ["setup"],
-        ["stage:make"],
+        ["stage:make", "model:values"],
         ["stage:stats"],
         ["stage:stats"],
         ["skip"],

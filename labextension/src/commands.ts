@@ -70,32 +70,23 @@ export function registerCommands(context: CommandContext): void {
   const current = (): NotebookPanel | null => tracker.currentWidget;
   const hasNotebook = () => current() !== null;
 
-  commands.addCommand(CommandIDs.setStage, {
+  addNamingCommand(context, CommandIDs.setStage, {
     label: 'Set Pipeline Stage…',
     caption: 'Make the selected cells start (or continue) a pipeline stage',
-    isEnabled: hasNotebook,
-    execute: async args => {
-      const panel = current();
-      if (!panel) {
-        return;
-      }
-      const cells = targetCells(panel.content);
-      let name = stringArg(args, 'name');
-      if (name === null) {
-        const state = analyses.get(panel.id);
-        const stages = state.analysis?.stages.map(stage => stage.name) ?? [];
-        const active = panel.content.activeCell;
-        // An untagged cell continues the stage above it: offer that one.
-        const inferred = state.analysis?.cells[state.cellIds.indexOf(active?.model.id ?? '')];
-        name = await askStageName(stages, stageOf(cellTags(active)) ?? inferred?.stage ?? '');
-      } else if (!isValidStageName(name)) {
-        throw new Error(`\`${name}\` is not a valid stage name; try \`${suggestStageName(name)}\``);
-      }
-      if (name) {
-        const stage = name;
-        editTags(panel.content, cells, tags => setStage(tags, stage));
-      }
-    }
+    argument: 'name',
+    ask: panel => {
+      const state = analyses.get(panel.id);
+      const stages = state.analysis?.stages.map(stage => stage.name) ?? [];
+      const active = panel.content.activeCell;
+      // An untagged cell continues the stage above it: offer that one.
+      const inferred = state.analysis?.cells[state.cellIds.indexOf(active?.model.id ?? '')];
+      return askStageName(stages, stageOf(cellTags(active)) ?? inferred?.stage ?? '');
+    },
+    invalid: name =>
+      isValidStageName(name)
+        ? null
+        : `\`${name}\` is not a valid stage name; try \`${suggestStageName(name)}\``,
+    apply: setStage
   });
 
   const roles: Array<[string, PlainRole, string, string]> = [
@@ -116,27 +107,14 @@ export function registerCommands(context: CommandContext): void {
     clear: tags => setMetrics(tags, false)
   });
 
-  commands.addCommand(CommandIDs.addModel, {
+  addNamingCommand(context, CommandIDs.addModel, {
     label: 'Log Variable as Model…',
     caption: 'Log and register a variable as an MLflow model after this stage',
-    isEnabled: hasNotebook,
-    execute: async args => {
-      const panel = current();
-      if (!panel) {
-        return;
-      }
-      const cells = targetCells(panel.content);
-      let variable = stringArg(args, 'variable');
-      if (variable === null) {
-        variable = await askModelVariable(touchedBy(context, panel, cells));
-      } else if (!isIdentifier(variable)) {
-        throw new Error(`\`${variable}\` is not a Python variable name`);
-      }
-      if (variable) {
-        const name = variable;
-        editTags(panel.content, cells, tags => addModel(tags, name));
-      }
-    }
+    argument: 'variable',
+    ask: (panel, cells) => askModelVariable(touchedBy(context, panel, cells)),
+    invalid: variable =>
+      isIdentifier(variable) ? null : `\`${variable}\` is not a Python variable name`,
+    apply: addModel
   });
 
   commands.addCommand(CommandIDs.clearRole, {
@@ -191,6 +169,44 @@ export function registerCommands(context: CommandContext): void {
     label: 'Show Pipeline Sidebar',
     icon: pipelineIcon,
     execute: () => app.shell.activateById(SIDEBAR_ID)
+  });
+}
+
+interface NamingCommand {
+  label: string;
+  caption: string;
+  /** the command argument that gives the value without a dialog */
+  argument: string;
+  /** the dialog: the value, or null when the user cancelled */
+  ask: (panel: NotebookPanel, cells: readonly Cell[]) => Promise<string | null>;
+  /** why a value given as the argument is refused, or null when it is fine */
+  invalid: (value: string) => string | null;
+  apply: (tags: readonly string[], value: string) => readonly string[];
+}
+
+/** A command that tags the selected cells with a value: asked for, or given as an argument. */
+function addNamingCommand(context: CommandContext, id: string, spec: NamingCommand): void {
+  const { tracker } = context;
+  context.app.commands.addCommand(id, {
+    label: spec.label,
+    caption: spec.caption,
+    isEnabled: () => tracker.currentWidget !== null,
+    execute: async args => {
+      const panel = tracker.currentWidget;
+      if (!panel) {
+        return;
+      }
+      const cells = targetCells(panel.content);
+      const given = stringArg(args, spec.argument);
+      const problem = given === null ? null : spec.invalid(given);
+      if (problem) {
+        throw new Error(problem);
+      }
+      const value = given ?? (await spec.ask(panel, cells));
+      if (value) {
+        editTags(panel.content, cells, tags => spec.apply(tags, value));
+      }
+    }
   });
 }
 
