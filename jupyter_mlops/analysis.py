@@ -3,16 +3,23 @@
 Pure: takes a notebook that is already in memory, does no I/O and starts no kernel, so the
 CLI, the server's `analyze` endpoint and the conversion all get the same answer fast.
 
-How cells are assigned: a cell tagged ``stage:NAME`` (or ``setup``/``skip``) sets the role of
-itself and of the untagged code cells after it, until the next such tag. The ``parameters``
-cell has its own role and does not change that context. Stages are ordered by their first
-cell; a stage's code is its cells in notebook order, so one stage's cells need not be
-contiguous (Kale allows that).
+How cells are assigned: a cell tagged ``stage:NAME`` (or ``setup``) sets the role of itself
+and of the untagged code cells after it, until the next such tag. A ``skip`` cell and the
+``parameters`` cell have their own role and do not change that context: an untagged cell
+after a skip cell belongs to the stage before it, as in Kale, and as the user marked it (the
+skipped cell is the one she tagged). Stages are ordered by
+their first cell; a stage's code is its cells in notebook order, so one stage's cells need not
+be contiguous (Kale allows that).
 
 How values flow: walking each stage in order, a name it reads before binding it comes from
-the last earlier stage that touched (bound or mutated) it; failing that from the parameters
-or the setup cells. That producer becomes an upstream of the stage, and the name one of the
-producer's outputs.
+the last earlier stage that touched (bound, mutated, or mutated through an alias) it; failing
+that from the parameters or the setup cells. That producer becomes an upstream of the stage,
+and the name one of the producer's outputs. A function or class defined at the top level of
+an earlier stage is not handed over as a value but defined again in the stage that uses it
+(:attr:`Stage.definitions`), and using it reads the global names its body reads, as calling
+it does in the notebook. Process-wide state is carried as :mod:`jupyter_mlops.state` says:
+the random generators as the value :data:`~jupyter_mlops.state.RANDOM_STATE`, configuring
+statements replayed (:attr:`Stage.replay`).
 """
 
 from __future__ import annotations
@@ -24,8 +31,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .dataflow import KERNEL_NAMES, CellCode, Event, analyze_code
+from .dataflow import KERNEL_NAMES, CellCode, Definition, Event, analyze_code
 from .parameters import Parameter, ParameterProblem, parse_parameters
+from .state import RANDOM_STATE, classify, seeded
 from .tags import CellTags, parse_tags
 
 Severity = Literal["error", "warning"]
@@ -72,6 +80,7 @@ class CellInfo:
     models: list[str] = field(default_factory=list)
     code: CellCode | None = None
     after: list[str] = field(default_factory=list)
+    after_skip: int | None = None  # an untagged cell right after this skip cell joins `stage`
 
     def to_dict(self) -> dict[str, Any]:
         code = self.code
@@ -80,6 +89,7 @@ class CellInfo:
             "cell_type": self.cell_type,
             "role": self.role,
             "stage": self.stage,
+            "after_skip": self.after_skip,
             "tags": self.tags,
             "metrics": self.metrics,
             "models": self.models,
@@ -101,6 +111,10 @@ class Stage:
     metrics: list[str] = field(default_factory=list)
     models: dict[str, str | None] = field(default_factory=dict)  # variable -> fit data
     touched: list[str] = field(default_factory=list)
+    # Functions and classes of earlier stages this stage uses: name -> the cell defining it.
+    definitions: dict[str, int] = field(default_factory=dict)
+    early_inputs: list[str] = field(default_factory=list)  # inputs those definitions need
+    replay: list[str] = field(default_factory=list)  # earlier configuring statements
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,6 +142,7 @@ class Analysis:
     diagnostics: list[Diagnostic]
     imports: list[str]
     language: str = "python"
+    random_generators: list[str] = field(default_factory=list)  # the seeded global ones
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -150,6 +165,7 @@ class Analysis:
             "cells": [c.to_dict() for c in self.cells],
             "diagnostics": [d.to_dict() for d in self.diagnostics],
             "imports": self.imports,
+            "random_generators": self.random_generators,
             "ok": not self.errors,
         }
 
@@ -174,6 +190,7 @@ class _Analyzer:
         self.cells: list[CellInfo] = []
         self.parameters: list[Parameter] = []
         self.stages: dict[str, Stage] = {}
+        self.generators: set[str] = set()  # the global random generators the notebook seeds
 
     def error(self, code: str, message: str, **where: Any) -> None:
         self.diagnostics.append(Diagnostic("error", code, message, **where))
@@ -217,6 +234,7 @@ class _Analyzer:
                 {m for c in self.cells if c.code and c.role in _RUNNING for m in c.code.imports}
             ),
             language=language,
+            random_generators=sorted(self.generators),
         )
 
     # --- settings and cells --------------------------------------------------------------
@@ -284,6 +302,7 @@ class _Analyzer:
         if not cells:
             self.error("no-cells", "the notebook has no cells")
         context: tuple[Role, str | None] = ("unassigned", None)
+        skipped: int | None = None  # the skip cell the untagged cells since then follow
         for index, cell in enumerate(cells):
             cell_type = cell.get("cell_type", "code")
             raw_tags = (cell.get("metadata") or {}).get("tags") or []
@@ -303,8 +322,12 @@ class _Analyzer:
                     cell=index,
                 )
             role, stage = self._role(tags, context)
-            if role in ("stage", "setup", "skip"):
+            # A skip cell skips itself alone: the untagged cells after it go on with the
+            # stage before it (Kale's own rule, and what the user marked).
+            if role in ("stage", "setup"):
                 context = (role, stage)
+            untagged = not (tags.roles or tags.parameters)
+            skipped = index if tags.skip else skipped if untagged else None
             info = CellInfo(
                 index,
                 cell_type,
@@ -315,6 +338,7 @@ class _Analyzer:
                 models=tags.models,
                 after=tags.after,
                 code=analyze_code(_source(cell)) if python else CellCode(),
+                after_skip=skipped if untagged and role == "stage" else None,
             )
             self.cells.append(info)
             self._check_cell(info, tags)
@@ -413,23 +437,53 @@ class _Analyzer:
             if cell.role == "stage" and cell.stage:
                 stage = self.stages.setdefault(cell.stage, Stage(cell.stage))
                 stage.cells.append(cell.index)
+        imports = {k: v for c in self.cells if c.code for k, v in c.code.imported_as.items()}
         flow = _Flow(
             analyzer=self,
             parameters=self._parameter_names(),
             setup_defined=set(setup_defined),
             modules={n for c in self.cells if c.code for n in c.code.imported},
+            setup_definitions={
+                name: definition
+                for c in self.cells
+                if c.role == "setup" and c.code
+                for name, definition in c.code.definitions.items()
+            },
         )
+        seeding, replayable = self._process_state(imports)
+        if seeding & set(self.setup_cells_indices()):
+            flow.setup_defined.add(RANDOM_STATE)
+            flow.seeded = True
         setup_parameters = {
             n for c in self.cells if c.role == "setup" and c.code for n in c.code.reads
         } & flow.parameters
         for stage in self.stages.values():
             walk = _StageWalk(flow, stage)
             cells = [self.cells[i] for i in stage.cells]
-            walk.code(cells)
+            first = cells[0]
+            earlier = [
+                (index, statement)
+                for index, statement in replayable
+                if index < first.index and self.cells[index].stage != stage.name
+            ]
+            stage.replay = [
+                f"# cell {index} (stage `{self.cells[index].stage}`)\n{statement}"
+                for index, statement in earlier
+            ]
+            walk.replayed([statement for _, statement in earlier], first)
+            if flow.seeded:  # the generators go on where the stage before left them
+                walk.read(RANDOM_STATE, first, 1)
+            walk.code(cells, seeding)
+            if flow.seeded:
+                walk.touch(RANDOM_STATE, first)
             self._models_and_metrics(walk, cells, settings)
             stage.parameters = sorted(walk.parameters | setup_parameters)
             for name in stage.touched:
                 flow.last_toucher[name] = stage.name
+                if name in walk.own_definitions:
+                    flow.definitions[name] = walk.own_definitions[name]
+                else:
+                    flow.definitions.pop(name, None)
         for stage in self.stages.values():
             for name, producer in stage.inputs.items():
                 if name not in self.stages[producer].outputs:
@@ -437,6 +491,44 @@ class _Analyzer:
         for stage in self.stages.values():
             stage.outputs.sort()
             stage.inputs = dict(sorted(stage.inputs.items()))
+            stage.definitions = dict(sorted(stage.definitions.items(), key=lambda d: d[1]))
+
+    def setup_cells_indices(self) -> list[int]:
+        return [c.index for c in self.cells if c.role == "setup"]
+
+    def _process_state(self, imports: dict[str, str]) -> tuple[set[int], list[tuple[int, str]]]:
+        """The cells that seed a random generator, and the configuring statements of stage
+        cells that later stages replay (cell, statement), in notebook order.
+
+        A configuring statement inside a block (a loop, an `if`) can't be replayed alone; it is
+        reported when a later stage would start without it.
+        """
+        seeding: set[int] = set()
+        replayable: list[tuple[int, str]] = []
+        last_stage_cell = max((c.index for c in self.cells if c.role == "stage"), default=-1)
+        for cell in self.cells:
+            if cell.code is None or cell.role not in ("stage", "setup"):
+                continue
+            for effect in cell.code.effects:
+                kind = classify(effect.dotted, imports)
+                if kind == "seed":
+                    seeding.add(cell.index)
+                    self.generators.update(seeded(effect.dotted, imports))
+                elif kind != "config" or cell.role != "stage":
+                    continue
+                elif effect.statement is None:
+                    if cell.index < last_stage_cell:
+                        self.warn(
+                            "state-not-carried",
+                            f"`{effect.dotted}` inside a block changes settings that later "
+                            "stages start without (each stage is a fresh process); move it "
+                            "to a `setup` cell, or out of the block so it can be replayed",
+                            cell=cell.index,
+                            line=effect.line,
+                        )
+                elif (cell.index, effect.statement) not in replayable:
+                    replayable.append((cell.index, effect.statement))
+        return seeding, replayable
 
     def _models_and_metrics(
         self, walk: _StageWalk, cells: list[CellInfo], settings: Settings
@@ -643,8 +735,31 @@ class _Flow:
     parameters: set[str]
     setup_defined: set[str]
     modules: set[str]  # names bound by imports: calling into them mutates nothing we hand over
+    setup_definitions: dict[str, Definition] = field(default_factory=dict)
     last_toucher: dict[str, str] = field(default_factory=dict)  # name -> stage
-    import_cell: dict[str, int] = field(default_factory=dict)  # name -> cell importing it
+    # Names whose last touch was a top-level `def`/`class`: name -> (definition, its cell).
+    definitions: dict[str, tuple[Definition, int]] = field(default_factory=dict)
+    aliases: dict[str, set[str]] = field(default_factory=dict)  # name -> names it may share with
+    seeded: bool = False  # a random generator has been seeded: its state is carried
+
+    def group(self, name: str) -> set[str]:
+        return self.aliases.setdefault(name, {name})
+
+    def detach(self, name: str) -> None:
+        """`name` is bound to a new object: it no longer shares one with anything."""
+        self.group(name).discard(name)
+        self.aliases[name] = {name}
+
+    def join(self, name: str, others: tuple[str, ...]) -> None:
+        merged = self.group(name)
+        for other in others:
+            if other in self.modules or other in KERNEL_NAMES:
+                continue
+            group = self.group(other)
+            if group is not merged:
+                merged |= group
+                for member in group:
+                    self.aliases[member] = merged
 
 
 @dataclass
@@ -655,55 +770,103 @@ class _StageWalk:
     stage: Stage
     local: set[str] = field(default_factory=set)
     parameters: set[str] = field(default_factory=set)
+    # Definitions usable here (made by this stage or brought in): name -> (definition, cell).
+    usable: dict[str, tuple[Definition, int]] = field(default_factory=dict)
+    own_definitions: dict[str, tuple[Definition, int]] = field(default_factory=dict)
+    calling: set[str] = field(default_factory=set)  # definitions whose free names are being read
+    defining: bool = False  # reading what brought-in definitions need when they are defined
 
-    def code(self, cells: list[CellInfo]) -> None:
+    def replayed(self, statements: list[str], first: CellInfo) -> None:
+        """Configuring statements of earlier stages run again at this stage's start."""
+        for statement in statements:
+            for event in analyze_code(statement).events:
+                if event.kind == Event.READ:
+                    self.read(event.name, first, 1, lenient=True)
+
+    def code(self, cells: list[CellInfo], seeding: set[int]) -> None:
         everything_touched = {n for c in cells if c.code for n in c.code.touched}
         deferred: list[tuple[str, CellInfo, int]] = []
         for cell in cells:
             if cell.code is None or cell.code.syntax_error:
                 continue
+            if cell.index in seeding:
+                self.flow.seeded = True
+                self.touch(RANDOM_STATE, cell)
             for event in cell.code.events:
                 if event.kind == Event.READ:
                     self.read(event.name, cell, event.line)
                 elif event.kind == Event.DEFERRED_READ:
                     if event.name not in everything_touched:
                         deferred.append((event.name, cell, event.line))
-                elif not (event.kind == Event.MUTATE and event.name in self.flow.modules):
+                elif event.kind == Event.ALIAS:
+                    self.flow.join(event.name, event.others)
+                elif event.kind == Event.WRITE:
                     self.touch(event.name, cell)
+                    self.flow.detach(event.name)
+                    if event.definition is not None:
+                        self.usable[event.name] = (event.definition, cell.index)
+                        self.own_definitions[event.name] = (event.definition, cell.index)
+                elif event.name not in self.flow.modules:  # a mutation
+                    self.touch(event.name, cell)
+                    self.mutate_aliases(event.name, cell, event.line)
         for name, cell, line in deferred:
             self.read(name, cell, line, lenient=True)
 
     def touch(self, name: str, cell: CellInfo) -> None:
         self.local.add(name)
+        self.usable.pop(name, None)
+        self.own_definitions.pop(name, None)
         if name not in self.stage.touched:
             self.stage.touched.append(name)
-        if cell.code and name in cell.code.imported:
-            self.flow.import_cell[name] = cell.index
-        else:
-            self.flow.import_cell.pop(name, None)
+
+    def mutate_aliases(self, name: str, cell: CellInfo, line: int) -> None:
+        """Changing an object changes it under every name that may refer to it."""
+        for other in sorted(self.flow.group(name) - {name}):
+            self.read(other, cell, line, lenient=True)
+            self.touch(other, cell)
 
     def read(self, name: str, cell: CellInfo, line: int, lenient: bool = False) -> None:
-        if name in self.local or name in KERNEL_NAMES:
+        if name in KERNEL_NAMES:
             return
         flow, stage = self.flow, self.stage
-        if name in flow.last_toucher:
+        if name in self.local:
+            if name in self.usable:
+                self.call(self.usable[name][0], cell, line)
+            return
+        self.local.add(name)
+        if name in flow.definitions and flow.last_toucher.get(name):
+            definition, index = flow.definitions[name]
+            stage.definitions[name] = index
+            self.usable[name] = (definition, index)
+            defining, self.defining = self.defining, True
+            for needed in sorted(definition.needs):
+                self.read(needed, cell, line, lenient=True)
+            self.defining = defining
+            self.call(definition, cell, line)
+        elif name in flow.last_toucher:
             stage.inputs[name] = flow.last_toucher[name]
-            if name in flow.import_cell:
-                flow.analyzer.warn(
-                    "import-in-stage",
-                    f"stage `{stage.name}` uses `{name}`, imported by stage "
-                    f"`{flow.last_toucher[name]}`: move the import into a `setup` cell so "
-                    "every stage has it",
-                    cell=cell.index,
-                    related_cell=flow.import_cell[name],
-                )
+            if self.defining and name not in stage.early_inputs:
+                stage.early_inputs.append(name)
         elif name in flow.parameters:
             self.parameters.add(name)
+        elif name in flow.setup_definitions:
+            self.call(flow.setup_definitions[name], cell, line)
         elif name not in flow.setup_defined:
             flow.analyzer.undefined(
                 name, cell, line, f"stage `{stage.name}`", lenient=lenient, stage=stage
             )
-        self.local.add(name)
+
+    def call(self, definition: Definition, cell: CellInfo, line: int) -> None:
+        """Using a function or class reads the global names its body reads (and so on through
+        the functions it calls), where it is used: that is when the notebook looks them up."""
+        if definition.name in self.calling:
+            return
+        self.calling.add(definition.name)
+        defining, self.defining = self.defining, False
+        for name in sorted(definition.free):
+            self.read(name, cell, line, lenient=True)
+        self.defining = defining
+        self.calling.discard(definition.name)
 
 
 def mapping(value: Any) -> dict[str, Any]:

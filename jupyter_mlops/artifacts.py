@@ -5,7 +5,11 @@ variable, sharing one memo so aliasing between them survives) and a file of raw
 out-of-band buffers (the memory of NumPy arrays and data-frame columns, written as-is and
 memory-mapped copy-on-write when read, so large arrays move at close to disk speed and a
 reader only touches the pages it uses). cloudpickle covers what plain pickle can't
-(lambdas, classes defined in the notebook).
+(lambdas); :mod:`jupyter_mlops.codecs` carries what neither can (an xgboost ``DMatrix``) or
+carries faster (tensors). Functions and classes defined in the notebook are written by name,
+with their pickled code as a fallback: the reading stage has defined them again from the
+notebook's code (see :mod:`jupyter_mlops.bundle`), so an instance of a notebook class gets the
+reader's class and a function looks up its globals there, as in the notebook.
 
 Objects are content-addressed (``objects/<sha256>/``) and immutable; a stage's latest
 outputs are named by a small record (``stages/<stage>.json``) that is replaced atomically,
@@ -27,10 +31,12 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import FunctionType
 from typing import Any, BinaryIO
 
 import cloudpickle
 
+from .codecs import CodecChooser, decode
 from .errors import MlopsError
 from .files import atomic_write
 
@@ -327,7 +333,7 @@ def _write_object(folder: Path, stage: str, values: dict[str, Any]) -> dict[str,
             buffers_file.write(raw)
             return False
 
-        pickler = cloudpickle.Pickler(writer, protocol=5, buffer_callback=out_of_band)
+        pickler = _Pickler(writer, buffer_callback=out_of_band)
         index: list[list[int]] = []
         for name in sorted(values):
             value = values[name]
@@ -348,6 +354,40 @@ def _write_object(folder: Path, stage: str, values: dict[str, Any]) -> dict[str,
             )
     (folder / INDEX_FILE).write_text(json.dumps(index))
     return variables
+
+
+class _Pickler(cloudpickle.Pickler):
+    """cloudpickle, with codecs chosen by type and the notebook's own definitions by name."""
+
+    def __init__(self, stream: Any, buffer_callback: Any = None) -> None:
+        super().__init__(stream, protocol=5, buffer_callback=buffer_callback)
+        self.codecs = CodecChooser()
+        self.main = sys.modules.get("__main__")
+
+    def reducer_override(self, obj: Any) -> Any:
+        if self.codecs:
+            codec = self.codecs.choose(obj)
+            if codec is not None:
+                description, data = codec.encode(obj)
+                return decode, (codec.name, description, pickle.PickleBuffer(data))
+        if isinstance(obj, type | FunctionType) and getattr(obj, "__module__", "") == "__main__":
+            name = obj.__qualname__
+            if getattr(self.main, name, None) is obj:
+                return notebook_object, (name, cloudpickle.dumps(obj, protocol=5))
+        return super().reducer_override(obj)
+
+
+def notebook_object(name: str, pickled: bytes) -> Any:
+    """A function or class of the notebook: the reading stage's own, when it has defined it
+    (from the notebook's code), else the writer's, unpickled."""
+    main = sys.modules.get("__main__")
+    found = getattr(main, name, None)
+    if (
+        getattr(found, "__module__", None) == "__main__"
+        and getattr(found, "__qualname__", None) == name
+    ):
+        return found
+    return pickle.loads(pickled)
 
 
 def _object_digest(variables: dict[str, VariableInfo]) -> str:
@@ -417,13 +457,30 @@ def is_metric_value(value: Any) -> bool:
 
 def _unserializable(stage: str, name: str, value: Any, error: Exception) -> str:
     kind = type(value).__name__
-    hint = {
-        "generator": f"turn it into a list (`{name} = list({name})`)",
-        "TextIOWrapper": "pass the file's path instead and open it in the stage that reads it",
-        "BufferedReader": "pass the file's path instead and open it in the stage that reads it",
-        "lock": "create it in the stage that uses it, or in a `setup` cell",
-        "RLock": "create it in the stage that uses it, or in a `setup` cell",
-        "module": "import it in a `setup` cell instead",
-        "Connection": "open the connection in a `setup` cell or in the stage that uses it",
-    }.get(kind, "compute it in the stage that reads it, or move its creation to a `setup` cell")
-    return f"stage `{stage}` can't hand `{name}` ({kind}) to a later stage: {error}. Fix: {hint}."
+    return (
+        f"stage `{stage}` can't hand `{name}` ({kind}) to a later stage: {error}. "
+        f"Fix: {_fix_for(name, value)}."
+    )
+
+
+def _fix_for(name: str, value: Any) -> str:
+    """What to do instead of handing over a value of this type (chosen by type)."""
+    import io
+    import sqlite3
+    import threading
+    import types
+
+    if isinstance(value, types.GeneratorType):
+        return f"turn it into a list (`{name} = list({name})`)"
+    if isinstance(value, io.IOBase):
+        return "hand over the file's path instead and open it in the stage that reads it"
+    if isinstance(value, type(threading.Lock()) | type(threading.RLock())):
+        return "create it in the stage that uses it, or in a `setup` cell"
+    if isinstance(value, types.ModuleType):
+        return "import it in a `setup` cell instead"
+    if isinstance(value, sqlite3.Connection):
+        return "open the connection in a `setup` cell or in the stage that uses it"
+    return (
+        "move the cell that creates it into the stage that reads it (or create it in a "
+        "`setup` cell), or register a codec for its type (see docs/FIDELITY.md)"
+    )

@@ -9,9 +9,14 @@ environment twice gives byte-identical files. Each stage notebook is laid out as
    ``mlops_artifacts``, where stages hand values to each other;
 3. the notebook's ``setup`` cells, which every stage runs first (so a kernel can run them
    before its inputs exist);
-4. a generated cell loading the stage's inputs from the artifact store;
-5. the stage's own cells, unchanged;
-6. a generated cell saving the outputs later stages read, and logging metrics and models.
+4. the functions and classes of earlier stages that this stage uses, defined again as in the
+   notebook (so their global names are looked up here, when they run, as in the notebook);
+   the rare inputs those definitions need (a decorator's argument) are loaded before them;
+5. a generated cell loading the stage's inputs from the artifact store (values of classes
+   defined in the notebook find their class among the definitions above);
+6. the configuring statements of earlier stages, replayed (see :mod:`jupyter_mlops.state`);
+7. the stage's own cells, unchanged;
+8. a generated cell saving the outputs later stages read, and logging metrics and models.
 """
 
 from __future__ import annotations
@@ -33,14 +38,14 @@ from .files import atomic_write, yaml_text
 from .notebooks import SourceNotebook
 from .parameters import Parameter, python_literal
 from .requirements import pinned_requirements
+from .state import RANDOM_STATE
+from .tags import is_pipeline_tag
 
 SCHEMA_VERSION = 1
 ARTIFACTS_PARAMETER = "mlops_artifacts"
 DEFAULT_ARTIFACTS = "mlops-artifacts"
 DEFAULT_KERNEL = "python3"  # for notebooks that name no kernel
 BUNDLE_FILES = ("pipeline.yaml", "params.yaml", "requirements.txt")
-OUR_TAGS = ("stage:", "block:", "step:", "after:", "prev:", "model:")
-OUR_PLAIN_TAGS = {"setup", "imports", "functions", "metrics", "pipeline-metrics", "skip"}
 
 
 @dataclass
@@ -209,11 +214,16 @@ def _kernel_name(nb: Any) -> str | None:
 
 
 def stage_notebook(source: SourceNotebook, analysis: Analysis, bundle: Bundle, stage: Stage) -> Any:
+    early = {name: stage.inputs[name] for name in stage.early_inputs}
+    later = {n: p for n, p in stage.inputs.items() if n not in early}
     cells = [
         _header(bundle, stage),
         _parameters_cell(bundle, stage),
         *(_copy(source.nb.cells[i], i, "setup") for i in analysis.setup_cells),
-        _load_inputs_cell(stage),
+        *([_load_inputs_cell(early, "load-early-inputs")] if early else []),
+        *([_definitions_cell(analysis, stage)] if stage.definitions else []),
+        _load_inputs_cell(later),
+        *([_replay_cell(stage)] if stage.replay else []),
         *(_copy(source.nb.cells[i], i, "stage") for i in stage.cells),
         _save_outputs_cell(stage),
     ]
@@ -231,6 +241,37 @@ def stage_notebook(source: SourceNotebook, analysis: Analysis, bundle: Bundle, s
     metadata["kernelspec"] = spec
     metadata["jupyter_mlops"] = {"pipeline": bundle.name, "stage": stage.name}
     notebook = {"cells": cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}
+    return nbformat.from_dict(notebook)
+
+
+def reference_notebook(source: SourceNotebook, analysis: Analysis, store: str) -> Any:
+    """The notebook as it is, every code cell in order (skipped ones too: the notebook runs
+    them), with a generated cell after each stage's last cell writing what the stage hands on
+    into `store`, by the code the stages use: what `verify` compares the pipeline with."""
+    ends = {stage.cells[-1]: stage for stage in analysis.stages}
+    cells = []
+    for index, cell in enumerate(source.nb.cells):
+        if cell.get("cell_type") != "code":
+            continue
+        tags = [t for t in cell.get("metadata", {}).get("tags") or [] if isinstance(t, str)]
+        metadata: dict[str, Any] = {"jupyter_mlops": {"source_cell": index}}
+        if tags:
+            metadata["tags"] = tags
+        cells.append(_cell("code", cell.get("source", ""), metadata, f"cell-{index}"))
+        stage = ends.get(index)
+        if stage is not None and stage.outputs:
+            call = (
+                "from jupyter_mlops import runtime as _mlops\n"
+                f"_mlops.save_outputs({store!r}, {stage.name!r}, globals(), "
+                f"outputs={stage.outputs!r})"
+            )
+            cells.append(_generated(f"checkpoint-{stage.name}", call))
+    notebook = {
+        "cells": cells,
+        "metadata": {"kernelspec": {"name": DEFAULT_KERNEL, "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     return nbformat.from_dict(notebook)
 
 
@@ -292,20 +333,44 @@ def _parameter_line(parameter: Parameter) -> str:
     return f"{left} = {python_literal(parameter.default)}{comment}"
 
 
-def _load_inputs_cell(stage: Stage) -> Any:
+def _load_inputs_cell(inputs: dict[str, str], kind: str = "load-inputs") -> Any:
     lines = [
         "# Generated: load the values this stage reads from upstream stages.",
         "from jupyter_mlops import runtime as _mlops",
     ]
-    call = f"_mlops.load_inputs({ARTIFACTS_PARAMETER}, {stage.inputs!r})"
-    names = list(stage.inputs)
+    call = f"_mlops.load_inputs({ARTIFACTS_PARAMETER}, {inputs!r})"
+    names = [name for name in inputs if name != RANDOM_STATE]  # that one is set, not bound
+    if RANDOM_STATE in inputs:
+        lines.append("# (and the random generators' state, to go on where the notebook would)")
     if len(names) == 1:
         call = f"({names[0]},) = {call}"
     elif names:
         call = f"{', '.join(names)} = {call}"
     # Called even without inputs: the runner's pre-started kernels wait for their turn in it.
     lines += ["", call]
-    return _generated("load-inputs", "\n".join(lines))
+    return _generated(kind, "\n".join(lines))
+
+
+def _definitions_cell(analysis: Analysis, stage: Stage) -> Any:
+    """The notebook's own functions and classes this stage uses, as the notebook wrote them."""
+    parts = ["# Generated: functions and classes of earlier stages that this stage uses."]
+    for name, index in stage.definitions.items():
+        code = analysis.cells[index].code
+        assert code is not None
+        cell = analysis.cells[index]
+        parts.append(f"# cell {index} (stage `{cell.stage}`)\n{code.definitions[name].source}")
+    return _generated("definitions", "\n\n".join(parts))
+
+
+def _replay_cell(stage: Stage) -> Any:
+    text = "\n\n".join(
+        [
+            "# Generated: settings that earlier stages made, made again so that this stage "
+            "starts\n# as it would in the notebook.",
+            *stage.replay,
+        ]
+    )
+    return _generated("replay", text)
 
 
 def _save_outputs_cell(stage: Stage) -> Any:
@@ -325,7 +390,7 @@ def _copy(cell: Any, index: int, role: str) -> Any:
     tags = [
         t
         for t in (cell.get("metadata", {}).get("tags") or [])
-        if isinstance(t, str) and not t.startswith(OUR_TAGS) and t not in OUR_PLAIN_TAGS
+        if isinstance(t, str) and not is_pipeline_tag(t)
     ]
     metadata: dict[str, Any] = {"jupyter_mlops": {"source_cell": index, "role": role}}
     if tags:
@@ -367,6 +432,7 @@ def pipelineyaml_text(bundle: Bundle, analysis: Analysis) -> str:
                 "parameters": s.parameters,
                 "metrics": s.metrics,
                 "models": s.models,
+                "definitions": s.definitions,
             }
             for s in bundle.stages
         ],
@@ -423,6 +489,7 @@ def _bundle_from_spec(spec: dict[str, Any], root: Path) -> Bundle:
             upstream=list(entry.get("upstream") or []),
             metrics=list(entry.get("metrics") or []),
             models=dict(entry.get("models") or {}),
+            definitions=dict(entry.get("definitions") or {}),
         )
         stages.append(stage)
         notebooks[stage.name] = entry["notebook"]

@@ -32,7 +32,13 @@ from .failures import DISK_FULL_HINT  # noqa: E402
 from .junit import write_junit_xml  # noqa: E402
 from .notebooks import read_notebook  # noqa: E402
 from .parameters import resolve  # noqa: E402
-from .report import ProgressPrinter, check_report, diagnostic_line, run_summary  # noqa: E402
+from .report import (  # noqa: E402
+    ProgressPrinter,
+    check_report,
+    diagnostic_line,
+    run_summary,
+    verify_report,
+)
 from .runner import DEFAULT_RUNS_ROOT, PipelineRunner, RunOptions, new_run_id  # noqa: E402
 from .upload import upload  # noqa: E402
 
@@ -283,6 +289,45 @@ def run(
         if junit_xml is not None and runner.started:
             write_junit_xml(runner.state.state, junit_xml)
     click.echo(run_summary(state))
+
+
+@main.command()
+@click.argument("notebook", type=click.Path(path_type=Path))
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="the number of cores",
+    help="Independent stages to run at once.",
+)
+@click.option("--kernel", help="Kernelspec to run the notebook and the stages with.")
+@click.option(
+    "--runs-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_RUNS_ROOT,
+    show_default=True,
+    help="Where the runs to compare are made (kept when they differ).",
+)
+@click.option("--keep", is_flag=True, help="Keep the runs even when they are identical.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(
+    notebook: Path, jobs: int, kernel: str | None, runs_dir: Path, keep: bool, as_json: bool
+) -> None:
+    """Prove the pipeline hands on what the notebook computes; exit 1 when it does not.
+
+    Runs the notebook top to bottom once, then as a pipeline, and compares every value a
+    stage hands on. Logs nothing to your MLflow store.
+    """
+    from .verify import verify as run_verify
+
+    def progress(message: str) -> None:
+        if not as_json:
+            click.echo(click.style("· ", fg="cyan") + message, err=True)
+
+    report = run_verify(notebook, runs_dir, kernel, jobs, progress, keep)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else verify_report(report))
+    sys.exit(0 if report.identical else 1)
 
 
 def _warn_if_stale(bundle: Bundle) -> None:

@@ -12,8 +12,16 @@ Rules, chosen to be safe rather than clever:
   assignment, ``del x[...]``, or a method call on it (``x.append(...)``, ``model.fit(...)``).
   Well-known read-only methods (``df.head()``, ``model.predict(...)``) don't count, unless
   called with ``inplace=True``.
-* names a function or lambda body uses from outside are *deferred* reads: they are needed
-  when the function is called, which is usually later in the same stage.
+* a function or class defined at the top level of a cell is a *definition*: its body's free
+  names are read where the function is used (called or passed on), not where it is defined,
+  because that is when the notebook looks them up. Names a lambda or a nested function uses
+  from outside are *deferred* reads: needed when it is called, usually later in the stage.
+* ``a = b``, ``a = b[i]``, ``a = [b, c]``, ``for a in [b, c]`` and ``a = b.fit(...)`` make
+  ``a`` an *alias* of ``b`` (and ``c``): the names may refer to the same object, so changing
+  one changes the others. The analysis touches them together.
+* calls and assignments that change process-wide state (seeding a random generator, library
+  configuration, the environment) are recorded as *effects*, by the dotted name written, so
+  that the analysis can carry them into later stages.
 * star imports, ``%run``, ``exec`` and ``globals()`` make the cell *dynamic*: it may define
   names no analysis can see, so undefined names become warnings instead of errors.
 """
@@ -26,6 +34,7 @@ import warnings
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 
 # Names the kernel provides on its own: never inputs of a stage.
 KERNEL_NAMES = frozenset(dir(builtins)) | {
@@ -68,11 +77,46 @@ DYNAMIC_MAGICS = frozenset({"run", "store", "load", "load_ext", "reset"})
 CODE_MAGICS = frozenset({"time", "capture"})
 
 
+# Methods that return the object they are called on: `a = b.fit(X)` makes `a` an alias of `b`.
+RETURNS_SELF = frozenset({"fit", "partial_fit", "set_params", "set_output", "train", "eval", "to"})
+# Calls whose result iterates over the objects of their arguments: `for a in zip(b, c)`.
+ITERATES_ARGUMENTS = frozenset({"zip", "enumerate", "reversed", "sorted", "list", "tuple", "iter"})
+ITERATES_SELF = frozenset({"items", "values"})
+# The last names of calls that may change process-wide state (the analysis decides by the
+# whole dotted name, once it knows what the notebook imported under which name).
+EFFECT_CALLS = frozenset(
+    """
+    seed manual_seed manual_seed_all set_seed set_random_seed seed_everything set_config
+    set_option reset_option rc rcdefaults use update filterwarnings simplefilter
+    resetwarnings setdefault pop putenv unsetenv chdir append insert extend remove
+    setrecursionlimit set_printoptions seterr set_default_dtype set_num_threads
+    use_deterministic_algorithms set_grad_enabled basicConfig set set_theme set_style
+    set_context set_palette switch_backend
+    """.split()
+)
+# Magics that change the kernel's state for the cells after them.
+STATE_MAGICS = frozenset({"matplotlib", "config", "env", "cd", "precision", "autoreload"})
+
+
 class Event(StrEnum):
     READ = "read"
     WRITE = "write"
     MUTATE = "mutate"
     DEFERRED_READ = "deferred_read"
+    ALIAS = "alias"  # `name` may refer to (part of) the objects `others` name
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A function or class defined at the top level of a cell: it travels to later stages as
+    code and is defined again there, so its global names are looked up when it runs."""
+
+    name: str
+    kind: str  # "function" or "class"
+    source: str  # the statement, decorators included, as the kernel runs it
+    free: frozenset[str]  # global names its body reads when called
+    needs: frozenset[str]  # names read when it is defined: decorators, defaults, bases
+    line: int
 
 
 @dataclass(frozen=True)
@@ -80,6 +124,19 @@ class NameEvent:
     kind: Event
     name: str
     line: int
+    definition: Definition | None = None  # on the WRITE of a top-level `def` or `class`
+    others: tuple[str, ...] = ()  # on an ALIAS
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A call or assignment that may change process-wide state, as written: `np.random.seed`,
+    `plt.rcParams` (an assignment into it), `%matplotlib`. `statement` is the top-level
+    statement to replay it with, or None when it sits inside a block (a loop, an `if`)."""
+
+    dotted: str
+    line: int
+    statement: str | None
 
 
 @dataclass
@@ -92,6 +149,9 @@ class CellCode:
     fit_calls: dict[str, str] = field(default_factory=dict)  # model var -> fit data expression
     printed: list[str] = field(default_factory=list)  # names in top-level `print(name)` calls
     top_level_assigned: list[str] = field(default_factory=list)
+    imported_as: dict[str, str] = field(default_factory=dict)  # bound name -> dotted module
+    effects: list[Effect] = field(default_factory=list)
+    definitions: dict[str, Definition] = field(default_factory=dict)  # the cell's last ones
     dynamic: bool = False
     syntax_error: str | None = None
     syntax_error_line: int | None = None
@@ -201,32 +261,104 @@ def _declared_global(node: ast.AST) -> set[str]:
     return {n for c in ast.walk(node) if isinstance(c, ast.Global) for n in c.names}
 
 
+FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _defaults(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> list[ast.expr]:
+    arguments = node.args
+    return list(arguments.defaults) + [d for d in arguments.kw_defaults if d]
+
+
+def _free_reads(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> list[tuple[str, int]]:
+    """The names a function's body reads from outside it, with their lines."""
+    body = node.body if isinstance(node, ast.Lambda) else ast.Module(node.body, [])
+    local = _bound_names(node.args) | (_bound_names(body) - _declared_global(body))
+    return [(name, line) for name, line in _loaded_names([body]) if name not in local]
+
+
+def _free_names(node: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    return {name for name, _ in _free_reads(node)}
+
+
+def _dotted(node: ast.expr) -> str | None:
+    """`np.random.seed` for that attribute chain, `plt.rcParams` for `plt.rcParams["x"]`."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute | ast.Subscript):
+        if isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+        else:
+            parts.clear()  # `a.b[i].c`: what changes is inside `a.b[i]`; record `a.b`
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id, *reversed(parts)])
+
+
+def _alias_sources(value: ast.expr) -> list[str]:
+    """The names whose objects `value` may be, or contain, or be part of."""
+    match value:
+        case ast.Name(id=name):
+            return [name]
+        case ast.Attribute() | ast.Subscript():
+            base = _base_name(value)
+            return [base] if base else []
+        case ast.List(elts=elts) | ast.Tuple(elts=elts) | ast.Set(elts=elts):
+            return [n for element in elts for n in _alias_sources(element)]
+        case ast.Starred(value=inner) | ast.NamedExpr(value=inner):
+            return _alias_sources(inner)
+        case ast.Dict(values=values):
+            return [n for element in values if element for n in _alias_sources(element)]
+        case ast.IfExp(body=body, orelse=orelse):
+            return _alias_sources(body) + _alias_sources(orelse)
+        case ast.Call(func=ast.Attribute(attr=attr, value=receiver)) if attr in RETURNS_SELF:
+            return _alias_sources(receiver)
+    return []
+
+
+def _iterated(iterable: ast.expr) -> list[str]:
+    """The names whose objects a `for` loop over `iterable` may bind its target to."""
+    match iterable:
+        case ast.Call(func=ast.Name(id=name), args=args) if name in ITERATES_ARGUMENTS:
+            return [n for argument in args for n in _iterated(argument)]
+        case ast.Call(func=ast.Attribute(attr=attr, value=receiver)) if attr in ITERATES_SELF:
+            return _alias_sources(receiver)
+    return _alias_sources(iterable)
+
+
 class _Collector:
     """Walks top-level statements in execution order and records name events."""
 
     def __init__(self, result: CellCode, python: str) -> None:
         self.result = result
         self.python = python
+        self.lines = python.splitlines()
+        self.statement: ast.stmt | None = None  # the top-level statement being walked
+        self.in_block = False  # inside a loop, `if`, `with` or `try` of the top level
 
-    def emit(self, kind: Event, name: str, line: int) -> None:
+    def emit(self, kind: Event, name: str, line: int, **extra: Any) -> None:
         if kind in (Event.READ, Event.DEFERRED_READ) and name in KERNEL_NAMES:
             return
-        self.result.events.append(NameEvent(kind, name, line))
+        self.result.events.append(NameEvent(kind, name, line, **extra))
 
     def visit_body(self, body: list[ast.stmt], top_level: bool = True) -> None:
+        outer = self.in_block
+        self.in_block = self.in_block or not top_level
         for stmt in body:
             if top_level:
+                self.statement = stmt
                 self._top_level_facts(stmt)
-            self.stmt(stmt)
+            self.stmt(stmt, top_level)
+        self.in_block = outer
 
     # --- statements -------------------------------------------------------------------
 
-    def stmt(self, node: ast.stmt) -> None:
+    def stmt(self, node: ast.stmt, top_level: bool = False) -> None:
         match node:
             case ast.Assign(targets=targets, value=value):
                 self.expr(value)
                 for target in targets:
                     self.target(target)
+                    self._alias(target, value)
                 self._fit_by_assignment(targets, value)
             case ast.AugAssign(target=target, value=value):
                 self.expr(value)
@@ -235,6 +367,11 @@ class _Collector:
                 if value is not None:
                     self.expr(value)
                     self.target(target)
+                    self._alias(target, value)
+            case ast.FunctionDef() | ast.AsyncFunctionDef() if top_level:
+                self._definition(node, "function")
+            case ast.ClassDef() if top_level:
+                self._definition(node, "class")
             case ast.FunctionDef() | ast.AsyncFunctionDef():
                 self._function(node)
             case ast.ClassDef():
@@ -242,17 +379,26 @@ class _Collector:
             case ast.Import(names=names):
                 self._modules(node)
                 for alias in names:
-                    self._imported(alias.asname or alias.name.split(".")[0], node.lineno)
-            case ast.ImportFrom(names=names):
+                    bound = alias.asname or alias.name.split(".")[0]
+                    self.result.imported_as[bound] = alias.name if alias.asname else bound
+                    self._imported(bound, node.lineno)
+            case ast.ImportFrom(names=names, module=module):
                 self._modules(node)
                 for alias in names:
                     if alias.name == "*":
                         self.result.dynamic = True
                     else:
-                        self._imported(alias.asname or alias.name, node.lineno)
+                        bound = alias.asname or alias.name
+                        if module and not node.level:
+                            self.result.imported_as[bound] = f"{module}.{alias.name}"
+                        self._imported(bound, node.lineno)
             case ast.For(target=target, iter=iterable) | ast.AsyncFor(target=target, iter=iterable):
                 self.expr(iterable)
                 self.target(target)
+                sources = _iterated(iterable)
+                for name in _target_names(target):
+                    if sources:
+                        self.emit(Event.ALIAS, name, node.lineno, others=tuple(sources))
                 self.visit_body(node.body + node.orelse, top_level=False)
             case ast.With(items=items) | ast.AsyncWith(items=items):
                 for item in items:
@@ -293,12 +439,29 @@ class _Collector:
         self.result.imported.add(name)
         self.emit(Event.WRITE, name, line)
 
+    def _alias(self, target: ast.expr, value: ast.expr) -> None:
+        """`a = b`, `a = b[0]`, `a = [b, c]`, `a, b = c, d`: names that may share objects."""
+        if (
+            isinstance(target, ast.Tuple | ast.List)
+            and isinstance(value, ast.Tuple | ast.List)
+            and len(target.elts) == len(value.elts)
+        ):
+            for one_target, one_value in zip(target.elts, value.elts, strict=True):
+                self._alias(one_target, one_value)
+            return
+        sources = _alias_sources(value)
+        if sources:
+            for name in _target_names(target):
+                self.emit(Event.ALIAS, name, target.lineno, others=tuple(sources))
+
     def target(self, node: ast.expr, augmented: bool = False, deleting: bool = False) -> None:
         """A name on the left of `=`, `+=`, `for ... in`, `with ... as`, or `del`."""
         match node:
+            case ast.Name(id=name) if augmented:
+                # `x += y` changes a list in place: whatever else refers to it changes too.
+                self.emit(Event.READ, name, node.lineno)
+                self.emit(Event.MUTATE, name, node.lineno)
             case ast.Name(id=name):
-                if augmented:
-                    self.emit(Event.READ, name, node.lineno)
                 self.emit(Event.WRITE, name, node.lineno)
             case ast.Tuple(elts=elts) | ast.List(elts=elts):
                 for element in elts:
@@ -311,6 +474,9 @@ class _Collector:
                 if base is not None:
                     self.emit(Event.READ, base, node.lineno)
                     self.emit(Event.MUTATE, base, node.lineno)
+                    dotted = _dotted(node)
+                    if dotted and "." in dotted:  # `plt.rcParams[...] =`, not `df[...] =`
+                        self._effect(dotted, node.lineno)
             case _:
                 self.expr(node)
 
@@ -323,29 +489,73 @@ class _Collector:
         if not isinstance(node, ast.Name):
             self.expr(node)
 
+    def _effect(self, dotted: str | None, line: int) -> None:
+        """Record a call or assignment that may change process-wide state (classified later,
+        once the notebook's imports are known). Inside a function body it is not run now."""
+        if dotted is None or self.statement is None:
+            return
+        statement = None if self.in_block else self._statement_source(self.statement)
+        self.result.effects.append(Effect(dotted, line, statement))
+
+    def _statement_source(self, node: ast.stmt) -> str:
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        return "\n".join(self.lines[first - 1 : node.end_lineno])
+
+    def _definition(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, kind: str):
+        """A top-level `def` or `class`: what it reads now, and what it reads when used."""
+        self._modules_inside(node)
+        before = len(self.result.events)
+        if isinstance(node, ast.ClassDef):
+            self.expr_nodes(list(node.bases) + [k.value for k in node.keywords])
+            self.expr_nodes(list(node.decorator_list))
+            methods = [s for s in node.body if isinstance(s, FUNCTIONS)]
+            others = [s for s in node.body if s not in methods]
+            class_locals = _bound_names(ast.Module(others, []))
+            for name, line in _loaded_names(others):
+                if name not in class_locals:
+                    self.emit(Event.READ, name, line)
+            for method in methods:
+                self.expr_nodes(_defaults(method) + list(method.decorator_list))
+            free = set().union(*(_free_names(m) for m in methods)) if methods else set()
+        else:
+            self.expr_nodes(_defaults(node) + list(node.decorator_list))
+            free = _free_names(node)
+            body = ast.Module(node.body, [])
+            for name in sorted(_declared_global(body) & _bound_names(body)):
+                self.emit(Event.WRITE, name, node.lineno)
+        needs = {e.name for e in self.result.events[before:] if e.kind == Event.READ}
+        definition = Definition(
+            name=node.name,
+            kind=kind,
+            source=self._statement_source(node),
+            free=frozenset(free - KERNEL_NAMES),
+            needs=frozenset(needs),
+            line=node.lineno,
+        )
+        self.result.definitions[node.name] = definition
+        self.emit(Event.WRITE, node.name, node.lineno, definition=definition)
+
     def _function(
         self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, bind: bool = True
     ) -> None:
         """Defaults and decorators are read now, the body's free names when it is called."""
         self._modules_inside(node)
-        arguments = node.args
-        self.expr_nodes(list(arguments.defaults) + [d for d in arguments.kw_defaults if d])
+        self.expr_nodes(_defaults(node))
         if not isinstance(node, ast.Lambda):
             self.expr_nodes(list(node.decorator_list))
-        body = node.body if isinstance(node, ast.Lambda) else ast.Module(node.body, [])
-        local = _bound_names(node.args) | (_bound_names(body) - _declared_global(body))
-        for name, line in _loaded_names([body]):
-            if name not in local:
-                self.emit(Event.DEFERRED_READ, name, line)
-        for name in sorted(_declared_global(body) & _bound_names(body)):
-            self.emit(Event.WRITE, name, node.lineno)
-        if bind and not isinstance(node, ast.Lambda):
-            self.emit(Event.WRITE, node.name, node.lineno)
+        for name, line in _free_reads(node):
+            self.emit(Event.DEFERRED_READ, name, line)
+        if not isinstance(node, ast.Lambda):
+            body = ast.Module(node.body, [])
+            for name in sorted(_declared_global(body) & _bound_names(body)):
+                self.emit(Event.WRITE, name, node.lineno)
+            if bind:
+                self.emit(Event.WRITE, node.name, node.lineno)
 
     def _class(self, node: ast.ClassDef) -> None:
         self.expr_nodes(list(node.bases) + [k.value for k in node.keywords])
         self.expr_nodes(list(node.decorator_list))
-        methods = [s for s in node.body if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef)]
+        methods = [s for s in node.body if isinstance(s, FUNCTIONS)]
         others = [s for s in node.body if s not in methods]
         class_locals = _bound_names(ast.Module(others, []))
         for name, line in _loaded_names(others):
@@ -397,6 +607,9 @@ class _Collector:
             return
         if isinstance(func, ast.Name) and func.id in {"exec", "globals", "vars", "locals"}:
             self.result.dynamic = True
+        dotted = _dotted(func)
+        if dotted and dotted.rpartition(".")[2] in EFFECT_CALLS:
+            self._effect(dotted, node.lineno)
         if not isinstance(func, ast.Attribute):
             return
         base = _base_name(func.value)
@@ -426,6 +639,8 @@ class _Collector:
             magic = args[0]
             if magic in DYNAMIC_MAGICS:
                 self.result.dynamic = True
+            if magic in STATE_MAGICS and func.attr == "run_line_magic":
+                self._effect(f"%{magic}", node.lineno)
             code = args[-1] if func.attr == "run_cell_magic" else args[1] if len(args) > 1 else None
             if magic in CODE_MAGICS and isinstance(code, str):
                 self._inline(code)
@@ -443,6 +658,9 @@ class _Collector:
             self.result.imported |= inner.imported
             self.result.fit_calls.update(inner.fit_calls)
             self.result.top_level_assigned.extend(inner.top_level_assigned)
+            self.result.imported_as.update(inner.imported_as)
+            self.result.effects.extend(inner.effects)
+            self.result.definitions.update(inner.definitions)
             self.result.dynamic = self.result.dynamic or inner.dynamic
 
     # --- facts about top-level statements ------------------------------------------------

@@ -9,6 +9,8 @@ import click
 
 from .analysis import Analysis, Diagnostic
 from .runstate import CACHED, CANCELLED, DONE, FAILED, RUNNING, SKIPPED, RunState
+from .state import RANDOM_STATE
+from .verify import Difference, VerifyReport
 
 _STATUS_STYLE = {
     RUNNING: ("▸", "cyan"),
@@ -43,11 +45,26 @@ def check_report(analysis: Analysis, name: str) -> str:
         out += ["", click.style("Stages", bold=True) + " (in run order)"]
     for number, stage in enumerate(analysis.stages, 1):
         out.append(f"  {number}. {click.style(stage.name, bold=True)}  cells {_cells(stage.cells)}")
+        for index in stage.cells:
+            skipped = analysis.cells[index].after_skip
+            if skipped is not None:
+                out.append(
+                    f"       cell {index} follows skip cell {skipped}: it runs in this stage"
+                )
         if stage.inputs:
-            takes = ", ".join(f"{v} ({p})" for v, p in stage.inputs.items())
+            takes = ", ".join(f"{value_name(v)} ({p})" for v, p in stage.inputs.items())
             out.append(f"       takes: {takes}")
+        if stage.definitions:
+            uses = ", ".join(
+                f"{name} (cell {cell}, `{analysis.cells[cell].stage}`)"
+                for name, cell in stage.definitions.items()
+            )
+            out.append(f"       defines again: {uses}")
+        if stage.replay:
+            cells = [line.split()[2] for line in stage.replay]  # "# cell N (stage ...)"
+            out.append(f"       replays the settings of cells {', '.join(cells)}")
         if stage.outputs:
-            out.append(f"       gives: {', '.join(stage.outputs)}")
+            out.append(f"       gives: {', '.join(map(value_name, stage.outputs))}")
         if stage.parameters:
             out.append(f"       parameters: {', '.join(stage.parameters)}")
         if stage.after:
@@ -60,7 +77,7 @@ def check_report(analysis: Analysis, name: str) -> str:
     if analysis.edges:
         out += ["", click.style("Edges", bold=True)]
         for edge in analysis.edges:
-            what = ", ".join(edge.variables) if edge.variables else "after: tag"
+            what = ", ".join(map(value_name, edge.variables)) if edge.variables else "after: tag"
             out.append(f"  {edge.source} -> {edge.target}: {what}")
     for title, items, colour in (
         ("Warnings", analysis.warnings, "yellow"),
@@ -77,6 +94,56 @@ def check_report(analysis: Analysis, name: str) -> str:
     )
     out += ["", f"{summary}, {warnings} warning(s)"]
     return "\n".join(out)
+
+
+def verify_report(report: VerifyReport) -> str:
+    """What `verify` found: identical, or each value that differs and where to look."""
+    timing = (
+        f"notebook {report.plain_seconds:.1f} s, pipeline {report.pipeline_seconds:.1f} s "
+        f"({report.stages} stages)"
+    )
+    real = [d for d in report.differences if not d.unseeded]
+    unseeded = [d for d in report.differences if d.unseeded]
+    out = []
+    if not real:
+        out.append(
+            click.style("✓ identical", fg="green", bold=True)
+            + f": {_values(report.values)} the stages hand on match the notebook's; {timing}"
+        )
+    else:
+        out.append(
+            click.style("✗ divergent", fg="red", bold=True)
+            + f": {len(real)} of {_values(report.values)} handed on differ from the "
+            f"notebook's; {timing}"
+        )
+        for difference in real:
+            readers = ", ".join(f"`{r}`" for r in difference.readers) or "no stage"
+            out.append(
+                f"  stage `{difference.stage}` (cell {difference.cell}) hands "
+                f"{_variable(difference)} to {readers}: {difference.detail}"
+            )
+        out.append(f"  the runs to look into: {report.folder}")
+    if unseeded:
+        names = ", ".join(f"{_variable(d)} (stage `{d.stage}`)" for d in unseeded)
+        out.append(
+            click.style("  note: ", fg="yellow")
+            + f"{names} differ between two plain runs of the notebook too: unseeded "
+            "randomness, which no pipeline can reproduce; seed it to have it checked"
+        )
+    return "\n".join(out)
+
+
+def _variable(difference: Difference) -> str:
+    return difference.label if difference.variable != difference.label else f"`{difference.label}`"
+
+
+def _values(count: int) -> str:
+    return f"{count} value" + ("" if count == 1 else "s")
+
+
+def value_name(variable: str) -> str:
+    """A handed-over value as the user knows it."""
+    return "(random state)" if variable == RANDOM_STATE else variable
 
 
 def diagnostic_line(diagnostic: Diagnostic) -> str:

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from .artifacts import StageRecord, is_metric_value, open_store
+from .state import RANDOM_STATE
 
 GATE_ENV = "JUPYTER_MLOPS_GATE"
 WARM_UP_ENV = "JUPYTER_MLOPS_WARM_UP"
@@ -37,7 +38,34 @@ def load_inputs(store: str, inputs: dict[str, str]) -> tuple[Any, ...]:
     values: dict[str, Any] = {}
     for producer, names in by_stage.items():
         values.update(artifacts.load(producer, names))
-    return tuple(values[name] for name in inputs)
+    if RANDOM_STATE in values:
+        restore_random_state(values.pop(RANDOM_STATE))
+    return tuple(values[name] for name in inputs if name != RANDOM_STATE)
+
+
+def capture_random_state() -> dict[str, Any]:
+    """The state of the global random generators this process has: where draws go on."""
+    import random
+
+    state: dict[str, Any] = {"random": random.getstate()}
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        state["numpy"] = numpy.random.get_state()
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        state["torch"] = torch.get_rng_state()
+    return state
+
+
+def restore_random_state(state: dict[str, Any]) -> None:
+    """Set the global generators to where an earlier stage left them."""
+    import random
+
+    random.setstate(state["random"])
+    if "numpy" in state:
+        importlib.import_module("numpy").random.set_state(state["numpy"])
+    if "torch" in state:
+        importlib.import_module("torch").set_rng_state(state["torch"])
 
 
 def _wait_for_gate() -> None:
@@ -68,13 +96,15 @@ def save_outputs(
 ) -> None:
     """Write the values later stages read; record metrics, and log models to MLflow."""
     artifacts = open_store(store)
-    missing = [n for n in outputs or [] if n not in namespace]
+    missing = [n for n in outputs or [] if n not in namespace and n != RANDOM_STATE]
     if missing:
         raise NameError(
             f"stage `{stage}` was expected to set {', '.join(missing)} for later stages, but "
             "didn't (is the assignment inside a branch that did not run?)"
         )
-    values = {name: namespace[name] for name in outputs or []}
+    values = {name: namespace[name] for name in outputs or [] if name != RANDOM_STATE}
+    if RANDOM_STATE in (outputs or []):
+        values[RANDOM_STATE] = capture_random_state()
     digest, variables = artifacts.write_values(stage, values) if values else (None, {})
     record = StageRecord(
         stage=stage,

@@ -69,6 +69,16 @@ def normalise(tag: str) -> tuple[str, bool]:
     return tag, False
 
 
+def is_pipeline_tag(tag: str) -> bool:
+    """Whether a tag is the pipeline's (either dialect) rather than another tool's; papermill's
+    `parameters` is not: stage notebooks keep it."""
+    native, _ = normalise(tag)
+    prefix, sep, _ = native.partition(":")
+    if sep:
+        return prefix in PREFIXED_TAGS
+    return native in PLAIN_TAGS - {"parameters"}
+
+
 def parse_tags(tags: list[str] | None) -> CellTags:
     """Read a cell's tag list. Tags that are not ours are ignored: users tag for other tools."""
     result = CellTags()

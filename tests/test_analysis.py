@@ -69,7 +69,7 @@ def test_mutation_through_attributes_subscripts_and_augmented_assignment():
 def test_calls_into_imported_modules_are_not_mutations():
     a = analyze(
         code("import numpy as np", "setup"),
-        code("x = np.zeros(3)\nnp.random.seed(0)", "stage:a"),
+        code('x = np.zeros(3)\nnp.save("x.npy", x)', "stage:a"),
         code("y = np.ones(2)", "stage:b"),
     )
     assert a.stage("b").inputs == {}
@@ -307,9 +307,9 @@ def test_metrics_cell_names():
     assert a.stage("evaluate").metrics == ["acc", "loss"]
 
 
-def test_importing_in_one_stage_and_using_in_another_is_a_warning():
+def test_importing_in_one_stage_and_using_in_another_hands_the_module_over_quietly():
     a = analyze(code("import json\nj = 1", "stage:one"), code("json.dumps(j)", "stage:two"))
-    assert "import-in-stage" in codes(a, "warning")
+    assert codes(a, "warning") == []  # modules travel by name: nothing to act on
     assert a.stage("two").inputs == {"j": "one", "json": "one"}
 
 

@@ -7,7 +7,8 @@ def events(source: str) -> list[tuple[str, str]]:
 
 def test_read_then_write_in_execution_order():
     assert events("y = x + 1") == [("read", "x"), ("write", "y")]
-    assert events("x += 1") == [("read", "x"), ("write", "x")]
+    # `x += [1]` changes a list in place: a mutation, seen through every alias of x.
+    assert events("x += 1") == [("read", "x"), ("mutate", "x")]
 
 
 def test_attribute_and_subscript_assignment_mutate_the_base_name():
@@ -26,11 +27,21 @@ def test_method_calls_mutate_unless_known_read_only():
     assert ("mutate", "df") not in events("df.dropna()")
 
 
-def test_function_bodies_are_deferred_reads():
-    found = events("def f(a, b=default):\n    return a + outer\n")
-    assert ("read", "default") in found
-    assert ("deferred_read", "outer") in found
-    assert ("write", "f") in found
+def test_a_top_level_function_is_a_definition_read_where_it_is_used():
+    result = analyze_code("@trace\ndef f(a, b=default):\n    return a + outer + g(a)\n")
+    found = [(e.kind.value, e.name) for e in result.events]
+    assert ("read", "default") in found and ("read", "trace") in found
+    assert found[-1] == ("write", "f")
+    definition = result.events[-1].definition
+    assert definition is result.definitions["f"]
+    assert definition.free == {"outer", "g"}  # read when f is called, not now
+    assert definition.needs == {"default", "trace"}
+    assert definition.source.startswith("@trace\ndef f(a, b=default):")
+
+
+def test_nested_functions_defer_their_reads():
+    found = events("if ok:\n    def f(a):\n        return a + outer\n")
+    assert ("deferred_read", "outer") in found and ("write", "f") in found
     assert ("deferred_read", "a") not in found
 
 
@@ -46,10 +57,43 @@ def test_lambda_and_comprehension_scopes():
 
 
 def test_class_body_reads_now_and_methods_later():
-    found = events("class A(Base):\n    z = w\n    def m(self):\n        return q\n")
+    result = analyze_code("class A(Base):\n    z = w\n    def m(self):\n        return q\n")
+    found = [(e.kind.value, e.name) for e in result.events]
     assert ("read", "Base") in found and ("read", "w") in found
-    assert ("deferred_read", "q") in found
     assert ("write", "m") not in found and ("write", "A") in found
+    assert result.definitions["A"].free == {"q"}
+
+
+def test_aliases():
+    def aliases(source):
+        return [(e.name, e.others) for e in analyze_code(source).events if e.kind == "alias"]
+
+    assert aliases("a = b") == [("a", ("b",))]
+    assert aliases("a = b['x']") == [("a", ("b",))]
+    assert aliases("frames = [df, other]") == [("frames", ("df", "other"))]
+    assert aliases("a, b = c, d") == [("a", ("c",)), ("b", ("d",))]
+    assert aliases("for d in [df]:\n    pass") == [("d", ("df",))]
+    assert aliases("for k, m in models.items():\n    pass") == [
+        ("k", ("models",)),
+        ("m", ("models",)),
+    ]
+    assert aliases("model = pipe.fit(X, y)") == [("model", ("pipe",))]
+    assert aliases("a = b.copy()") == [] and aliases("a = f(b)") == []
+
+
+def test_effects_are_recorded_with_the_statement_to_replay():
+    result = analyze_code(
+        "import numpy as np\nnp.random.seed(0)\nplt.rcParams['x'] = 1\n"
+        "for s in seeds:\n    pd.set_option('a', s)\ndf['c'] = 1\ndf.head()\n%matplotlib inline\n"
+    )
+    found = [(e.dotted, e.statement) for e in result.effects]
+    assert found == [
+        ("np.random.seed", "np.random.seed(0)"),
+        ("plt.rcParams", "plt.rcParams['x'] = 1"),
+        ("pd.set_option", None),  # inside a loop: can't be replayed alone
+        ("%matplotlib", "get_ipython().run_line_magic('matplotlib', 'inline')"),
+    ]
+    assert result.imported_as == {"np": "numpy"}
 
 
 def test_control_flow_and_binding_forms():

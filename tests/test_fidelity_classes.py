@@ -1,0 +1,201 @@
+"""The ways a split used to compute something else than its notebook, each as its minimal
+reproduction: the notebook is run as a pipeline by the real command, and the value a later
+stage got is compared with what the notebook computes (written here as a literal)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import cli, code, notebook, write
+
+from jupyter_mlops.analysis import analyze_notebook
+from jupyter_mlops.artifacts import open_store
+from jupyter_mlops.report import check_report
+
+pytestmark = pytest.mark.slow
+
+
+def run(tmp_path: Path, *cells, names: list[str]) -> dict:
+    """Run the notebook as a pipeline; the values `names` have where a last stage reads them."""
+    reader = code(f"read_back = ({', '.join(names)},)", "stage:read_back")
+    nb = notebook(*cells, reader)
+    path = write(nb, tmp_path / "nb.ipynb")
+    uri = f"sqlite:///{tmp_path / 'elsewhere' / 'mlflow.db'}"  # not the default store
+    (tmp_path / "elsewhere").mkdir()
+    result = cli("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [state] = (tmp_path / "mlops-runs").glob("*/*/run.json")
+    store = open_store(state.parent / "artifacts")
+    producers = analyze_notebook(nb).stage("read_back").inputs
+    return {name: store.load(producers[name], [name])[name] for name in names}
+
+
+KALE_SKIP = (
+    code("import pandas as pd", "imports"),
+    code("df = pd.DataFrame({'age': [30.0, None]})", "block:load"),
+    code("df.head()", "skip"),
+    code("df['age'] = df['age'].fillna(0)"),
+    code("total = int(df['age'].astype(int).sum())", "block:use", "prev:load"),
+)
+
+
+def test_1_an_untagged_cell_after_a_kale_skip_cell_belongs_to_the_step_before(tmp_path):
+    analysis = analyze_notebook(notebook(*KALE_SKIP))
+    assert analysis.stage("load").cells == [1, 3]
+    report = check_report(analysis, "nb.ipynb")
+    assert "cell 3 follows skip cell 2: it runs in this stage" in report
+    # Before: cell 3 was skipped, and `use` failed with IntCastingNaNError.
+    assert run(tmp_path, *KALE_SKIP, names=["total"]) == {"total": 30}
+
+
+def test_1_the_native_skip_tag_skips_its_own_cell_only():
+    analysis = analyze_notebook(
+        notebook(
+            code("x = [1]", "stage:a"),
+            code("x", "skip"),
+            code("x.append(2)"),
+            code("y = x", "setup"),  # setup keeps its context: cells after it are setup
+        )
+    )
+    assert analysis.stage("a").cells == [0, 2]
+    assert analysis.cells[2].after_skip == 1
+
+
+def test_2_functions_look_their_globals_up_where_they_are_called(tmp_path):
+    values = run(
+        tmp_path,
+        code("scale = 2\ndef f(x):\n    return x * scale", "stage:a"),
+        code("scale = 3\nresult = f(1)", "stage:b"),
+        code("def is_lda(est):\n    return isinstance(est, LDA)", "stage:c"),
+        code(
+            "from sklearn.discriminant_analysis import LinearDiscriminantAnalysis as LDA\n"
+            "flag = is_lda(LDA())",
+            "stage:d",
+        ),
+        code("class Box:\n    def __init__(self, v):\n        self.v = v * scale", "stage:e"),
+        code("box = Box(1)", "stage:f"),
+        code("scale = 10\nsame_class = isinstance(box, Box)\nagain = Box(1).v", "stage:g"),
+        names=["again", "flag", "result", "same_class"],
+    )
+    # Before: `result` was 2 (f carried scale = 2 with it) and `is_lda` was refused.
+    assert values == {"result": 3, "flag": True, "same_class": True, "again": 10}
+
+
+def test_2_a_function_defined_in_one_stage_is_defined_again_where_it_is_used():
+    analysis = analyze_notebook(
+        notebook(
+            code("def helper(x):\n    return x + offset", "stage:a"),
+            code("offset = 1", "stage:b"),
+            code("y = helper(1)", "stage:c"),
+        )
+    )
+    assert not analysis.errors
+    c = analysis.stage("c")
+    assert c.definitions == {"helper": 0}  # its code, not a pickled value
+    assert c.inputs == {"offset": "b"}  # read when helper is called
+
+
+def test_3_random_state_and_library_settings_carry_into_later_stages(tmp_path):
+    values = run(
+        tmp_path,
+        code("import numpy as np\nimport sklearn\nimport os", "setup"),
+        code(
+            "np.random.seed(0)\nsklearn.set_config(transform_output='pandas')\n"
+            "sklearn.set_config(enable_metadata_routing=True)\nos.environ['MY_FLAG'] = 'on'",
+            "stage:a",
+        ),
+        code(
+            "import pandas as pd\nfrom sklearn.preprocessing import StandardScaler\n"
+            "from sklearn.linear_model import LogisticRegression\n"
+            "draw = float(np.random.rand())\n"
+            "scaled = StandardScaler().fit_transform(pd.DataFrame({'x': [1.0, 2.0]}))\n"
+            "kind = type(scaled).__name__\n"
+            "routed = LogisticRegression().set_fit_request(sample_weight=True) is not None\n"
+            "flag = os.environ.get('MY_FLAG')",
+            "stage:b",
+        ),
+        code("second = float(np.random.rand())", "stage:c"),
+        names=["draw", "flag", "kind", "routed", "second"],
+    )
+    # Before: 0.8205 (a fresh generator), a NumPy array, a RuntimeError, and None.
+    assert values == {
+        "draw": 0.5488135039273248,
+        "kind": "DataFrame",
+        "routed": True,
+        "flag": "on",
+        "second": 0.7151893663724195,
+    }
+
+
+def test_3_a_setting_inside_a_block_is_reported_with_a_fix():
+    analysis = analyze_notebook(
+        notebook(
+            code("import pandas as pd", "setup"),
+            code("if True:\n    pd.set_option('display.max_rows', 5)", "stage:a"),
+            code("x = 1", "stage:b"),
+        )
+    )
+    [warning] = analysis.warnings
+    assert warning.code == "state-not-carried" and warning.cell == 1
+    assert "setup" in warning.message
+
+
+def test_4_a_change_through_an_alias_reaches_later_stages(tmp_path):
+    values = run(
+        tmp_path,
+        code("import pandas as pd", "setup"),
+        code("df = pd.DataFrame({'age': [30.0, None]})\nframes = [df]", "stage:a"),
+        code("for d in [df]:\n    d['age'] = d['age'].fillna(0)", "stage:b"),
+        code("frames[0]['age'] = frames[0]['age'] + 1", "stage:c"),
+        code("total = float(df['age'].sum())", "stage:d"),
+        names=["total"],
+    )
+    # Before: d got a's frame with its NaN: 30.0.
+    assert values == {"total": 32.0}
+
+
+def test_5_values_pickle_cannot_carry_cross_by_their_codecs(tmp_path):
+    values = run(
+        tmp_path,
+        code("import numpy as np\nimport xgboost as xgb\nimport lightgbm as lgb", "setup"),
+        code(
+            "import torch\n"
+            "X = np.arange(40, dtype=float).reshape(20, 2)\ny = (X[:, 0] > 20).astype(float)\n"
+            "dtrain = xgb.DMatrix(X, label=y)\ndataset = lgb.Dataset(X, label=y)\n"
+            "class Net(torch.nn.Module):\n"
+            "    def __init__(self):\n"
+            "        super().__init__()\n"
+            "        self.linear = torch.nn.Linear(2, 1)\n"
+            "    def forward(self, x):\n"
+            "        return self.linear(x)\n"
+            "torch.manual_seed(0)\nnet = Net()\ninputs = torch.ones(4, 2)",
+            "stage:make",
+        ),
+        code(
+            "rounds = xgb.train({}, dtrain, num_boost_round=3).num_boosted_rounds()\n"
+            "features = lgb.train({'verbose': -1}, dataset, 2).num_feature()\n"
+            "rows = dataset.num_data()\n"
+            "output = round(float(net(inputs).sum().detach()), 6)\n"
+            "weights = isinstance(net.linear.weight, torch.nn.Parameter)",
+            "stage:use",
+        ),
+        names=["features", "output", "rounds", "rows", "weights"],
+    )
+    import torch
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(2, 1)
+    expected = round(float(linear(torch.ones(4, 2)).sum().detach()), 6)
+    # Before: "ctypes objects containing pointers cannot be pickled" for both datasets.
+    assert values == {"rounds": 3, "features": 2, "rows": 20, "output": expected, "weights": True}
+
+
+def test_6_warnings_are_only_what_the_user_should_act_on():
+    analysis = analyze_notebook(
+        notebook(
+            code("import json\nimport numpy as np\nx = np.zeros(2)", "stage:a"),
+            code("text = json.dumps(list(x))", "stage:b"),
+        )
+    )
+    assert analysis.diagnostics == []  # no `import-in-stage`: the module travels by name
