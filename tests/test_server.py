@@ -88,6 +88,8 @@ async def test_unauthenticated_requests_are_rejected(jp_fetch):
         ("POST", "analyze", "{}"),
         ("GET", "runs", None),
         ("DELETE", "runs/x", None),
+        ("POST", "verifications", '{"path": "x.ipynb"}'),
+        ("GET", "verifications/20990101-000000-abcdef", None),
     ):
         with pytest.raises(HTTPClientError) as raised:
             await jp_fetch(
@@ -271,3 +273,122 @@ async def test_the_mlflow_ui_is_served_behind_jupyter_server_proxy(
     assert "seen-in-the-ui" in names
     page = await jp_fetch("mlflow/", request_timeout=60)
     assert b"<title>MLflow</title>" in page.body
+
+
+# --- verifications ------------------------------------------------------------------------
+
+
+def divergent(root: Path) -> Path:
+    """A `skip` cell mutates what stage `a` hands on: the pipeline never sees the append."""
+    return write(
+        notebook(
+            code("x = [1]", "stage:a"),
+            code("x.append(2)", "skip"),
+            code("n = len(x)", "stage:b"),
+            code("m = n * 2", "stage:c"),
+        ),
+        root / "work" / "divergent.ipynb",
+    )
+
+
+def identical(root: Path) -> Path:
+    return write(
+        notebook(
+            code("x = [1]", "stage:a"),
+            code("n = len(x)", "stage:b"),
+            code("m = n * 2", "stage:c"),
+        ),
+        root / "identical.ipynb",
+    )
+
+
+async def wait_for_verification(api, verification_id, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        view = await api("GET", "verifications", verification_id)
+        if view["status"] != "running":
+            return view
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"verification {verification_id} still running after {timeout} s")
+
+
+async def test_verify_an_identical_and_a_divergent_notebook(api, jp_root_dir, jp_serverapp):
+    """Both at once, in child processes: the server answers while they run, and remembers
+    their verdicts after a restart."""
+    before = divergent(jp_root_dir).read_bytes()
+    identical(jp_root_dir)
+    bad = await api("POST", "verifications", body={"path": "work/divergent.ipynb"}, expect=202)
+    good = await api("POST", "verifications", body={"path": "identical.ipynb"}, expect=202)
+    assert set(bad) == {"id"} and bad["id"] != good["id"]
+    running = await api("GET", "verifications", bad["id"])
+    assert running == {
+        "id": bad["id"],
+        "path": "work/divergent.ipynb",
+        "status": "running",
+        "report": None,
+        "error": None,
+    }
+
+    view = await wait_for_verification(api, bad["id"])
+    assert view["status"] == "divergent", view
+    report = view["report"]
+    assert report["identical"] is False and report["stages"] == 3 and report["values"] == 2
+    [difference] = report["differences"]
+    assert (difference["stage"], difference["variable"], difference["cell"]) == ("b", "n", 2)
+    assert difference["readers"] == ["c"] and not difference["unseeded"]
+    assert difference["detail"] == "the notebook has 2, the pipeline 1"
+    assert report["folder"].startswith("mlops-runs/divergent/")  # kept, inside the root
+    assert (jp_root_dir / report["folder"]).is_dir()
+    assert (jp_root_dir / "divergent.ipynb").exists() is False  # nothing beside the notebook
+    assert divergent(jp_root_dir).read_bytes() == before
+
+    view = await wait_for_verification(api, good["id"])
+    assert view["status"] == "identical", view
+    assert view["report"]["differences"] == [] and view["report"]["folder"] == ""
+    assert view["report"]["values"] == 2 and view["error"] is None
+    folder = jp_root_dir / "mlops-runs" / ".verifications" / good["id"]
+    assert {p.name for p in folder.iterdir()} >= {"report.json", "stderr.log"}
+    assert (await api("GET", "runs"))["runs"] == []  # verifications are not pipeline runs
+
+    extension = next(iter(jp_serverapp.extension_manager.extension_apps["jupyter_mlops"]))
+    extension.initialize_settings()  # what a restarted server has: no memory, only the disk
+    assert await api("GET", "verifications", good["id"]) == view
+    assert (await api("GET", "verifications", bad["id"]))["status"] == "divergent"
+
+
+async def test_a_verification_that_fails_reports_the_error(api, jp_root_dir):
+    write(
+        notebook(code("x = 1", "stage:a"), code("raise ValueError('boom')", "stage:b")),
+        jp_root_dir / "raises.ipynb",
+    )
+    started = await api("POST", "verifications", body={"path": "raises.ipynb"}, expect=202)
+    view = await wait_for_verification(api, started["id"])
+    assert view["status"] == "failed" and view["report"] is None
+    assert "ValueError: boom" in view["error"] and "cell 1" in view["error"]
+    assert not view["error"].lower().startswith("error:")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"path": "../outside.ipynb"}, 403, "not a path inside"),
+        ({"path": "/etc/passwd"}, 403, "not a path inside"),
+        ({"path": "work/missing.ipynb"}, 404, "no notebook"),
+        ({"path": "notes.txt"}, 400, "not a notebook"),
+        ({"path": "broken.ipynb"}, 400, "nope"),
+        ({}, 400, "path"),
+        ({"path": "x.ipynb", "jobs": 2}, 400, "jobs: Extra inputs"),
+    ],
+)
+async def test_verify_rejects_bad_paths(api, jp_root_dir, body, status, fragment):
+    (jp_root_dir / "notes.txt").write_text("not a notebook")
+    write(notebook(code("print(nope)", "stage:a")), jp_root_dir / "broken.ipynb")
+    error = await api("POST", "verifications", body=body, expect=status)
+    assert fragment in error["message"]
+    assert not (jp_root_dir / "mlops-runs").exists()  # nothing started
+
+
+async def test_unknown_verifications_are_404(api, jp_root_dir):
+    for verification_id in ("20990101-000000-abcdef", "not-an-id", ".verifications"):
+        error = await api("GET", "verifications", verification_id, expect=404)
+        assert "no verification" in error["message"]

@@ -445,3 +445,63 @@ def test_tag_a_selection_from_the_cell_toolbar_and_skip_from_the_menu(
         ["skip"],
     ]
     assert page_errors == []
+
+
+def test_verify_names_the_divergent_value_and_shows_its_cell(
+    jupyter: JupyterLab, page: Any, page_errors: list[str], record_property: Any
+) -> None:
+    """Verify runs the notebook plainly and as a pipeline: a `skip` cell that mutates what
+    stage `a` hands on makes stage `b`'s `n` differ, and "Show cell" selects the cell that
+    computes it, in the notebook's own numbering."""
+    write(
+        notebook(
+            code("x = [1]", "stage:a"),
+            code("x.append(2)", "skip"),
+            code("n = len(x)", "stage:b"),
+            code("m = n * 2", "stage:c"),
+            pipeline="verify-divergent",
+        ),
+        jupyter.root / "verify_divergent.ipynb",
+    )
+    open_notebook_alone(page, jupyter, "verify_divergent.ipynb")
+    sidebar = open_sidebar(page)
+    stage_row(page, "c").wait_for(timeout=UI_TIMEOUT * 1000)
+    select_cell(page, 0)
+
+    verify = sidebar.locator('[data-testid="mlops-verify"]')
+    assert verify.is_enabled()
+    verify.click()
+    status = sidebar.locator('[data-testid="mlops-verify-status"]')
+    status.wait_for(timeout=UI_TIMEOUT * 1000)
+    final = ["identical", "divergent", "failed"]
+    try:
+        page.wait_for_function(
+            """([selector, phases]) => {
+                const status = document.querySelector(selector);
+                return status !== null && phases.includes(status.dataset.status);
+            }""",
+            arg=[f'{SIDEBAR} [data-testid="mlops-verify-status"]', final],
+            timeout=RUN_TIMEOUT * 1000,
+        )
+    except PlaywrightTimeout as error:
+        text = sidebar.inner_text()
+        raise AssertionError(
+            f"the verification did not end:\n{text}\n{jupyter.log_tail()}"
+        ) from error
+    assert status.get_attribute("data-status") == "divergent", sidebar.inner_text()
+
+    [row] = sidebar.locator('[data-testid="mlops-verify-difference"]').all()
+    assert row.get_attribute("data-stage") == "b" and row.get_attribute("data-label") == "n"
+    text = row.inner_text()
+    assert "stage b hands on n" in text and "the notebook has 2, the pipeline 1" in text, text
+    summary = sidebar.locator('[data-testid="mlops-verify-summary"]').inner_text()
+    assert summary.startswith("✗ divergent: 1 value differs"), summary
+    assert not verify.is_disabled()  # ready for another go once the notebook is fixed
+    screenshot_sidebar(page, "sidebar-verify", record_property)
+
+    assert active_cell_index(page) == 0
+    row.locator('[data-testid="mlops-verify-show-cell"]').click()
+    wait_active_cell(page, 2)
+    assert "n = len(x)" in cell(page, 2).inner_text()
+    assert jupyter.api("GET", "jupyter-mlops/runs?path=verify_divergent.ipynb")["runs"] == []
+    assert page_errors == []

@@ -9,6 +9,7 @@ Configure it in `jupyter_server_config.py`, for example::
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ..tracking import MlflowLinks, resolve_tracking_uri
 from .handlers import handlers
 from .mlflow_ui import TRACKING_URI_ENV, proxied_ui_url
 from .runs import RunManager
+from .verifications import VerificationManager
 
 
 class MlopsExtension(ExtensionApp):
@@ -52,14 +54,16 @@ class MlopsExtension(ExtensionApp):
         default = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
         self.resolved_tracking_uri = resolve_tracking_uri(self.tracking_uri or default)
         runs_dir = Path(self.runs_dir)
+        runs_dir = (runs_dir if runs_dir.is_absolute() else root / runs_dir).resolve()
         os.environ[TRACKING_URI_ENV] = self.resolved_tracking_uri
         self.links = MlflowLinks(self.mlflow_ui_url or self._proxied_ui())
         self.run_manager = RunManager(
             root=root,
-            runs_dir=(runs_dir if runs_dir.is_absolute() else root / runs_dir).resolve(),
+            runs_dir=runs_dir,
             tracking_uri=self.resolved_tracking_uri,
             links=self.links,
         )
+        self.verification_manager = VerificationManager(root=root, runs_dir=runs_dir)
 
     def _proxied_ui(self) -> str | None:
         if not self.proxy_mlflow_ui:
@@ -74,4 +78,4 @@ class MlopsExtension(ExtensionApp):
         self.handlers.extend(handlers())
 
     async def stop_extension(self) -> None:
-        await self.run_manager.stop_all()
+        await asyncio.gather(self.run_manager.stop_all(), self.verification_manager.stop_all())

@@ -1,4 +1,5 @@
-"""The REST handlers (docs/REST-API.md): thin over the analysis, bundle and run manager.
+"""The REST handlers (docs/REST-API.md): thin over the analysis, bundle, run manager and
+verification manager.
 
 Every handler is authenticated; Jupyter's APIHandler checks the XSRF token of cookie-
 authenticated POST and DELETE requests. Errors are JSON `{"message": ...}` the UI shows.
@@ -25,7 +26,8 @@ from ..notebooks import parse_notebook, read_notebook
 from .paths import OutsideRoot, relative_to_root, resolve_in_root
 from .redact import redact
 from .runs import RunManager
-from .schemas import AnalyzeRequest, ConvertRequest, RunRequest
+from .schemas import AnalyzeRequest, ConvertRequest, RunRequest, Verification, VerifyRequest
+from .verifications import VerificationManager
 
 
 class ApiError(web.HTTPError):
@@ -48,6 +50,10 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
     @property
     def runs(self) -> RunManager:
         return self.extensionapp.run_manager  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def verifications(self) -> VerificationManager:
+        return self.extensionapp.verification_manager  # type: ignore[attr-defined, no-any-return]
 
     @property
     def root(self) -> Path:
@@ -183,6 +189,27 @@ class RunHandler(_Handler):
         self.reply(self.runs.get(run_id), status=202)
 
 
+class VerificationsHandler(_Handler):
+    @web.authenticated
+    async def post(self) -> None:
+        request: VerifyRequest = self.body(VerifyRequest)
+        notebook = self.notebook_path(request.path)
+        try:
+            verification_id = await self.verifications.start(notebook)
+        except BadInput as error:
+            raise ApiError(400, str(error)) from None
+        self.reply({"id": verification_id}, status=202)
+
+
+class VerificationHandler(_Handler):
+    @web.authenticated
+    def get(self, verification_id: str) -> None:
+        view = self.verifications.get(verification_id)
+        if view is None:
+            raise ApiError(404, f"no verification `{verification_id}`")
+        self.reply(Verification.model_validate(view).model_dump(mode="json"))
+
+
 def handlers() -> list[tuple[str, type[_Handler]]]:
     return [
         (r"/jupyter-mlops/config", ConfigHandler),
@@ -190,4 +217,6 @@ def handlers() -> list[tuple[str, type[_Handler]]]:
         (r"/jupyter-mlops/convert", ConvertHandler),
         (r"/jupyter-mlops/runs", RunsHandler),
         (r"/jupyter-mlops/runs/([^/]+)", RunHandler),
+        (r"/jupyter-mlops/verifications", VerificationsHandler),
+        (r"/jupyter-mlops/verifications/([^/]+)", VerificationHandler),
     ]

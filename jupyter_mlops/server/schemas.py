@@ -1,8 +1,9 @@
-"""Request bodies of the REST API, validated with pydantic (docs/REST-API.md)."""
+"""Request bodies of the REST API, and the answers about verifications, validated with
+pydantic (docs/REST-API.md)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -33,3 +34,44 @@ class RunRequest(_Body):
     jobs: int = Field(default=1, ge=1, le=64)
     from_stage: str | None = None
     only: list[str] = Field(default_factory=list)
+
+
+class VerifyRequest(_Body):
+    path: str
+
+
+# --- responses: shaped here so that the API's answer is checked against its documentation --
+
+
+class _Reply(BaseModel):
+    # Fields the command adds later pass through: the JSON report is its contract.
+    model_config = ConfigDict(extra="allow")
+
+
+class VerifyDifference(_Reply):
+    stage: str
+    variable: str
+    label: str
+    readers: list[str]
+    cell: int | None
+    detail: str
+    unseeded: bool
+
+
+class VerifyReport(_Reply):
+    notebook: str
+    folder: str
+    stages: int
+    values: int
+    plain_seconds: float
+    pipeline_seconds: float
+    identical: bool
+    differences: list[VerifyDifference]
+
+
+class Verification(_Reply):
+    id: str
+    path: str | None
+    status: Literal["running", "identical", "divergent", "failed"]
+    report: VerifyReport | None
+    error: str | None

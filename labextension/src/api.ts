@@ -203,6 +203,58 @@ export interface RunList {
   runs: Run[];
 }
 
+// --- verifications ----------------------------------------------------------------------
+
+export interface VerifyRequest {
+  path: string;
+}
+
+export interface VerificationStarted {
+  id: string;
+}
+
+export type VerificationStatus = 'running' | 'identical' | 'divergent' | 'failed';
+
+/** A value a stage hands on that is not what the notebook computed. */
+export interface VerifyDifference {
+  stage: string;
+  /** the handed-over name (`np.random` style names are a random generator's state) */
+  variable: string;
+  /** how to name it to a person: the variable, or "the state of X's random generator" */
+  label: string;
+  /** the stages that read it */
+  readers: string[];
+  /** the stage's last cell that sets it: where to look */
+  cell: number | null;
+  detail: string;
+  /** randomness the notebook itself doesn't reproduce: a note, not a divergence */
+  unseeded: boolean;
+}
+
+/** What `jupyter-mlops verify --json` prints. */
+export interface VerifyReport {
+  notebook: string;
+  /** the runs kept to look into (relative to the server root when inside it); '' if identical */
+  folder: string;
+  stages: number;
+  /** handed-over values compared */
+  values: number;
+  plain_seconds: number;
+  pipeline_seconds: number;
+  identical: boolean;
+  differences: VerifyDifference[];
+}
+
+export interface Verification {
+  id: string;
+  path: string | null;
+  status: VerificationStatus;
+  /** set once the command has reported (identical or divergent) */
+  report: VerifyReport | null;
+  /** the command's one-paragraph error, when failed */
+  error: string | null;
+}
+
 // --- requests ---------------------------------------------------------------------------
 
 /**
@@ -286,4 +338,12 @@ export async function listRuns(path: string): Promise<Run[]> {
 
 export function cancelRun(id: string): Promise<Run> {
   return requestAPI<Run>(`runs/${encodeURIComponent(id)}`, { method: 'DELETE' });
+}
+
+export function startVerification(body: VerifyRequest): Promise<VerificationStarted> {
+  return requestAPI<VerificationStarted>('verifications', post(body));
+}
+
+export function getVerification(id: string): Promise<Verification> {
+  return requestAPI<Verification>(`verifications/${encodeURIComponent(id)}`);
 }

@@ -17,6 +17,7 @@ import { snapshot, targetCells } from './notebook';
 import { collectValues, type ParameterForms } from './params';
 import { isActive } from './progress';
 import type { RunManager } from './runs';
+import { isVerifying, type VerifyManager } from './verify';
 import {
   addModel,
   clearAllRoles,
@@ -40,6 +41,7 @@ export interface CommandContext {
   tracker: INotebookTracker;
   analyses: AnalysisModel;
   runs: RunManager;
+  verifications: VerifyManager;
   forms: ParameterForms;
   settings: () => MlopsSettings;
 }
@@ -48,6 +50,7 @@ export interface CommandContext {
 export const PALETTE_COMMANDS = [
   CommandIDs.productionize,
   CommandIDs.cancelRun,
+  CommandIDs.verify,
   CommandIDs.analyze,
   CommandIDs.openSidebar,
   CommandIDs.setStage,
@@ -65,7 +68,7 @@ function stringArg(args: ReadonlyPartialJSONObject, name: string): string | null
 }
 
 export function registerCommands(context: CommandContext): void {
-  const { app, tracker, analyses, runs } = context;
+  const { app, tracker, analyses, runs, verifications } = context;
   const { commands } = app;
   const current = (): NotebookPanel | null => tracker.currentWidget;
   const hasNotebook = () => current() !== null;
@@ -161,6 +164,26 @@ export function registerCommands(context: CommandContext): void {
       const panel = current();
       if (panel) {
         await runs.cancel(panel.id);
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.verify, {
+    label: 'Verify Pipeline Against Notebook',
+    caption:
+      'Save, run the notebook top to bottom and as a pipeline, and compare every value a stage hands on',
+    isEnabled: () => {
+      const panel = current();
+      return panel !== null && !isVerifying(verifications.get(panel.id));
+    },
+    execute: async () => {
+      const panel = current();
+      if (panel) {
+        app.shell.activateById(SIDEBAR_ID);
+        await verifications.verify(panel.id, {
+          path: panel.context.path,
+          save: () => panel.context.save()
+        });
       }
     }
   });

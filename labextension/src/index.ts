@@ -19,11 +19,12 @@ import { PanelBinding } from './panels';
 import { ParameterForms } from './params';
 import { RunManager } from './runs';
 import { PipelineSidebar } from './sidebar/widget';
+import { VerifyManager } from './verify';
 import { CommandIDs, DEFAULT_SETTINGS, PLUGIN_ID, readSettings, SIDEBAR_ID } from './tokens';
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
-  description: 'Pipeline sidebar, cell tagging and Productionize for jupyter-mlops',
+  description: 'Pipeline sidebar, cell tagging, Productionize and Verify for jupyter-mlops',
   autoStart: true,
   requires: [INotebookTracker],
   optional: [ICommandPalette, ISettingRegistry, ILayoutRestorer],
@@ -38,8 +39,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const readCurrent = () => settings;
     const analyses = new AnalysisModel({ analyze: api.analyze, delay: settings.debounceMs });
     const runs = new RunManager({ api });
+    const verifications = new VerifyManager({ api });
     const forms = new ParameterForms();
-    registerCommands({ app, tracker, analyses, runs, forms, settings: readCurrent });
+    registerCommands({
+      app,
+      tracker,
+      analyses,
+      runs,
+      verifications,
+      forms,
+      settings: readCurrent
+    });
     for (const command of PALETTE_COMMANDS) {
       palette?.addItem({ command, category: 'ML Pipeline' });
     }
@@ -48,14 +58,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const refreshRunCommands = () => {
       app.commands.notifyCommandChanged(CommandIDs.productionize);
       app.commands.notifyCommandChanged(CommandIDs.cancelRun);
+      app.commands.notifyCommandChanged(CommandIDs.verify);
     };
     runs.changed.connect(refreshRunCommands);
+    verifications.changed.connect(() => app.commands.notifyCommandChanged(CommandIDs.verify));
     tracker.currentChanged.connect(refreshRunCommands);
 
     const sidebar = new PipelineSidebar({
       tracker,
       analyses,
       runs,
+      verifications,
       forms,
       commands: app.commands,
       shell: app.shell
@@ -67,7 +80,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // every edit would end in a failed request.
     let binding: PanelBinding | null = null;
     const bindNotebooks = () => {
-      binding = new PanelBinding({ tracker, analyses, runs, forms, settings: readCurrent });
+      binding = new PanelBinding({
+        tracker,
+        analyses,
+        runs,
+        verifications,
+        forms,
+        settings: readCurrent
+      });
     };
     api
       .getConfig()

@@ -11,11 +11,13 @@ import { snapshot, watchNotebook } from './notebook';
 import type { ParameterForms } from './params';
 import type { RunManager } from './runs';
 import type { MlopsSettings } from './tokens';
+import type { VerifyManager } from './verify';
 
 export interface PanelBindingOptions {
   tracker: INotebookTracker;
   analyses: AnalysisModel;
   runs: RunManager;
+  verifications: VerifyManager;
   forms: ParameterForms;
   settings: () => MlopsSettings;
 }
@@ -42,7 +44,7 @@ export class PanelBinding implements IDisposable {
   }
 
   private _bind(panel: NotebookPanel): void {
-    const { analyses, runs, forms, settings } = this._options;
+    const { analyses, runs, verifications, forms, settings } = this._options;
     const key = panel.id;
     const analyzeLater = () => {
       if (settings().autoAnalyze) {
@@ -69,6 +71,7 @@ export class PanelBinding implements IDisposable {
       this._bindings.remove(watch);
       analyses.forget(key);
       runs.forget(key);
+      verifications.forget(key);
       forms.forget(key);
     });
   }

@@ -22,6 +22,7 @@ export namespace CommandIDs {
   export const analyze = 'jupyter-mlops:analyze';
   export const productionize = 'jupyter-mlops:productionize';
   export const cancelRun = 'jupyter-mlops:cancel-run';
+  export const verify = 'jupyter-mlops:verify';
   export const openSidebar = 'jupyter-mlops:open-sidebar';
 }
 

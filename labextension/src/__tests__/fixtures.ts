@@ -1,5 +1,14 @@
 /** Server answers shaped like docs/REST-API.md, for the tests. */
-import type { Analysis, Diagnostic, Parameter, Run, StageRun } from '../api';
+import type {
+  Analysis,
+  Diagnostic,
+  Parameter,
+  Run,
+  StageRun,
+  Verification,
+  VerifyDifference,
+  VerifyReport
+} from '../api';
 
 export function parameter(overrides: Partial<Parameter> = {}): Parameter {
   return {
@@ -103,6 +112,44 @@ export function run(overrides: Partial<Run> = {}): Run {
     mlflow: null,
     models: [],
     warnings: [],
+    ...overrides
+  };
+}
+
+export function difference(overrides: Partial<VerifyDifference> = {}): VerifyDifference {
+  return {
+    stage: 'b',
+    variable: 'n',
+    label: 'n',
+    readers: ['c'],
+    cell: 2,
+    detail: 'the notebook has 2, the pipeline 1',
+    unseeded: false,
+    ...overrides
+  };
+}
+
+export function verifyReport(overrides: Partial<VerifyReport> = {}): VerifyReport {
+  return {
+    notebook: 'work/nb.ipynb',
+    folder: '',
+    stages: 3,
+    values: 2,
+    plain_seconds: 1.7,
+    pipeline_seconds: 12.4,
+    identical: true,
+    differences: [],
+    ...overrides
+  };
+}
+
+export function verification(overrides: Partial<Verification> = {}): Verification {
+  return {
+    id: '20261127-101500-3fa2c1',
+    path: 'work/nb.ipynb',
+    status: 'running',
+    report: null,
+    error: null,
     ...overrides
   };
 }

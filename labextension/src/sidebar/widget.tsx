@@ -1,8 +1,9 @@
 /**
- * The left sidebar: the pipeline of the active notebook, its parameters and its runs.
+ * The left sidebar: the pipeline of the active notebook, its parameters, its runs and its
+ * verification.
  *
- * It holds no state of its own: it renders the models (analysis, forms, runs) for the
- * current notebook and re-renders when any of them changes for that notebook.
+ * It holds no state of its own: it renders the models (analysis, forms, runs, verifications)
+ * for the current notebook and re-renders when any of them changes for that notebook.
  */
 import type { JupyterFrontEnd } from '@jupyterlab/application';
 import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
@@ -19,17 +20,20 @@ import type { ParameterForms } from '../params';
 import { isActive } from '../progress';
 import type { RunManager } from '../runs';
 import { CommandIDs, SIDEBAR_ID } from '../tokens';
+import { isVerifying, type VerifyManager } from '../verify';
 import { Section } from './common';
 import { DagView } from './dag';
 import { DiagnosticList } from './diagnostics';
 import { ParameterForm } from './parameters';
 import { RunPanel } from './run';
 import { StageList } from './stages';
+import { VerifyPanel } from './verify';
 
 export interface SidebarOptions {
   tracker: INotebookTracker;
   analyses: AnalysisModel;
   runs: RunManager;
+  verifications: VerifyManager;
   forms: ParameterForms;
   commands: CommandRegistry;
   shell: JupyterFrontEnd.IShell;
@@ -49,10 +53,11 @@ export class PipelineSidebar extends ReactWidget {
     this.addClass('jp-mlops-sidebar');
     this.title.icon = pipelineIcon;
     this.title.caption = 'ML pipeline';
-    const { tracker, analyses, runs, forms } = options;
+    const { tracker, analyses, runs, verifications, forms } = options;
     tracker.currentChanged.connect(() => this.update(), this);
     analyses.changed.connect(this._onModelChanged, this);
     runs.changed.connect(this._onModelChanged, this);
+    verifications.changed.connect(this._onModelChanged, this);
     forms.changed.connect(this._onModelChanged, this);
   }
 
@@ -74,10 +79,11 @@ export class PipelineSidebar extends ReactWidget {
   }
 
   private _renderNotebook(panel: NotebookPanel): React.ReactElement {
-    const { analyses, runs, forms, commands } = this._options;
+    const { analyses, runs, verifications, forms, commands } = this._options;
     const key = panel.id;
     const state = analyses.get(key);
     const progress = runs.get(key);
+    const verification = verifications.get(key);
     const analysis = state.analysis;
     const unavailable = this._server.unavailable || state.unavailable;
     const positions = new Map(analysis?.stages.map((stage, i) => [stage.name, i]) ?? []);
@@ -101,6 +107,16 @@ export class PipelineSidebar extends ReactWidget {
               onClick={() => void commands.execute(CommandIDs.productionize)}
             >
               Productionize
+            </button>
+            <button
+              type="button"
+              className="jp-mod-styled jp-mlops-secondary"
+              data-testid="mlops-verify"
+              disabled={unavailable || isVerifying(verification)}
+              title="Save, run the notebook top to bottom and as a pipeline, and compare every value a stage hands on"
+              onClick={() => void commands.execute(CommandIDs.verify)}
+            >
+              Verify
             </button>
             <button
               type="button"
@@ -133,6 +149,11 @@ export class PipelineSidebar extends ReactWidget {
             cancel: () => void commands.execute(CommandIDs.cancelRun),
             showCell: index => void showCell(this._options.shell, panel, index)
           }}
+        />
+        <VerifyPanel
+          state={verification}
+          positions={positions}
+          showCell={index => void showCell(this._options.shell, panel, index)}
         />
         {analysis && analysis.diagnostics.length > 0 && (
           <Section title={`Problems (${analysis.diagnostics.length})`} testid="mlops-problems">
