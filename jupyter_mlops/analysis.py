@@ -451,7 +451,7 @@ class _Analyzer:
             },
         )
         seeding, replayable = self._process_state(imports)
-        if seeding & set(self.setup_cells_indices()):
+        if any(self.cells[index].role == "setup" for index in seeding):  # every stage seeds
             flow.setup_defined.add(RANDOM_STATE)
             flow.seeded = True
         setup_parameters = {
@@ -492,9 +492,6 @@ class _Analyzer:
             stage.outputs.sort()
             stage.inputs = dict(sorted(stage.inputs.items()))
             stage.definitions = dict(sorted(stage.definitions.items(), key=lambda d: d[1]))
-
-    def setup_cells_indices(self) -> list[int]:
-        return [c.index for c in self.cells if c.role == "setup"]
 
     def _process_state(self, imports: dict[str, str]) -> tuple[set[int], list[tuple[int, str]]]:
         """The cells that seed a random generator, and the configuring statements of stage

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import math
 import os
+import pickle
 import shutil
 import sys
 import time
@@ -243,16 +244,29 @@ def _compare(analysis: Analysis, plain: ArtifactStore, pipeline: ArtifactStore) 
 
 
 class _DigestPickler(cloudpickle.Pickler):
-    """Pickles for a digest: the notebook's own functions and classes by name only."""
+    """Pickles for a digest: what a value *is*, not how it happens to be laid out. The
+    notebook's own functions and classes by name; arrays by shape, dtype and elements in C
+    order (a transposed copy is the same array); data frames by index, columns, dtypes and
+    column values (pandas' internal blocks differ after a round trip through pickle)."""
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, type | FunctionType) and getattr(obj, "__module__", "") == "__main__":
-            return _by_name, (obj.__qualname__,)
+            return _canonical, ("notebook object", obj.__qualname__)
+        numpy = sys.modules.get("numpy")
+        if numpy is not None and type(obj) is numpy.ndarray and not obj.dtype.hasobject:
+            data = pickle.PickleBuffer(numpy.ascontiguousarray(obj))
+            return _canonical, ("ndarray", obj.shape, obj.dtype.str, data)
+        pandas = sys.modules.get("pandas")
+        if pandas is not None and type(obj) is pandas.DataFrame:
+            columns = [obj.iloc[:, i] for i in range(obj.shape[1])]
+            return _canonical, ("DataFrame", obj.index, list(obj.columns), columns, obj.attrs)
+        if pandas is not None and type(obj) is pandas.Series:
+            return _canonical, ("Series", obj.name, obj.index, str(obj.dtype), obj.to_numpy())
         return super().reducer_override(obj)
 
 
-def _by_name(name: str) -> str:  # never called: digests are not unpickled
-    return name
+def _canonical(*what: Any) -> Any:  # never called: digests are not unpickled
+    return what
 
 
 class _HashSink:
