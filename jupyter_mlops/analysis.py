@@ -797,6 +797,8 @@ class _StageWalk:
                         deferred.append((event.name, cell, event.line))
                 elif event.kind == Event.ALIAS:
                     self.flow.join(event.name, event.others)
+                elif event.kind == Event.CALL:
+                    self.changed_by_call(event.name, event.arguments, cell, event.line)
                 elif event.kind == Event.WRITE:
                     self.touch(event.name, cell)
                     self.flow.detach(event.name)
@@ -815,6 +817,26 @@ class _StageWalk:
         self.own_definitions.pop(name, None)
         if name not in self.stage.touched:
             self.stage.touched.append(name)
+
+    def changed_by_call(
+        self, function: str, arguments: tuple[tuple[str, str], ...], cell: CellInfo, line: int
+    ) -> None:
+        """`clean(df)` changes `df` when the notebook's `clean` changes its parameter."""
+        if function in self.usable:
+            definition: Definition | None = self.usable[function][0]
+        elif function not in self.stage.touched:  # the setup cells' own, if any
+            definition = self.flow.setup_definitions.get(function)
+        else:
+            definition = None
+        if definition is None or not definition.changes:
+            return
+        for slot, name in arguments:
+            position = int(slot) if slot.isdigit() else None
+            if position is not None and position < len(definition.parameters):
+                slot = definition.parameters[position]
+            if slot in definition.changes and name not in self.flow.modules:
+                self.touch(name, cell)
+                self.mutate_aliases(name, cell, line)
 
     def mutate_aliases(self, name: str, cell: CellInfo, line: int) -> None:
         """Changing an object changes it under every name that may refer to it."""

@@ -104,6 +104,7 @@ class Event(StrEnum):
     MUTATE = "mutate"
     DEFERRED_READ = "deferred_read"
     ALIAS = "alias"  # `name` may refer to (part of) the objects `others` name
+    CALL = "call"  # `name(...)` is called with `arguments`: it may change what they name
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,8 @@ class Definition:
     free: frozenset[str]  # global names its body reads when called
     needs: frozenset[str]  # names read when it is defined: decorators, defaults, bases
     line: int
+    parameters: tuple[str, ...] = ()  # positional parameters, in order
+    changes: frozenset[str] = frozenset()  # parameters whose object its body changes
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class NameEvent:
     line: int
     definition: Definition | None = None  # on the WRITE of a top-level `def` or `class`
     others: tuple[str, ...] = ()  # on an ALIAS
+    arguments: tuple[tuple[str, str], ...] = ()  # on a CALL: (position or keyword, name)
 
 
 @dataclass(frozen=True)
@@ -278,6 +282,32 @@ def _free_reads(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> li
 
 def _free_names(node: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
     return {name for name, _ in _free_reads(node)}
+
+
+def _changed_names(body: list[ast.stmt]) -> set[str]:
+    """Names whose objects a function body changes in place (`x[i] = ...`, `x.append(...)`,
+    `x += ...`): when they are its parameters, calling it changes the caller's objects."""
+    changed: set[str] = set()
+    for node in ast.walk(ast.Module(body, [])):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign | ast.Delete):
+            targets = list(node.targets)
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        for target in targets:
+            if isinstance(target, ast.Attribute | ast.Subscript) or isinstance(node, ast.AugAssign):
+                base = _base_name(target)
+                if base:
+                    changed.add(base)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            inplace = any(
+                k.arg == "inplace" and isinstance(k.value, ast.Constant) and k.value.value is True
+                for k in node.keywords
+            )
+            base = _base_name(node.func.value)
+            if base and (node.func.attr not in READ_ONLY_METHODS or inplace):
+                changed.add(base)
+    return changed
 
 
 def _dotted(node: ast.expr) -> str | None:
@@ -517,12 +547,17 @@ class _Collector:
             for method in methods:
                 self.expr_nodes(_defaults(method) + list(method.decorator_list))
             free = set().union(*(_free_names(m) for m in methods)) if methods else set()
+            parameters: tuple[str, ...] = ()
+            changes: set[str] = set()
         else:
             self.expr_nodes(_defaults(node) + list(node.decorator_list))
             free = _free_names(node)
             body = ast.Module(node.body, [])
             for name in sorted(_declared_global(body) & _bound_names(body)):
                 self.emit(Event.WRITE, name, node.lineno)
+            parameters = tuple(a.arg for a in node.args.posonlyargs + node.args.args)
+            every = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
+            changes = _changed_names(node.body) & every
         needs = {e.name for e in self.result.events[before:] if e.kind == Event.READ}
         definition = Definition(
             name=node.name,
@@ -531,6 +566,8 @@ class _Collector:
             free=frozenset(free - KERNEL_NAMES),
             needs=frozenset(needs),
             line=node.lineno,
+            parameters=parameters,
+            changes=frozenset(changes),
         )
         self.result.definitions[node.name] = definition
         self.emit(Event.WRITE, node.name, node.lineno, definition=definition)
@@ -610,6 +647,12 @@ class _Collector:
         dotted = _dotted(func)
         if dotted and dotted.rpartition(".")[2] in EFFECT_CALLS:
             self._effect(dotted, node.lineno)
+        if isinstance(func, ast.Name):
+            arguments = [(str(i), _base_name(a)) for i, a in enumerate(node.args)]
+            arguments += [(k.arg, _base_name(k.value)) for k in node.keywords if k.arg]
+            named = tuple((slot, name) for slot, name in arguments if name)
+            if named:
+                self.emit(Event.CALL, func.id, node.lineno, arguments=named)
         if not isinstance(func, ast.Attribute):
             return
         base = _base_name(func.value)

@@ -273,9 +273,9 @@ class _HashSink:
     def __init__(self) -> None:
         self.hash = hashlib.sha256()
 
-    def write(self, data: bytes | memoryview) -> int:
+    def write(self, data: Any) -> int:  # bytes, or a large buffer the pickler hands as is
         self.hash.update(data)
-        return len(data)
+        return memoryview(data).nbytes
 
 
 def digest(value: Any) -> str:

@@ -166,3 +166,11 @@ def test_syntax_errors_are_reported_not_raised():
 
 def test_event_kinds_are_strings():
     assert Event.READ == "read"
+
+
+def test_calls_name_their_arguments_and_definitions_the_parameters_they_change():
+    result = analyze_code("def clean(df, n=1):\n    df.dropna(inplace=True)\nclean(frame, n=k)")
+    assert result.definitions["clean"].changes == {"df"}
+    assert result.definitions["clean"].parameters == ("df", "n")
+    [call] = [e for e in result.events if e.kind == "call"]
+    assert call.name == "clean" and call.arguments == (("0", "frame"), ("n", "k"))

@@ -145,14 +145,31 @@ def test_4_a_change_through_an_alias_reaches_later_stages(tmp_path):
     values = run(
         tmp_path,
         code("import pandas as pd", "setup"),
-        code("df = pd.DataFrame({'age': [30.0, None]})\nframes = [df]", "stage:a"),
+        code(
+            "df = pd.DataFrame({'age': [30.0, None]})\nframes = [df]\n"
+            "def double(frame):\n    frame['age'] *= 2",
+            "stage:a",
+        ),
         code("for d in [df]:\n    d['age'] = d['age'].fillna(0)", "stage:b"),
         code("frames[0]['age'] = frames[0]['age'] + 1", "stage:c"),
-        code("total = float(df['age'].sum())", "stage:d"),
+        code("double(df)", "stage:d"),
+        code("total = float(df['age'].sum())", "stage:e"),
         names=["total"],
     )
-    # Before: d got a's frame with its NaN: 30.0.
-    assert values == {"total": 32.0}
+    # Before: e got a's frame with its NaN: 30.0.
+    assert values == {"total": 64.0}
+
+
+def test_4_a_function_that_changes_its_argument_changes_the_callers_value():
+    analysis = analyze_notebook(
+        notebook(
+            code("import pandas as pd\ndef clean(frame):\n    frame.dropna(inplace=True)", "setup"),
+            code("df = pd.DataFrame({'a': [1.0, None]})", "stage:a"),
+            code("clean(df)", "stage:b"),
+            code("n = len(df)", "stage:c"),
+        )
+    )
+    assert not analysis.diagnostics and analysis.stage("c").inputs == {"df": "b"}
 
 
 def test_5_values_pickle_cannot_carry_cross_by_their_codecs(tmp_path):
