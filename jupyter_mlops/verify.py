@@ -25,6 +25,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FunctionType
@@ -110,13 +111,10 @@ def verify(
     folder.mkdir(parents=True)
     kernel_name = choose_kernel(kernel, analysis.settings.kernel).name
 
-    say("running the notebook top to bottom, as papermill does")
-    started = time.monotonic()
-    plain = _plain_run(source, analysis, folder / "plain-1", kernel_name)
-    plain_seconds = time.monotonic() - started
-
-    say(f"running it as a pipeline of {len(analysis.stages)} stages")
-    started = time.monotonic()
+    say(
+        f"running it top to bottom, as papermill does, and as a pipeline of {len(analysis.stages)}"
+        " stages, side by side"
+    )
     bundle = bundle_for(source, analysis, folder / "bundle")
     options = RunOptions(
         parameters=values,
@@ -127,11 +125,25 @@ def verify(
         use_cache=False,
     )
     runner = PipelineRunner(bundle, options)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # "Creating initial tables...": ours
+    import mlflow  # noqa: F401  (configures its loggers, which the next line quiets)
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # the temporary store's tables
     runner.connect()
     write_bundle(source, analysis, bundle.root)
-    runner.run()  # a stage that fails raises StageFailed: the pipeline does not compute it
-    pipeline_seconds = time.monotonic() - started
+    # The two runs are independent: the plain one in a thread, the pipeline here (its runner
+    # stops its kernels on signals, which only the main thread receives).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        plain_run = pool.submit(
+            _timed, _plain_run, source, analysis, folder / "plain-1", kernel_name
+        )
+        started = time.monotonic()
+        try:
+            runner.run()  # a stage that fails raises StageFailed: the pipeline does not compute it
+        except MlopsError:
+            plain_run.result()  # the notebook itself failing is the first thing to fix
+            raise
+        pipeline_seconds = time.monotonic() - started
+        plain, plain_seconds = plain_run.result()
 
     say("comparing the values the stages hand on")
     report = VerifyReport(
@@ -154,6 +166,11 @@ def verify(
             difference.unseeded = digest(first) != digest(second)
     _clean_up(report, keep)
     return report
+
+
+def _timed(action: Callable[..., ArtifactStore], *arguments: Any) -> tuple[ArtifactStore, float]:
+    started = time.monotonic()
+    return action(*arguments), time.monotonic() - started
 
 
 def _plain_run(
