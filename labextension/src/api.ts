@@ -51,6 +51,18 @@ export interface Stage {
   /** variable -> the expression its input example comes from */
   models: Record<string, string>;
   touched: string[];
+  /** functions and classes of earlier stages defined again here -> the cell defining them */
+  definitions: Record<string, number>;
+  /** configuring statements of earlier stages made again at the start */
+  replay: string[];
+}
+
+/** The value the seeded random generators' state travels as (jupyter_mlops.state). */
+export const RANDOM_STATE = '__mlops_random_state__';
+
+/** A handed-over value as the user knows it. */
+export function valueName(variable: string): string {
+  return variable === RANDOM_STATE ? '(random state)' : variable;
 }
 
 export interface Edge {

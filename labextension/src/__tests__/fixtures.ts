@@ -56,7 +56,9 @@ export function analysis(overrides: Partial<Analysis> = {}): Analysis {
         upstream: [],
         metrics: [],
         models: {},
-        touched: ['df']
+        touched: ['df'],
+        definitions: {},
+        replay: []
       },
       {
         name: 'train',
@@ -68,7 +70,9 @@ export function analysis(overrides: Partial<Analysis> = {}): Analysis {
         upstream: ['load'],
         metrics: ['accuracy'],
         models: { clf: 'X_train' },
-        touched: ['clf', 'accuracy']
+        touched: ['clf', 'accuracy'],
+        definitions: { featurize: 4 },
+        replay: []
       }
     ],
     edges: [{ source: 'load', target: 'train', variables: ['df'], explicit: false }],

@@ -1,6 +1,8 @@
 /** Small pieces the sidebar's sections share. */
 import * as React from 'react';
 
+import { valueName } from '../api';
+
 export function Section(props: {
   title: string;
   testid: string;
@@ -46,7 +48,7 @@ export function Names(props: {
     <span className="jp-mlops-names">
       {props.names.map(name => (
         <code key={name} title={props.title?.(name)}>
-          {name}
+          {valueName(name)}
         </code>
       ))}
     </span>

@@ -1,7 +1,7 @@
 /** The stage DAG as a small SVG drawing; clicking a stage goes to its first cell. */
 import * as React from 'react';
 
-import type { Analysis } from '../api';
+import { type Analysis, valueName } from '../api';
 import { DEFAULT_SIZES, type DagLink, layoutDag } from '../dag';
 import { stageColor } from '../palette';
 
@@ -53,7 +53,9 @@ export function DagView(props: {
         >
           <title>
             {`${link.source} → ${link.target}` +
-              (link.variables.length ? `: ${link.variables.join(', ')}` : ' (after:)')}
+              (link.variables.length
+                ? `: ${link.variables.map(valueName).join(', ')}`
+                : ' (after:)')}
           </title>
         </path>
       ))}

@@ -68,6 +68,11 @@ function StageRow(props: {
       </div>
       <dl className="jp-mlops-stage-facts">
         <Fact label="takes" names={takes} title={name => `from stage ${stage.inputs[name]}`} />
+        <Fact
+          label="defines"
+          names={Object.keys(stage.definitions ?? {})}
+          title={name => `defined again from cell ${stage.definitions[name]}`}
+        />
         <Fact label="gives" names={stage.outputs} />
         <Fact label="parameters" names={stage.parameters} />
         <Fact label="metrics" names={stage.metrics} />
