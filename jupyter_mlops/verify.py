@@ -36,7 +36,7 @@ import cloudpickle
 from .analysis import Analysis, Stage, analyze_notebook
 from .artifacts import ArtifactStore, open_store
 from .bundle import bundle_for, raise_for_errors, reference_notebook, write_bundle
-from .errors import MlopsError
+from .errors import MlopsError, RunInterrupted
 from .files import atomic_write
 from .kernels import StageKernelManager, choose_kernel
 from .notebooks import SourceNotebook, read_notebook
@@ -132,13 +132,18 @@ def verify(
     write_bundle(source, analysis, bundle.root)
     # The two runs are independent: the plain one in a thread, the pipeline here (its runner
     # stops its kernels on signals, which only the main thread receives).
+    kernels: list[StageKernelManager] = []
     with ThreadPoolExecutor(max_workers=1) as pool:
         plain_run = pool.submit(
-            _timed, _plain_run, source, analysis, folder / "plain-1", kernel_name
+            _timed, _plain_run, source, analysis, folder / "plain-1", kernel_name, kernels
         )
         started = time.monotonic()
         try:
             runner.run()  # a stage that fails raises StageFailed: the pipeline does not compute it
+        except (RunInterrupted, KeyboardInterrupt):  # Ctrl-C, SIGTERM: the plain run stops too
+            for kernel_manager in kernels:
+                kernel_manager.kill_now()
+            raise
         except MlopsError:
             plain_run.result()  # the notebook itself failing is the first thing to fix
             raise
@@ -174,7 +179,11 @@ def _timed(action: Callable[..., ArtifactStore], *arguments: Any) -> tuple[Artif
 
 
 def _plain_run(
-    source: SourceNotebook, analysis: Analysis, folder: Path, kernel: str
+    source: SourceNotebook,
+    analysis: Analysis,
+    folder: Path,
+    kernel: str,
+    kernels: list[StageKernelManager] | None = None,
 ) -> ArtifactStore:
     """The notebook run top to bottom in one kernel, writing what each stage hands on."""
     import papermill
@@ -190,6 +199,8 @@ def _plain_run(
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder.parent / 'mlflow.db'}"
     with open(folder / "kernel.log", "w", encoding="utf-8") as log:
         kernel_manager = StageKernelManager(kernel_name=kernel, cwd=str(cwd), env=env, log=log)
+        if kernels is not None:  # for the caller to stop, if it must
+            kernels.append(kernel_manager)
         try:
             papermill.execute_notebook(
                 str(folder / "notebook.ipynb"),
