@@ -31,9 +31,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .dataflow import KERNEL_NAMES, CellCode, Definition, Event, analyze_code
+from .dataflow import KERNEL_NAMES, CellCode, Definition, Event, NameEvent, analyze_code
 from .parameters import Parameter, ParameterProblem, parse_parameters
-from .state import RANDOM_STATE, classify, seeded
+from .state import GENERATOR_CALLS, RANDOM_STATE, classify, resolve, seeded
 from .tags import CellTags, parse_tags
 
 Severity = Literal["error", "warning"]
@@ -443,6 +443,7 @@ class _Analyzer:
             parameters=self._parameter_names(),
             setup_defined=set(setup_defined),
             modules={n for c in self.cells if c.code for n in c.code.imported},
+            imports=imports,
             setup_definitions={
                 name: definition
                 for c in self.cells
@@ -737,6 +738,8 @@ class _Flow:
     # Names whose last touch was a top-level `def`/`class`: name -> (definition, its cell).
     definitions: dict[str, tuple[Definition, int]] = field(default_factory=dict)
     aliases: dict[str, set[str]] = field(default_factory=dict)  # name -> names it may share with
+    imports: dict[str, str] = field(default_factory=dict)  # bound name -> dotted module
+    generator_objects: set[str] = field(default_factory=set)  # names of random generators
     seeded: bool = False  # a random generator has been seeded: its state is carried
 
     def group(self, name: str) -> set[str]:
@@ -771,7 +774,6 @@ class _StageWalk:
     usable: dict[str, tuple[Definition, int]] = field(default_factory=dict)
     own_definitions: dict[str, tuple[Definition, int]] = field(default_factory=dict)
     calling: set[str] = field(default_factory=set)  # definitions whose free names are being read
-    defining: bool = False  # reading what brought-in definitions need when they are defined
 
     def replayed(self, statements: list[str], first: CellInfo) -> None:
         """Configuring statements of earlier stages run again at this stage's start."""
@@ -792,6 +794,9 @@ class _StageWalk:
             for event in cell.code.events:
                 if event.kind == Event.READ:
                     self.read(event.name, cell, event.line)
+                    if event.name in self.flow.generator_objects:  # used: drawn from
+                        self.touch(event.name, cell)
+                        self.mutate_aliases(event.name, cell, event.line)
                 elif event.kind == Event.DEFERRED_READ:
                     if event.name not in everything_touched:
                         deferred.append((event.name, cell, event.line))
@@ -799,9 +804,12 @@ class _StageWalk:
                     self.flow.join(event.name, event.others)
                 elif event.kind == Event.CALL:
                     self.changed_by_call(event.name, event.arguments, cell, event.line)
+                elif event.kind == Event.BOUND:
+                    self.bound(event, cell)
                 elif event.kind == Event.WRITE:
                     self.touch(event.name, cell)
                     self.flow.detach(event.name)
+                    self.flow.generator_objects.discard(event.name)
                     if event.definition is not None:
                         self.usable[event.name] = (event.definition, cell.index)
                         self.own_definitions[event.name] = (event.definition, cell.index)
@@ -817,6 +825,17 @@ class _StageWalk:
         self.own_definitions.pop(name, None)
         if name not in self.stage.touched:
             self.stage.touched.append(name)
+
+    def bound(self, event: NameEvent, cell: CellInfo) -> None:
+        """A name bound to a random generator object, or to something holding one (an
+        estimator given `random_state=rng`): using it draws from the generator."""
+        flow = self.flow
+        if event.made_by and resolve(event.made_by, flow.imports) in GENERATOR_CALLS:
+            flow.generator_objects.add(event.name)
+            return
+        held = [name for name in event.others if name in flow.generator_objects]
+        if held:
+            flow.join(event.name, tuple(held))
 
     def changed_by_call(
         self, function: str, arguments: tuple[tuple[str, str], ...], cell: CellInfo, line: int
@@ -857,15 +876,13 @@ class _StageWalk:
             definition, index = flow.definitions[name]
             stage.definitions[name] = index
             self.usable[name] = (definition, index)
-            defining, self.defining = self.defining, True
-            for needed in sorted(definition.needs):
+            for needed in sorted(definition.needs):  # read when it is defined: first
                 self.read(needed, cell, line, lenient=True)
-            self.defining = defining
+                if needed in stage.inputs and needed not in stage.early_inputs:
+                    stage.early_inputs.append(needed)
             self.call(definition, cell, line)
         elif name in flow.last_toucher:
             stage.inputs[name] = flow.last_toucher[name]
-            if self.defining and name not in stage.early_inputs:
-                stage.early_inputs.append(name)
         elif name in flow.parameters:
             self.parameters.add(name)
         elif name in flow.setup_definitions:
@@ -881,10 +898,8 @@ class _StageWalk:
         if definition.name in self.calling:
             return
         self.calling.add(definition.name)
-        defining, self.defining = self.defining, False
         for name in sorted(definition.free):
             self.read(name, cell, line, lenient=True)
-        self.defining = defining
         self.calling.discard(definition.name)
 
 

@@ -105,6 +105,7 @@ class Event(StrEnum):
     DEFERRED_READ = "deferred_read"
     ALIAS = "alias"  # `name` may refer to (part of) the objects `others` name
     CALL = "call"  # `name(...)` is called with `arguments`: it may change what they name
+    BOUND = "bound"  # `name = made_by(...)`, holding `others` (given to a class it makes)
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ class NameEvent:
     definition: Definition | None = None  # on the WRITE of a top-level `def` or `class`
     others: tuple[str, ...] = ()  # on an ALIAS
     arguments: tuple[tuple[str, str], ...] = ()  # on a CALL: (position or keyword, name)
+    made_by: str | None = None  # on a BOUND: the dotted callee, as written
 
 
 @dataclass(frozen=True)
@@ -389,6 +391,7 @@ class _Collector:
                 for target in targets:
                     self.target(target)
                     self._alias(target, value)
+                    self._bound(target, value)
                 self._fit_by_assignment(targets, value)
             case ast.AugAssign(target=target, value=value):
                 self.expr(value)
@@ -483,6 +486,24 @@ class _Collector:
         if sources:
             for name in _target_names(target):
                 self.emit(Event.ALIAS, name, target.lineno, others=tuple(sources))
+
+    def _bound(self, target: ast.expr, value: ast.expr) -> None:
+        """What made the object a name is bound to, and which named objects it may hold:
+        those given to a class (`LinearSVC(random_state=rng)` keeps `rng`; a function such
+        as `train_test_split(..., random_state=rng)` only uses it)."""
+        made_by = _dotted(value.func) if isinstance(value, ast.Call) else None
+        held = set()
+        for node in ast.walk(value):
+            if isinstance(node, ast.Call):
+                callee = _dotted(node.func) or ""
+                if callee.rpartition(".")[2][:1].isupper():
+                    arguments = list(node.args) + [k.value for k in node.keywords]
+                    held |= {a.id for a in arguments if isinstance(a, ast.Name)}
+        others = tuple(sorted(held))
+        if made_by is None and not others:
+            return
+        for name in _target_names(target):
+            self.emit(Event.BOUND, name, target.lineno, others=others, made_by=made_by)
 
     def target(self, node: ast.expr, augmented: bool = False, deleting: bool = False) -> None:
         """A name on the left of `=`, `+=`, `for ... in`, `with ... as`, or `del`."""

@@ -38,6 +38,9 @@ def _hint(ename: str, evalue: str) -> str:
 
 _GENERATED = {
     "load-inputs": "while loading its inputs from upstream stages",
+    "load-early-inputs": "while loading the inputs its functions and classes need",
+    "definitions": "while defining the functions and classes of earlier stages it uses",
+    "replay": "while making again the settings earlier stages made",
     "save-outputs": "while handing over its outputs",
     "parameters": "in its parameters cell",
 }

@@ -40,6 +40,19 @@ SEED_CALLS = {
     "tensorflow.keras.utils.set_random_seed": GENERATORS,
 }
 
+# Calls that make a random generator object: drawing from it changes it, so a stage that
+# uses one (directly, or through an estimator holding it) hands the changed one on.
+GENERATOR_CALLS = frozenset(
+    {
+        "numpy.random.RandomState",
+        "numpy.random.default_rng",
+        "numpy.random.Generator",
+        "random.Random",
+        "torch.Generator",
+        "sklearn.utils.check_random_state",
+    }
+)
+
 CONFIG_CALLS = frozenset(
     {
         "sklearn.set_config",

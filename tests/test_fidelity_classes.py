@@ -216,3 +216,31 @@ def test_6_warnings_are_only_what_the_user_should_act_on():
         )
     )
     assert analysis.diagnostics == []  # no `import-in-stage`: the module travels by name
+
+
+def test_4_a_random_generator_object_is_changed_wherever_it_is_used():
+    """sklearn's precision-recall example: one `RandomState` drawn from by every stage."""
+    analysis = analyze_notebook(
+        notebook(
+            code("import numpy as np\nfrom sklearn.svm import LinearSVC", "setup"),
+            code("rng = np.random.RandomState(0)\nX = rng.randn(10, 2)", "stage:a"),
+            code("model = LinearSVC(random_state=rng)", "stage:b"),  # holds it
+            code("model.fit(X, X[:, 0] > 0)", "stage:c"),  # draws from it
+            code("noise = rng.randn(3)", "stage:d"),
+        )
+    )
+    assert analysis.stage("b").inputs == {"rng": "a"}
+    assert analysis.stage("d").inputs["rng"] == "c"  # where the notebook left it
+    assert "X" not in analysis.stage("b").outputs  # drawn with it, not holding it
+
+
+def test_2_what_a_definition_needs_is_loaded_before_it_is_defined():
+    analysis = analyze_notebook(
+        notebook(
+            code("from sklearn.base import BaseEstimator", "stage:a"),
+            code("class Model(BaseEstimator):\n    pass", "stage:b"),
+            code("class Other(BaseEstimator):\n    pass\nm = Model()", "stage:c"),
+        )
+    )
+    assert analysis.stage("c").definitions == {"Model": 1}
+    assert analysis.stage("c").early_inputs == ["BaseEstimator"]
