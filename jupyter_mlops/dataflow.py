@@ -668,7 +668,7 @@ class _Collector:
         dotted = _dotted(func)
         if dotted and dotted.rpartition(".")[2] in EFFECT_CALLS:
             self._effect(dotted, node.lineno)
-        if isinstance(func, ast.Name):
+        if isinstance(func, ast.Name) and func.id not in KERNEL_NAMES:
             arguments = [(str(i), _base_name(a)) for i, a in enumerate(node.args)]
             arguments += [(k.arg, _base_name(k.value)) for k in node.keywords if k.arg]
             named = tuple((slot, name) for slot, name in arguments if name)
