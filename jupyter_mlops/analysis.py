@@ -424,7 +424,12 @@ class _Analyzer:
             if cell.role != "setup" or cell.code is None:
                 continue
             for event in cell.code.events:
-                if event.kind == Event.READ and event.name not in defined.keys() | parameters:
+                if (
+                    event.kind == Event.READ
+                    and event.name not in KERNEL_NAMES
+                    and event.name not in defined
+                    and event.name not in parameters
+                ):
                     self.undefined(event.name, cell, event.line, "a setup cell")
                 elif event.kind in (Event.WRITE, Event.MUTATE):
                     defined.setdefault(event.name, cell.index)
@@ -864,9 +869,9 @@ class _StageWalk:
             self.touch(other, cell)
 
     def read(self, name: str, cell: CellInfo, line: int, lenient: bool = False) -> None:
-        if name in KERNEL_NAMES:
-            return
         flow, stage = self.flow, self.stage
+        if name in KERNEL_NAMES and name not in flow.last_toucher:
+            return  # a builtin, unless an earlier stage made it a variable
         if name in self.local:
             if name in self.usable:
                 self.call(self.usable[name][0], cell, line)

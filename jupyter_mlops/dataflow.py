@@ -165,7 +165,12 @@ class CellCode:
 
     @property
     def reads(self) -> set[str]:
-        return {e.name for e in self.events if e.kind in (Event.READ, Event.DEFERRED_READ)}
+        """The names it reads, builtins and kernel names aside."""
+        return {
+            e.name
+            for e in self.events
+            if e.kind in (Event.READ, Event.DEFERRED_READ) and e.name not in KERNEL_NAMES
+        }
 
     @property
     def touched(self) -> set[str]:
@@ -368,8 +373,8 @@ class _Collector:
         self.in_block = False  # inside a loop, `if`, `with` or `try` of the top level
 
     def emit(self, kind: Event, name: str, line: int, **extra: Any) -> None:
-        if kind in (Event.READ, Event.DEFERRED_READ) and name in KERNEL_NAMES:
-            return
+        # Reads of builtins (`print`, `input`) are kept: a notebook may bind one as a
+        # variable (`input = ...`), and then a later stage's read must get its value.
         self.result.events.append(NameEvent(kind, name, line, **extra))
 
     def visit_body(self, body: list[ast.stmt], top_level: bool = True) -> None:
@@ -584,7 +589,7 @@ class _Collector:
             name=node.name,
             kind=kind,
             source=self._statement_source(node),
-            free=frozenset(free - KERNEL_NAMES),
+            free=frozenset(free),
             needs=frozenset(needs),
             line=node.lineno,
             parameters=parameters,

@@ -244,3 +244,14 @@ def test_2_what_a_definition_needs_is_loaded_before_it_is_defined():
     )
     assert analysis.stage("c").definitions == {"Model": 1}
     assert analysis.stage("c").early_inputs == ["BaseEstimator"]
+
+
+def test_4_a_builtin_name_the_notebook_binds_is_handed_over():
+    """SciPy's batched linear algebra tutorial calls an array `input`."""
+    analysis = analyze_notebook(
+        notebook(
+            code("input = [1, 2]", "stage:a"),
+            code("n = len(input)\nprint(n)", "stage:b"),
+        )
+    )
+    assert analysis.stage("b").inputs == {"input": "a"}
