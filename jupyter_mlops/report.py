@@ -127,8 +127,9 @@ def verify_report(report: VerifyReport) -> str:
         names = ", ".join(f"{_variable(d)} (stage `{d.stage}`)" for d in unseeded)
         out.append(
             click.style("  note: ", fg="yellow")
-            + f"{names} differ between two plain runs of the notebook too: unseeded "
-            "randomness, which no pipeline can reproduce; seed it to have it checked"
+            + f"{names} differ between two plain runs of the notebook too (unseeded "
+            "randomness, or contents that vary from run to run): no split can be checked on "
+            "them; seed the randomness to have them checked"
         )
     return "\n".join(out)
 
