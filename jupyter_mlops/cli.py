@@ -98,6 +98,14 @@ PARAMETER_OPTIONS = _options(
         help="YAML file of parameter values (papermill -f compatible).",
     ),
 )
+JOBS_OPTION = click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="the number of cores",
+    help="Independent stages to run at once.",
+)
 SCHEDULED_RUN_OPTIONS = _options(
     click.option("--run-id", required=True, help="The id `jupyter-mlops begin` printed."),
     click.option("--artifact-store", required=True, metavar="URI"),
@@ -173,14 +181,7 @@ def convert(notebook: Path, out: Path) -> None:
 @main.command()
 @click.argument("target", type=click.Path(path_type=Path))
 @PARAMETER_OPTIONS
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(min=1),
-    default=os.cpu_count() or 1,
-    show_default="the number of cores",
-    help="Independent stages to run at once.",
-)
+@JOBS_OPTION
 @click.option(
     "--from",
     "from_stage",
@@ -293,21 +294,14 @@ def run(
 
 @main.command()
 @click.argument("notebook", type=click.Path(path_type=Path))
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(min=1),
-    default=os.cpu_count() or 1,
-    show_default="the number of cores",
-    help="Independent stages to run at once.",
-)
+@JOBS_OPTION
 @click.option("--kernel", help="Kernelspec to run the notebook and the stages with.")
 @click.option(
     "--runs-dir",
     type=click.Path(path_type=Path),
     default=DEFAULT_RUNS_ROOT,
     show_default=True,
-    help="Where the runs to compare are made (kept when they differ).",
+    help="Where the two runs are made (kept when they differ).",
 )
 @click.option("--keep", is_flag=True, help="Keep the runs even when they are identical.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -316,7 +310,7 @@ def verify(
 ) -> None:
     """Prove the pipeline hands on what the notebook computes; exit 1 when it does not.
 
-    Runs the notebook top to bottom once, then as a pipeline, and compares every value a
+    Runs the notebook top to bottom and as a pipeline, side by side, and compares every value a
     stage hands on. Logs nothing to your MLflow store.
     """
     from .verify import verify as run_verify

@@ -562,14 +562,7 @@ class _Collector:
         self._modules_inside(node)
         before = len(self.result.events)
         if isinstance(node, ast.ClassDef):
-            self.expr_nodes(list(node.bases) + [k.value for k in node.keywords])
-            self.expr_nodes(list(node.decorator_list))
-            methods = [s for s in node.body if isinstance(s, FUNCTIONS)]
-            others = [s for s in node.body if s not in methods]
-            class_locals = _bound_names(ast.Module(others, []))
-            for name, line in _loaded_names(others):
-                if name not in class_locals:
-                    self.emit(Event.READ, name, line)
+            methods = self._class_statement(node)
             for method in methods:
                 self.expr_nodes(_defaults(method) + list(method.decorator_list))
             free = set().union(*(_free_names(m) for m in methods)) if methods else set()
@@ -616,6 +609,13 @@ class _Collector:
                 self.emit(Event.WRITE, node.name, node.lineno)
 
     def _class(self, node: ast.ClassDef) -> None:
+        for method in self._class_statement(node):
+            self._function(method, bind=False)
+        self.emit(Event.WRITE, node.name, node.lineno)
+
+    def _class_statement(self, node: ast.ClassDef) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+        """What a `class` statement reads as it runs (bases, decorators, the class body but
+        its methods); returns the methods, whose bodies run later."""
         self.expr_nodes(list(node.bases) + [k.value for k in node.keywords])
         self.expr_nodes(list(node.decorator_list))
         methods = [s for s in node.body if isinstance(s, FUNCTIONS)]
@@ -624,9 +624,7 @@ class _Collector:
         for name, line in _loaded_names(others):
             if name not in class_locals:
                 self.emit(Event.READ, name, line)
-        for method in methods:
-            self._function(method, bind=False)
-        self.emit(Event.WRITE, node.name, node.lineno)
+        return methods
 
     # --- expressions --------------------------------------------------------------------
 
