@@ -168,7 +168,7 @@ def verify(
             generators = analysis.random_generators
             first = _handed_over(plain, stage, generators).get(difference.variable)
             second = _handed_over(again, stage, generators).get(difference.variable)
-            difference.unseeded = digest(first) != digest(second)
+            difference.unseeded = not equivalent(first, second)
     _clean_up(report, keep)
     return report
 
@@ -245,7 +245,7 @@ def _compare(analysis: Analysis, plain: ArtifactStore, pipeline: ArtifactStore) 
         got = _handed_over(pipeline, stage, analysis.random_generators)
         for variable in sorted(set(expected) | set(got)):
             if variable in expected and variable in got:
-                if digest(expected[variable]) == digest(got[variable]):
+                if equivalent(expected[variable], got[variable]):
                     continue
                 detail = describe(expected[variable], got[variable])
             else:
@@ -282,7 +282,8 @@ class _DigestPickler(cloudpickle.Pickler):
             return _canonical, ("notebook object", obj.__qualname__)
         numpy = sys.modules.get("numpy")
         if numpy is not None and type(obj) is numpy.ndarray and not obj.dtype.hasobject:
-            data = pickle.PickleBuffer(numpy.ascontiguousarray(obj))
+            # As bytes: datetimes and other dtypes have no buffer format of their own.
+            data = pickle.PickleBuffer(numpy.ascontiguousarray(obj).reshape(-1).view(numpy.uint8))
             return _canonical, ("ndarray", obj.shape, obj.dtype.str, data)
         pandas = sys.modules.get("pandas")
         if pandas is not None and type(obj) is pandas.DataFrame:
@@ -311,6 +312,33 @@ def digest(value: Any) -> str:
     sink = _HashSink()
     _DigestPickler(sink, protocol=5).dump(value)
     return sink.hash.hexdigest()
+
+
+def equivalent(expected: Any, got: Any) -> bool:
+    """Whether two values are the same, down to the objects they are made of. Digests compare
+    whole object graphs, so two equal objects whose parts are shared differently (a view of an
+    array in one, a copy in the other) differ by digest; their parts are compared then."""
+    return _equivalent(expected, got, set(), 0)
+
+
+def _equivalent(expected: Any, got: Any, seen: set[tuple[int, int]], depth: int) -> bool:
+    if digest(expected) == digest(got):
+        return True
+    if type(expected) is not type(got) or depth > 20 or (id(expected), id(got)) in seen:
+        return (id(expected), id(got)) in seen
+    seen.add((id(expected), id(got)))
+    if isinstance(expected, dict):
+        return expected.keys() == got.keys() and all(
+            _equivalent(expected[k], got[k], seen, depth + 1) for k in expected
+        )
+    if isinstance(expected, list | tuple):
+        return len(expected) == len(got) and all(
+            _equivalent(a, b, seen, depth + 1) for a, b in zip(expected, got, strict=True)
+        )
+    parts = getattr(expected, "__dict__", None)
+    if isinstance(parts, dict) and isinstance(getattr(got, "__dict__", None), dict):
+        return _equivalent(parts, got.__dict__, seen, depth + 1)
+    return False
 
 
 # --- saying how two values differ --------------------------------------------------------------

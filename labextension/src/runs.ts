@@ -4,11 +4,9 @@
  * The requests are injected (`RunApi`), so the flow runs in tests against a fake server;
  * all state changes go through the `progress.ts` reducer.
  */
-import type { IDisposable } from '@lumino/disposable';
-import { type ISignal, Signal } from '@lumino/signaling';
-
 import type { Analysis, AnalyzeRequest, Run, StartRunRequest } from './api';
-import { ApiError, errorMessage } from './errors';
+import { errorMessage } from './errors';
+import { isGone, PolledStates } from './polling';
 import {
   IDLE,
   isActive,
@@ -41,23 +39,11 @@ export interface RunManagerOptions {
   pollInterval?: number;
 }
 
-export class RunManager implements IDisposable {
+/** Each notebook's Productionize progress; a started run is polled until it ends. */
+export class RunManager extends PolledStates<ProgressState> {
   constructor(options: RunManagerOptions) {
+    super(IDLE, options.pollInterval);
     this._api = options.api;
-    this._pollInterval = options.pollInterval ?? 1000;
-  }
-
-  /** Emits the key of the notebook whose progress changed. */
-  get changed(): ISignal<this, string> {
-    return this._changed;
-  }
-
-  get isDisposed(): boolean {
-    return this._disposed;
-  }
-
-  get(key: string): ProgressState {
-    return this._states.get(key) ?? IDLE;
   }
 
   /**
@@ -129,27 +115,9 @@ export class RunManager implements IDisposable {
     } catch {
       return;
     }
-    if (runs.length > 0 && !this._disposed) {
+    if (runs.length > 0 && !this.isDisposed) {
       this._follow(key, { type: 'resume', run: runs[0] });
     }
-  }
-
-  /** Stop following a notebook's run (its panel closed); the run itself goes on. */
-  forget(key: string): void {
-    this._stopPolling(key);
-    this._states.delete(key);
-  }
-
-  dispose(): void {
-    if (this._disposed) {
-      return;
-    }
-    this._disposed = true;
-    for (const key of [...this._timers.keys()]) {
-      this._stopPolling(key);
-    }
-    this._states.clear();
-    Signal.clearData(this);
   }
 
   /** Run one step of the flow; a failure ends the flow with `message: reason`. */
@@ -167,62 +135,30 @@ export class RunManager implements IDisposable {
     this._schedulePoll(key);
   }
 
-  private _schedulePoll(key: string): void {
-    this._stopPolling(key);
-    const state = this.get(key);
-    if (this._disposed || !isPolling(state) || !state.run) {
-      return;
-    }
-    const id = state.run.id;
-    this._timers.set(
-      key,
-      setTimeout(() => {
-        this._timers.delete(key);
-        void this._poll(key, id);
-      }, this._pollInterval)
-    );
+  protected _polledId(state: ProgressState): string | null {
+    return isPolling(state) && state.run ? state.run.id : null;
   }
 
-  private async _poll(key: string, id: string): Promise<void> {
+  protected async _pollOnce(key: string, id: string): Promise<void> {
     try {
       this._dispatch(key, { type: 'run', run: await this._api.getRun(id) });
     } catch (error) {
-      // A run the server does not know (404) will not come back; anything else may pass.
-      const gone = error instanceof ApiError && error.status === 404;
+      // A run the server does not know will not come back: following it ends.
       this._dispatch(key, {
-        type: gone ? 'fail' : 'warning',
+        type: isGone(error) ? 'fail' : 'warning',
         message: `Could not get the run's progress: ${errorMessage(error)}`
       });
     }
-    if (this.get(key).run?.id === id) {
-      this._schedulePoll(key);
-    }
   }
 
-  private _stopPolling(key: string): void {
-    const timer = this._timers.get(key);
-    if (timer !== undefined) {
-      clearTimeout(timer);
-      this._timers.delete(key);
-    }
-  }
-
+  /** Every change goes through the reducer; one that changes nothing is not announced. */
   private _dispatch(key: string, action: ProgressAction): void {
-    if (this._disposed) {
-      return;
-    }
     const state = this.get(key);
     const next = reduce(state, action);
     if (next !== state) {
-      this._states.set(key, next);
-      this._changed.emit(key);
+      this._set(key, next);
     }
   }
 
   private _api: RunApi;
-  private _pollInterval: number;
-  private _disposed = false;
-  private _states = new Map<string, ProgressState>();
-  private _timers = new Map<string, ReturnType<typeof setTimeout>>();
-  private _changed = new Signal<this, string>(this);
 }

@@ -6,9 +6,6 @@
  * value a stage hands on. The requests are injected (`VerifyApi`), so the flow runs in tests
  * against a fake server, like Productionize's (`runs.ts`).
  */
-import type { IDisposable } from '@lumino/disposable';
-import { type ISignal, Signal } from '@lumino/signaling';
-
 import type {
   Verification,
   VerificationStarted,
@@ -16,7 +13,8 @@ import type {
   VerifyReport,
   VerifyRequest
 } from './api';
-import { ApiError, errorMessage } from './errors';
+import { errorMessage } from './errors';
+import { isGone, PolledStates } from './polling';
 
 export interface VerifyApi {
   startVerification(request: VerifyRequest): Promise<VerificationStarted>;
@@ -61,23 +59,11 @@ export interface VerifyManagerOptions {
   pollInterval?: number;
 }
 
-export class VerifyManager implements IDisposable {
+/** Each notebook's verification; a started one is polled until its verdict. */
+export class VerifyManager extends PolledStates<VerifyState> {
   constructor(options: VerifyManagerOptions) {
+    super(VERIFY_IDLE, options.pollInterval);
     this._api = options.api;
-    this._pollInterval = options.pollInterval ?? 1000;
-  }
-
-  /** Emits the key of the notebook whose verification changed. */
-  get changed(): ISignal<this, string> {
-    return this._changed;
-  }
-
-  get isDisposed(): boolean {
-    return this._disposed;
-  }
-
-  get(key: string): VerifyState {
-    return this._states.get(key) ?? VERIFY_IDLE;
   }
 
   /**
@@ -116,52 +102,20 @@ export class VerifyManager implements IDisposable {
     return this.get(key);
   }
 
-  /** Stop following a notebook's verification (its panel closed); the process goes on. */
-  forget(key: string): void {
-    this._stopPolling(key);
-    this._states.delete(key);
+  protected _polledId(state: VerifyState): string | null {
+    return state.phase === 'verifying' ? state.id : null;
   }
 
-  dispose(): void {
-    if (this._disposed) {
-      return;
-    }
-    this._disposed = true;
-    for (const key of [...this._timers.keys()]) {
-      this._stopPolling(key);
-    }
-    this._states.clear();
-    Signal.clearData(this);
-  }
-
-  private _schedulePoll(key: string): void {
-    this._stopPolling(key);
-    const state = this.get(key);
-    if (this._disposed || state.phase !== 'verifying' || state.id === null) {
-      return;
-    }
-    const id = state.id;
-    this._timers.set(
-      key,
-      setTimeout(() => {
-        this._timers.delete(key);
-        void this._poll(key, id);
-      }, this._pollInterval)
-    );
-  }
-
-  private async _poll(key: string, id: string): Promise<void> {
+  protected async _pollOnce(key: string, id: string): Promise<void> {
     let verification: Verification;
     try {
       verification = await this._api.getVerification(id);
     } catch (error) {
-      // A verification the server does not know (404) will not come back; anything else may pass.
-      const gone = error instanceof ApiError && error.status === 404;
+      // A verification the server does not know will not come back: following it ends.
       this._update(key, id, {
-        ...(gone ? { phase: 'failed' } : {}),
+        ...(isGone(error) ? { phase: 'failed' } : {}),
         message: `Could not get the verification's progress: ${errorMessage(error)}`
       });
-      this._schedulePoll(key);
       return;
     }
     this._update(key, id, {
@@ -169,13 +123,12 @@ export class VerifyManager implements IDisposable {
       report: verification.report,
       message: verification.status === 'failed' ? (verification.error ?? 'failed') : null
     });
-    this._schedulePoll(key);
   }
 
   /** Apply an answer about verification `id`, unless another one is followed by now. */
   private _update(key: string, id: string, change: Partial<VerifyState>): void {
     const state = this.get(key);
-    if (state.id !== id || state.phase !== 'verifying') {
+    if (this._polledId(state) !== id) {
       return;
     }
     const next = { ...state, ...change };
@@ -187,28 +140,7 @@ export class VerifyManager implements IDisposable {
     }
   }
 
-  private _stopPolling(key: string): void {
-    const timer = this._timers.get(key);
-    if (timer !== undefined) {
-      clearTimeout(timer);
-      this._timers.delete(key);
-    }
-  }
-
-  private _set(key: string, state: VerifyState): void {
-    if (this._disposed) {
-      return;
-    }
-    this._states.set(key, state);
-    this._changed.emit(key);
-  }
-
   private _api: VerifyApi;
-  private _pollInterval: number;
-  private _disposed = false;
-  private _states = new Map<string, VerifyState>();
-  private _timers = new Map<string, ReturnType<typeof setTimeout>>();
-  private _changed = new Signal<this, string>(this);
 }
 
 // --- what the UI shows ------------------------------------------------------------------
