@@ -6,7 +6,7 @@
  */
 import type { Analysis, AnalyzeRequest, Run, StartRunRequest } from './api';
 import { errorMessage } from './errors';
-import { isGone, PolledStates } from './polling';
+import { isGone, PolledStates, type PolledStatesOptions } from './polling';
 import {
   IDLE,
   isActive,
@@ -33,17 +33,12 @@ export interface ProductionizeOptions {
   jobs?: number;
 }
 
-export interface RunManagerOptions {
-  api: RunApi;
-  /** milliseconds between two polls of a running run */
-  pollInterval?: number;
-}
+export type RunManagerOptions = PolledStatesOptions<RunApi>;
 
 /** Each notebook's Productionize progress; a started run is polled until it ends. */
-export class RunManager extends PolledStates<ProgressState> {
+export class RunManager extends PolledStates<ProgressState, RunApi> {
   constructor(options: RunManagerOptions) {
-    super(IDLE, options.pollInterval);
-    this._api = options.api;
+    super(IDLE, options);
   }
 
   /**
@@ -159,6 +154,4 @@ export class RunManager extends PolledStates<ProgressState> {
       this._set(key, next);
     }
   }
-
-  private _api: RunApi;
 }

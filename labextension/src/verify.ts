@@ -14,7 +14,7 @@ import type {
   VerifyRequest
 } from './api';
 import { errorMessage } from './errors';
-import { isGone, PolledStates } from './polling';
+import { isGone, PolledStates, type PolledStatesOptions } from './polling';
 
 export interface VerifyApi {
   startVerification(request: VerifyRequest): Promise<VerificationStarted>;
@@ -53,17 +53,12 @@ export interface VerifyOptions {
   save: () => Promise<void>;
 }
 
-export interface VerifyManagerOptions {
-  api: VerifyApi;
-  /** milliseconds between two polls of a running verification */
-  pollInterval?: number;
-}
+export type VerifyManagerOptions = PolledStatesOptions<VerifyApi>;
 
 /** Each notebook's verification; a started one is polled until its verdict. */
-export class VerifyManager extends PolledStates<VerifyState> {
+export class VerifyManager extends PolledStates<VerifyState, VerifyApi> {
   constructor(options: VerifyManagerOptions) {
-    super(VERIFY_IDLE, options.pollInterval);
-    this._api = options.api;
+    super(VERIFY_IDLE, options);
   }
 
   /**
@@ -139,8 +134,6 @@ export class VerifyManager extends PolledStates<VerifyState> {
       this._set(key, next);
     }
   }
-
-  private _api: VerifyApi;
 }
 
 // --- what the UI shows ------------------------------------------------------------------
