@@ -55,8 +55,8 @@ class _Group(click.Group):
             _fail(str(error), error.exit_code)
         except KeyboardInterrupt:
             _fail("stopped", 130)
-        except click.exceptions.Exit:
-            raise
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise  # click's own: a usage error is exit 2 with its usage line
         except Exception as error:  # still one paragraph; the traceback on request
             if os.environ.get("JUPYTER_MLOPS_DEBUG"):
                 raise

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import pickle
 import shutil
@@ -467,9 +466,9 @@ def _describe_sequence(expected: list | tuple, got: list | tuple) -> str:
 
 
 def _item(value: Any) -> str:
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    text = repr(value.item() if hasattr(value, "item") and not isinstance(value, str) else value)
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()  # a NumPy scalar: shown as the Python number it is
+    text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
