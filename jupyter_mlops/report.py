@@ -9,7 +9,7 @@ import click
 
 from .analysis import Analysis, Diagnostic
 from .runstate import CACHED, CANCELLED, DONE, FAILED, RUNNING, SKIPPED, RunState
-from .state import RANDOM_STATE
+from .state import value_name
 from .verify import Difference, VerifyReport
 
 _STATUS_STYLE = {
@@ -140,11 +140,6 @@ def _variable(difference: Difference) -> str:
 
 def _values(count: int) -> str:
     return f"{count} value" + ("" if count == 1 else "s")
-
-
-def value_name(variable: str) -> str:
-    """A handed-over value as the user knows it."""
-    return "(random state)" if variable == RANDOM_STATE else variable
 
 
 def diagnostic_line(diagnostic: Diagnostic) -> str:

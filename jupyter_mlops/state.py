@@ -116,6 +116,11 @@ CONFIG_TARGETS = (
 )
 
 
+def value_name(variable: str) -> str:
+    """A handed-over value as the user knows it: the generators' state has no name of hers."""
+    return "(random state)" if variable == RANDOM_STATE else variable
+
+
 def resolve(dotted: str, imports: dict[str, str]) -> str:
     """`np.random.seed` -> `numpy.random.seed`, given the names the notebook imported."""
     if dotted.startswith("%"):
