@@ -497,7 +497,12 @@ class _Analyzer:
         for stage in self.stages.values():
             stage.outputs.sort()
             stage.inputs = dict(sorted(stage.inputs.items()))
-            stage.definitions = dict(sorted(stage.definitions.items(), key=lambda d: d[1]))
+            stage.definitions = dict(
+                sorted(  # in notebook order: a base class before the class built on it
+                    stage.definitions.items(),
+                    key=lambda d: (d[1], self.cells[d[1]].code.definitions[d[0]].line),  # type: ignore[union-attr]
+                )
+            )
 
     def _process_state(self, imports: dict[str, str]) -> tuple[set[int], list[tuple[int, str]]]:
         """The cells that seed a random generator, and the configuring statements of stage
@@ -778,7 +783,8 @@ class _StageWalk:
     # Definitions usable here (made by this stage or brought in): name -> (definition, cell).
     usable: dict[str, tuple[Definition, int]] = field(default_factory=dict)
     own_definitions: dict[str, tuple[Definition, int]] = field(default_factory=dict)
-    calling: set[str] = field(default_factory=set)  # definitions whose free names are being read
+    expanded: set[str] = field(default_factory=set)  # definitions whose use was walked here
+    pending: list[Definition] = field(default_factory=list)  # uses still to walk
 
     def replayed(self, statements: list[str], first: CellInfo) -> None:
         """Configuring statements of earlier stages run again at this stage's start."""
@@ -877,7 +883,7 @@ class _StageWalk:
                 self.call(self.usable[name][0], cell, line)
             return
         self.local.add(name)
-        if name in flow.definitions and flow.last_toucher.get(name):
+        if name in flow.definitions and self.as_code(flow.definitions[name][0]):
             definition, index = flow.definitions[name]
             stage.definitions[name] = index
             self.usable[name] = (definition, index)
@@ -897,15 +903,48 @@ class _StageWalk:
                 name, cell, line, f"stage `{stage.name}`", lenient=lenient, stage=stage
             )
 
+    def as_code(self, definition: Definition) -> bool:
+        """Whether a definition of an earlier stage can be defined again here: what it reads
+        when it is defined (a default value, a decorator's argument) must be the same here,
+        so only imports, other definitions and setup names. A function with `def f(x,
+        s=scale)` keeps the `scale` of its own stage: it travels as a value, pickled."""
+        flow = self.flow
+        return all(
+            name in flow.modules
+            or name in flow.definitions
+            or name in flow.setup_defined
+            or name in flow.parameters
+            or (name in KERNEL_NAMES and name not in flow.last_toucher)
+            for name in definition.needs
+        )
+
     def call(self, definition: Definition, cell: CellInfo, line: int) -> None:
         """Using a function or class reads the global names its body reads (and so on through
-        the functions it calls), where it is used: that is when the notebook looks them up."""
-        if definition.name in self.calling:
+        the functions it calls), where it is used: that is when the notebook looks them up.
+        It also changes what its body changes: globals it assigns or mutates, the random
+        generators it seeds. Once per definition and stage is enough (the names it reads are
+        this stage's from then on); a work list, not recursion, so that long chains of
+        functions calling each other stay within Python's limits."""
+        if definition.name in self.expanded:
             return
-        self.calling.add(definition.name)
-        for name in sorted(definition.free):
-            self.read(name, cell, line, lenient=True)
-        self.calling.discard(definition.name)
+        self.expanded.add(definition.name)
+        self.pending.append(definition)
+        if len(self.pending) > 1:
+            return  # an outer call is working through the list
+        while self.pending:
+            current = self.pending[0]
+            for name in sorted(current.free):
+                self.read(name, cell, line, lenient=True)
+            for name in sorted(current.changes_globals - self.flow.modules):
+                self.read(name, cell, line, lenient=True)
+                self.touch(name, cell)
+                self.mutate_aliases(name, cell, line)
+            generators = {g for d in current.seeds for g in seeded(d, self.flow.imports)}
+            if generators:
+                self.flow.analyzer.generators.update(generators)
+                self.flow.seeded = True
+                self.touch(RANDOM_STATE, cell)
+            self.pending.pop(0)
 
 
 def mapping(value: Any) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FunctionType
+from types import CodeType, FunctionType
 from typing import Any, BinaryIO
 
 import cloudpickle
@@ -373,21 +373,53 @@ class _Pickler(cloudpickle.Pickler):
         if isinstance(obj, type | FunctionType) and getattr(obj, "__module__", "") == "__main__":
             name = obj.__qualname__
             if getattr(self.main, name, None) is obj:
-                return notebook_object, (name, cloudpickle.dumps(obj, protocol=5))
+                pickled = cloudpickle.dumps(obj, protocol=5)
+                return notebook_object, (name, code_fingerprint(obj), pickled)
         return super().reducer_override(obj)
 
 
-def notebook_object(name: str, pickled: bytes) -> Any:
-    """A function or class of the notebook: the reading stage's own, when it has defined it
-    (from the notebook's code), else the writer's, unpickled."""
-    main = sys.modules.get("__main__")
-    found = getattr(main, name, None)
+def notebook_object(name: str, fingerprint: str, pickled: bytes) -> Any:
+    """A function or class of the notebook: the reading stage's own when it has defined the
+    same code (from the notebook), else the writer's, unpickled (a value made from an older
+    definition of the name keeps that definition, as in the notebook)."""
+    found = getattr(sys.modules.get("__main__"), name, None)
     if (
-        getattr(found, "__module__", None) == "__main__"
-        and getattr(found, "__qualname__", None) == name
+        isinstance(found, type | FunctionType)
+        and found.__module__ == "__main__"
+        and code_fingerprint(found) == fingerprint
     ):
         return found
     return pickle.loads(pickled)
+
+
+def code_fingerprint(obj: type | FunctionType) -> str:
+    """What a function's or class's code is, the same in any kernel that ran the same source
+    (unlike its pickle, which names the kernel's cell file)."""
+    digest = hashlib.sha256()
+
+    def code(value: CodeType) -> None:
+        digest.update(value.co_code)
+        digest.update(repr((value.co_names, value.co_varnames)).encode())
+        for constant in value.co_consts:
+            if isinstance(constant, CodeType):
+                code(constant)
+            elif isinstance(constant, frozenset):
+                digest.update(repr(sorted(map(repr, constant))).encode())
+            else:
+                digest.update(repr(constant).encode())
+
+    if isinstance(obj, FunctionType):
+        code(obj.__code__)
+    else:
+        digest.update(repr([base.__qualname__ for base in obj.__bases__]).encode())
+        for name, member in sorted(vars(obj).items()):
+            function = getattr(member, "__func__", None) or getattr(member, "fget", None) or member
+            if isinstance(function, FunctionType):
+                digest.update(name.encode())
+                code(function.__code__)
+            elif not (name.startswith("__") and name.endswith("__")):  # not caches: __slotnames__
+                digest.update(name.encode())
+    return digest.hexdigest()
 
 
 def _object_digest(variables: dict[str, VariableInfo]) -> str:

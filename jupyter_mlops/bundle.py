@@ -247,7 +247,8 @@ def stage_notebook(source: SourceNotebook, analysis: Analysis, bundle: Bundle, s
 def reference_notebook(source: SourceNotebook, analysis: Analysis, store: str) -> Any:
     """The notebook as it is, every code cell in order (skipped ones too: the notebook runs
     them), with a generated cell after each stage's last cell writing what the stage hands on
-    into `store`, by the code the stages use: what `verify` compares the pipeline with."""
+    (and the metrics it logs) into `store`, by the code the stages use: what `verify`
+    compares the pipeline with."""
     ends = {stage.cells[-1]: stage for stage in analysis.stages}
     cells = []
     for index, cell in enumerate(source.nb.cells):
@@ -259,11 +260,11 @@ def reference_notebook(source: SourceNotebook, analysis: Analysis, store: str) -
             metadata["tags"] = tags
         cells.append(_cell("code", cell.get("source", ""), metadata, f"cell-{index}"))
         stage = ends.get(index)
-        if stage is not None and stage.outputs:
+        if stage is not None and (stage.outputs or stage.metrics):
             call = (
                 "from jupyter_mlops import runtime as _mlops\n"
                 f"_mlops.save_outputs({store!r}, {stage.name!r}, globals(), "
-                f"outputs={stage.outputs!r})"
+                f"outputs={stage.outputs!r}, metrics={stage.metrics!r})"
             )
             cells.append(_generated(f"checkpoint-{stage.name}", call))
     notebook = {

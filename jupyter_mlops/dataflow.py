@@ -94,6 +94,9 @@ EFFECT_CALLS = frozenset(
     set_context set_palette switch_backend
     """.split()
 )
+SEED_CALL_NAMES = frozenset(
+    {"seed", "manual_seed", "manual_seed_all", "set_seed", "set_random_seed", "seed_everything"}
+)
 # Magics that change the kernel's state for the cells after them.
 STATE_MAGICS = frozenset({"matplotlib", "config", "env", "cd", "precision", "autoreload"})
 
@@ -121,6 +124,8 @@ class Definition:
     line: int
     parameters: tuple[str, ...] = ()  # positional parameters, in order
     changes: frozenset[str] = frozenset()  # parameters whose object its body changes
+    changes_globals: frozenset[str] = frozenset()  # globals a call binds or changes
+    seeds: tuple[str, ...] = ()  # calls in its body that may seed a generator, as written
 
 
 @dataclass(frozen=True)
@@ -291,6 +296,48 @@ def _free_names(node: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
     return {name for name, _ in _free_reads(node)}
 
 
+# Context managers that undo on exit the settings made inside them.
+RESTORING_CONTEXTS = frozenset(
+    {
+        "catch_warnings",
+        "rc_context",
+        "errstate",
+        "option_context",
+        "printoptions",
+        "no_grad",
+        "inference_mode",
+        "enable_grad",
+        "config_context",
+    }
+)
+
+
+def _restores(context: ast.expr) -> bool:
+    dotted = _dotted(context.func) if isinstance(context, ast.Call) else None
+    return bool(dotted) and dotted.rpartition(".")[2] in RESTORING_CONTEXTS  # type: ignore[union-attr]
+
+
+def _targets(node: ast.AST) -> list[ast.expr]:
+    if isinstance(node, ast.Assign):
+        return list(node.targets)
+    if isinstance(node, ast.AugAssign | ast.AnnAssign):
+        return [node.target]
+    if isinstance(node, ast.Delete):
+        return list(node.targets)
+    return [ast.Name("?")]  # anything else can't be replayed as it is
+
+
+def _seed_candidates(body: list[ast.stmt]) -> tuple[str, ...]:
+    """The calls in a function body that may seed a random generator (as written)."""
+    found = []
+    for node in ast.walk(ast.Module(body, [])):
+        if isinstance(node, ast.Call):
+            dotted = _dotted(node.func)
+            if dotted and dotted.rpartition(".")[2] in SEED_CALL_NAMES:
+                found.append(dotted)
+    return tuple(sorted(set(found)))
+
+
 def _changed_names(body: list[ast.stmt]) -> set[str]:
     """Names whose objects a function body changes in place (`x[i] = ...`, `x.append(...)`,
     `x += ...`): when they are its parameters, calling it changes the caller's objects."""
@@ -371,6 +418,7 @@ class _Collector:
         self.lines = python.splitlines()
         self.statement: ast.stmt | None = None  # the top-level statement being walked
         self.in_block = False  # inside a loop, `if`, `with` or `try` of the top level
+        self.scoped = False  # inside `with warnings.catch_warnings():` and the like
 
     def emit(self, kind: Event, name: str, line: int, **extra: Any) -> None:
         # Reads of builtins (`print`, `input`) are kept: a notebook may bind one as a
@@ -443,7 +491,10 @@ class _Collector:
                     self.expr(item.context_expr)
                     if item.optional_vars is not None:
                         self.target(item.optional_vars)
+                scoped = self.scoped
+                self.scoped = scoped or any(_restores(item.context_expr) for item in items)
                 self.visit_body(node.body, top_level=False)
+                self.scoped = scoped
             case ast.Try() | ast.TryStar():
                 self.visit_body(node.body, top_level=False)
                 for handler in node.handlers:
@@ -532,7 +583,7 @@ class _Collector:
                     self.emit(Event.MUTATE, base, node.lineno)
                     dotted = _dotted(node)
                     if dotted and "." in dotted:  # `plt.rcParams[...] =`, not `df[...] =`
-                        self._effect(dotted, node.lineno)
+                        self._effect(dotted, self.statement or node)
             case _:
                 self.expr(node)
 
@@ -545,13 +596,21 @@ class _Collector:
         if not isinstance(node, ast.Name):
             self.expr(node)
 
-    def _effect(self, dotted: str | None, line: int) -> None:
+    def _effect(self, dotted: str | None, node: ast.AST) -> None:
         """Record a call or assignment that may change process-wide state (classified later,
-        once the notebook's imports are known). Inside a function body it is not run now."""
-        if dotted is None or self.statement is None:
+        once the notebook's imports are known). What would replay it: the call alone (its
+        statement may bind names the replay must not rebind), or an assignment into a
+        setting that binds no name. Inside a block it can't be replayed alone; inside a
+        `with` that restores the state on exit it changes nothing that lasts."""
+        if dotted is None or self.statement is None or self.scoped:
             return
-        statement = None if self.in_block else self._statement_source(self.statement)
-        self.result.effects.append(Effect(dotted, line, statement))
+        replay = None
+        if not self.in_block:
+            if isinstance(node, ast.Call):
+                replay = ast.get_source_segment(self.python, node)
+            elif all(_base_name(t) and not isinstance(t, ast.Name) for t in _targets(node)):
+                replay = self._statement_source(self.statement)
+        self.result.effects.append(Effect(dotted, node.lineno, replay))
 
     def _statement_source(self, node: ast.stmt) -> str:
         first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
@@ -568,15 +627,18 @@ class _Collector:
             free = set().union(*(_free_names(m) for m in methods)) if methods else set()
             parameters: tuple[str, ...] = ()
             changes: set[str] = set()
+            bodies = [statement for method in methods for statement in method.body]
         else:
             self.expr_nodes(_defaults(node) + list(node.decorator_list))
             free = _free_names(node)
-            body = ast.Module(node.body, [])
-            for name in sorted(_declared_global(body) & _bound_names(body)):
-                self.emit(Event.WRITE, name, node.lineno)
             parameters = tuple(a.arg for a in node.args.posonlyargs + node.args.args)
             every = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
             changes = _changed_names(node.body) & every
+            bodies = node.body
+        module = ast.Module(bodies, [])
+        changes_globals = (_declared_global(module) & _bound_names(module)) | (
+            _changed_names(bodies) & free
+        )
         needs = {e.name for e in self.result.events[before:] if e.kind == Event.READ}
         definition = Definition(
             name=node.name,
@@ -587,6 +649,8 @@ class _Collector:
             line=node.lineno,
             parameters=parameters,
             changes=frozenset(changes),
+            changes_globals=frozenset(changes_globals),
+            seeds=_seed_candidates(bodies),
         )
         self.result.definitions[node.name] = definition
         self.emit(Event.WRITE, node.name, node.lineno, definition=definition)
@@ -670,7 +734,7 @@ class _Collector:
             self.result.dynamic = True
         dotted = _dotted(func)
         if dotted and dotted.rpartition(".")[2] in EFFECT_CALLS:
-            self._effect(dotted, node.lineno)
+            self._effect(dotted, node)
         if isinstance(func, ast.Name) and func.id not in KERNEL_NAMES:
             arguments = [(str(i), _base_name(a)) for i, a in enumerate(node.args)]
             arguments += [(k.arg, _base_name(k.value)) for k in node.keywords if k.arg]
@@ -707,7 +771,7 @@ class _Collector:
             if magic in DYNAMIC_MAGICS:
                 self.result.dynamic = True
             if magic in STATE_MAGICS and func.attr == "run_line_magic":
-                self._effect(f"%{magic}", node.lineno)
+                self._effect(f"%{magic}", node)
             code = args[-1] if func.attr == "run_cell_magic" else args[1] if len(args) > 1 else None
             if magic in CODE_MAGICS and isinstance(code, str):
                 self._inline(code)

@@ -108,19 +108,24 @@ def verify_report(report: VerifyReport) -> str:
     if not real:
         out.append(
             click.style("✓ identical", fg="green", bold=True)
-            + f": {_values(report.values)} the stages hand on match the notebook's; {timing}"
+            + f": {_values(report.values)} the stages hand on or log match the notebook's; "
+            f"{timing}"
         )
     else:
         out.append(
             click.style("✗ divergent", fg="red", bold=True)
-            + f": {len(real)} of {_values(report.values)} handed on differ from the "
-            f"notebook's; {timing}"
+            + f": {len(real)} of {_values(report.values)} handed on or logged differ from "
+            f"the notebook's; {timing}"
         )
         for difference in real:
             readers = ", ".join(f"`{r}`" for r in difference.readers) or "no stage"
+            what = (
+                f"logs {_variable(difference)}"
+                if difference.metric
+                else f"hands {_variable(difference)} to {readers}"
+            )
             out.append(
-                f"  stage `{difference.stage}` (cell {difference.cell}) hands "
-                f"{_variable(difference)} to {readers}: {difference.detail}"
+                f"  stage `{difference.stage}` (cell {difference.cell}) {what}: {difference.detail}"
             )
         out.append(f"  the runs to look into: {report.folder}")
     if unseeded:

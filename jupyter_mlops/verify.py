@@ -33,7 +33,7 @@ from typing import Any
 import cloudpickle
 
 from .analysis import Analysis, Stage, analyze_notebook
-from .artifacts import ArtifactStore, open_store
+from .artifacts import ArtifactStore, code_fingerprint, open_store
 from .bundle import bundle_for, raise_for_errors, reference_notebook, write_bundle
 from .errors import MlopsError, RunInterrupted
 from .files import atomic_write
@@ -44,6 +44,7 @@ from .runner import PipelineRunner, RunOptions, new_run_id
 from .state import RANDOM_STATE
 
 Progress = Callable[[str], None]
+METRIC = "metric:"  # a metric a stage logs, compared beside the values it hands on
 
 
 @dataclass
@@ -58,7 +59,13 @@ class Difference:
     unseeded: bool = False  # two plain runs of the notebook disagree on it too
 
     @property
+    def metric(self) -> bool:
+        return self.variable.startswith(METRIC)
+
+    @property
     def label(self) -> str:
+        if self.variable.startswith(METRIC):
+            return f"metric `{self.variable.removeprefix(METRIC)}`"
         name, _, generator = self.variable.partition(".")
         return f"the state of {generator}'s random generator" if generator else name
 
@@ -154,7 +161,7 @@ def verify(
         notebook=str(notebook),
         folder=str(folder),
         stages=len(analysis.stages),
-        values=sum(len(s.outputs) for s in analysis.stages),
+        values=sum(len(s.outputs) + len(s.metrics) for s in analysis.stages),
         plain_seconds=round(plain_seconds, 2),
         pipeline_seconds=round(pipeline_seconds, 2),
     )
@@ -225,20 +232,24 @@ def _plain_run(
 
 
 def _handed_over(store: ArtifactStore, stage: Stage, generators: list[str]) -> dict[str, Any]:
-    """A stage's outputs, the random generators' state split into one value per generator the
-    notebook seeds (the others are carried too, but nobody can expect them to match)."""
-    values = store.load(stage.name, stage.outputs)
+    """What a stage hands on and the metrics it logs. The random generators' state is split
+    into one value per generator the notebook seeds (the others are carried too, but nobody
+    can expect them to match)."""
+    values = store.load(stage.name, stage.outputs) if stage.outputs else {}
     state = values.pop(RANDOM_STATE, None) or {}
     for generator in generators:
         if generator in state:
             values[f"{RANDOM_STATE}.{generator}"] = state[generator]
+    if stage.metrics:
+        for name, value in store.read_record(stage.name).metrics.items():
+            values[METRIC + name] = value
     return values
 
 
 def _compare(analysis: Analysis, plain: ArtifactStore, pipeline: ArtifactStore) -> list[Difference]:
     differences = []
     for stage in analysis.stages:
-        if not stage.outputs:
+        if not stage.outputs and not stage.metrics:
             continue
         expected = _handed_over(plain, stage, analysis.random_generators)
         got = _handed_over(pipeline, stage, analysis.random_generators)
@@ -251,7 +262,7 @@ def _compare(analysis: Analysis, plain: ArtifactStore, pipeline: ArtifactStore) 
                 detail = (
                     "only the " + ("notebook" if variable in expected else "pipeline") + " has it"
                 )
-            name = variable.partition(".")[0]
+            name = variable.removeprefix(METRIC).partition(".")[0]
             readers = [s.name for s in analysis.stages if s.inputs.get(name) == stage.name]
             setters = [
                 i
@@ -272,13 +283,13 @@ def _compare(analysis: Analysis, plain: ArtifactStore, pipeline: ArtifactStore) 
 
 class _DigestPickler(cloudpickle.Pickler):
     """Pickles for a digest: what a value *is*, not how it happens to be laid out. The
-    notebook's own functions and classes by name; arrays by shape, dtype and elements in C
+    notebook's own functions and classes by name and code; arrays by shape, dtype and elements in C
     order (a transposed copy is the same array); data frames by index, columns, dtypes and
     column values (pandas' internal blocks differ after a round trip through pickle)."""
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, type | FunctionType) and getattr(obj, "__module__", "") == "__main__":
-            return _canonical, ("notebook object", obj.__qualname__)
+            return _canonical, ("notebook object", obj.__qualname__, code_fingerprint(obj))
         numpy = sys.modules.get("numpy")
         if numpy is not None and type(obj) is numpy.ndarray and not obj.dtype.hasobject:
             # As bytes: datetimes and other dtypes have no buffer format of their own.

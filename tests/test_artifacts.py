@@ -1,12 +1,14 @@
 """Hand-over of values between stages: fidelity, aliasing, copy-on-write, clear failures."""
 
+import sys
 import threading
+import types
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from jupyter_mlops.artifacts import ArtifactStore, SerializationError, StageRecord
+from jupyter_mlops.artifacts import ArtifactStore, SerializationError, StageRecord, open_store
 from jupyter_mlops.errors import MlopsError
 
 
@@ -118,3 +120,24 @@ def test_missing_outputs_are_clear_errors(tmp_path):
     save(store, "s", {"x": 1})
     with pytest.raises(MlopsError, match="did not hand over `y`"):
         store.load("s", ["y"])
+
+
+def test_notebook_definitions_travel_by_name_only_when_the_reader_has_the_same_code(
+    tmp_path, monkeypatch
+):
+    """A kernel's `__main__`: the reading stage defined the notebook's functions again."""
+    main = types.ModuleType("__main__")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    source = "def f():\n    return 1\nclass Box:\n    def get(self):\n        return 1\n"
+    exec(compile(source, "<writer's cell>", "exec"), main.__dict__)
+    store = open_store(tmp_path)
+    digest, variables = store.write_values("a", {"g": main.f, "box": main.Box()})
+    store.write_record(StageRecord("a", digest, variables))
+
+    exec(compile(source, "<reader's cell>", "exec"), main.__dict__)  # the same code again
+    loaded = store.load("a", ["g", "box"])
+    assert loaded["g"] is main.f and type(loaded["box"]) is main.Box
+
+    exec(compile("def f():\n    return 2\n", "<a later cell>", "exec"), main.__dict__)
+    loaded = store.load("a", ["g"])  # made from the older `f`: keeps it, as in the notebook
+    assert loaded["g"] is not main.f and loaded["g"]() == 1

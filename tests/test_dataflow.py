@@ -45,8 +45,16 @@ def test_nested_functions_defer_their_reads():
     assert ("deferred_read", "a") not in found
 
 
-def test_global_assignment_in_a_function_is_a_write():
-    assert ("write", "cache") in events("def f():\n    global cache\n    cache = 1\n")
+def test_what_a_function_changes_when_called():
+    result = analyze_code(
+        "def f():\n    global cache\n    cache = 1\n    log.append(1)\n    np.random.seed(0)\n"
+    )
+    # `np` too: that it is a module is the analysis' to know
+    assert result.definitions["f"].changes_globals == {"cache", "log", "np"}
+    assert result.definitions["f"].seeds == ("np.random.seed",)
+    assert ("write", "cache") not in events("def f():\n    global cache\n    cache = 1\n")
+    nested = "if ok:\n    def f():\n        global cache\n        cache = 1\n"
+    assert ("write", "cache") in events(nested)  # a value: its effect counted where defined
 
 
 def test_lambda_and_comprehension_scopes():

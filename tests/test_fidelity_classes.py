@@ -255,3 +255,64 @@ def test_4_a_builtin_name_the_notebook_binds_is_handed_over():
         )
     )
     assert analysis.stage("b").inputs == {"input": "a"}
+
+
+def analysis_of(*cells):
+    return analyze_notebook(notebook(*cells))
+
+
+def test_2_a_default_value_keeps_the_value_of_its_own_stage():
+    """`def f(x, s=scale)`: the default was computed where f was defined; f travels pickled."""
+    analysis = analysis_of(
+        code("scale = 2\ndef f(x, s=scale):\n    return x * s", "stage:a"),
+        code("scale = 3", "stage:b"),
+        code("print(f(1))", "stage:c"),
+    )
+    assert analysis.stage("c").definitions == {} and analysis.stage("c").inputs == {"f": "a"}
+
+
+def test_2_definitions_of_one_cell_keep_their_order():
+    analysis = analysis_of(
+        code("class Base:\n    k = 1\nclass Child(Base):\n    pass", "stage:a"),
+        code("k = Child().k", "stage:b"),
+    )
+    assert list(analysis.stage("b").definitions) == ["Base", "Child"]
+
+
+def test_2_calling_a_function_changes_what_it_changes():
+    analysis = analysis_of(
+        code("import numpy as np", "setup"),
+        code(
+            "results = []\nn = 0\ndef log(x):\n    global n\n    n += 1\n    results.append(x)",
+            "stage:a",
+        ),
+        code("def set_seed(s):\n    np.random.seed(s)", "stage:b"),
+        code("log(1)\nset_seed(0)", "stage:c"),
+        code("print(results, n, np.random.rand())", "stage:d"),
+    )
+    d = analysis.stage("d")
+    assert d.inputs == {"n": "c", "results": "c", "__mlops_random_state__": "c"}
+    assert analysis.random_generators == ["numpy"]
+
+
+def test_2_long_chains_of_functions_stay_within_pythons_limits():
+    chain = [code("def f0():\n    return 0", "stage:a")]
+    chain += [code(f"def f{i}():\n    return f{i - 1}()") for i in range(1, 1500)]
+    analysis = analysis_of(*chain, code("x = f1499()", "stage:b"))
+    assert len(analysis.stage("b").definitions) == 1500
+
+
+def test_3_a_setting_is_replayed_alone_and_scoped_ones_are_not_settings():
+    analysis = analysis_of(
+        code("import os\nimport warnings\nimport pandas as pd", "setup"),
+        code(
+            "df = pd.DataFrame({'a': [1.0]}).assign(p=os.environ.setdefault('P', '1'))\n"
+            "with warnings.catch_warnings():\n    warnings.simplefilter('ignore')",
+            "stage:a",
+        ),
+        code("df['a'] = 2.0", "stage:b"),
+        code("print(df)", "stage:c"),
+    )
+    assert analysis.diagnostics == []  # the `with` restores the filters: nothing to carry
+    assert analysis.stage("c").replay == ["# cell 1 (stage `a`)\nos.environ.setdefault('P', '1')"]
+    assert analysis.stage("c").inputs == {"df": "b"}  # not rebound by the replay

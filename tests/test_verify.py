@@ -25,7 +25,7 @@ def test_a_divergence_names_the_stage_the_value_and_the_cell(tmp_path):
     path = write(notebook(*SKIPPED_CHANGE), tmp_path / "nb.ipynb")
     result = cli("verify", str(path), "--runs-dir", str(tmp_path / "elsewhere"), cwd=tmp_path)
     assert result.returncode == 1, result.stderr
-    assert "✗ divergent: 1 of 2 values handed on differ" in result.stdout
+    assert "✗ divergent: 1 of 2 values handed on or logged differ" in result.stdout
     assert (
         "stage `b` (cell 2) hands `n` to `c`: the notebook has 2, the pipeline 1" in result.stdout
     )
@@ -116,3 +116,21 @@ def test_values_are_compared_by_what_they_are():
 )
 def test_a_difference_is_described(expected, got, said):
     assert said in describe(expected, got)
+
+
+@pytest.mark.slow
+def test_the_metrics_a_stage_logs_are_compared_too(tmp_path):
+    path = write(
+        notebook(
+            code("import numpy as np", "setup"),
+            code("x = np.arange(5.0)", "stage:a"),
+            code("x += 1", "skip"),
+            code("mean = float(x.mean())", "stage:b", "metrics"),
+        ),
+        tmp_path / "nb.ipynb",
+    )
+    result = cli("verify", str(path), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "stage `b` (cell 3) logs metric `mean`: the notebook has 3.0, the pipeline 2.0" in (
+        result.stdout
+    )
