@@ -107,7 +107,7 @@ def test_the_pipeline_hands_on_what_the_notebook_computes(entry, table, tmp_path
         report = verify(staged, tmp_path / "runs", jobs=2)
     finally:
         staged.unlink()
-    unseeded = ", ".join(d.label for d in report.differences if d.unseeded)
+    unseeded = ", ".join(sorted({d.label for d in report.differences if d.unseeded}))
     result = f"identical; unseeded: {unseeded}" if unseeded else "identical"
     if not report.identical:
         result = "divergent: " + "; ".join(
