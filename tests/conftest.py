@@ -122,12 +122,24 @@ def api(jp_fetch):
     return call
 
 
-async def wait_for(api, run_id, timeout=240):
-    """A run's view once it has finished."""
+async def wait_for(api, run_id, timeout=240, collection="runs"):
+    """A run's (or, with collection="verifications", a verification's) view once it ended."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        run = await api("GET", "runs", run_id)
-        if run["status"] != "running":
-            return run
+        view = await api("GET", collection, run_id)
+        if view["status"] != "running":
+            return view
         await asyncio.sleep(0.5)
-    raise AssertionError(f"run {run_id} still running after {timeout} s")
+    raise AssertionError(f"{collection} {run_id} still running after {timeout} s")
+
+
+def divergent_cells() -> tuple[nbformat.NotebookNode, ...]:
+    """A notebook whose split computes something else: a `skip` cell changes what stage `a`
+    hands on, which the notebook runs and the pipeline doesn't, so stage `b`'s `n` (cell 2)
+    is 2 in the notebook and 1 in the pipeline."""
+    return (
+        code("x = [1]", "stage:a"),
+        code("x.append(2)", "skip"),
+        code("n = len(x)", "stage:b"),
+        code("m = n * 2", "stage:c"),
+    )

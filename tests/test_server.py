@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import code, notebook, wait_for, write
+from conftest import code, divergent_cells, notebook, wait_for, write
 from mlflow_helpers import client_for, pipeline_runs
 from tornado.httpclient import HTTPClientError
 
@@ -279,16 +279,7 @@ async def test_the_mlflow_ui_is_served_behind_jupyter_server_proxy(
 
 
 def divergent(root: Path) -> Path:
-    """A `skip` cell mutates what stage `a` hands on: the pipeline never sees the append."""
-    return write(
-        notebook(
-            code("x = [1]", "stage:a"),
-            code("x.append(2)", "skip"),
-            code("n = len(x)", "stage:b"),
-            code("m = n * 2", "stage:c"),
-        ),
-        root / "work" / "divergent.ipynb",
-    )
+    return write(notebook(*divergent_cells()), root / "work" / "divergent.ipynb")
 
 
 def identical(root: Path) -> Path:
@@ -300,16 +291,6 @@ def identical(root: Path) -> Path:
         ),
         root / "identical.ipynb",
     )
-
-
-async def wait_for_verification(api, verification_id, timeout=240):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        view = await api("GET", "verifications", verification_id)
-        if view["status"] != "running":
-            return view
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"verification {verification_id} still running after {timeout} s")
 
 
 async def test_verify_an_identical_and_a_divergent_notebook(api, jp_root_dir, jp_serverapp):
@@ -329,7 +310,7 @@ async def test_verify_an_identical_and_a_divergent_notebook(api, jp_root_dir, jp
         "error": None,
     }
 
-    view = await wait_for_verification(api, bad["id"])
+    view = await wait_for(api, bad["id"], collection="verifications")
     assert view["status"] == "divergent", view
     report = view["report"]
     assert report["identical"] is False and report["stages"] == 3 and report["values"] == 2
@@ -342,7 +323,7 @@ async def test_verify_an_identical_and_a_divergent_notebook(api, jp_root_dir, jp
     assert (jp_root_dir / "divergent.ipynb").exists() is False  # nothing beside the notebook
     assert divergent(jp_root_dir).read_bytes() == before
 
-    view = await wait_for_verification(api, good["id"])
+    view = await wait_for(api, good["id"], collection="verifications")
     assert view["status"] == "identical", view
     assert view["report"]["differences"] == [] and view["report"]["folder"] == ""
     assert view["report"]["values"] == 2 and view["error"] is None
@@ -362,7 +343,7 @@ async def test_a_verification_that_fails_reports_the_error(api, jp_root_dir):
         jp_root_dir / "raises.ipynb",
     )
     started = await api("POST", "verifications", body={"path": "raises.ipynb"}, expect=202)
-    view = await wait_for_verification(api, started["id"])
+    view = await wait_for(api, started["id"], collection="verifications")
     assert view["status"] == "failed" and view["report"] is None
     assert "ValueError: boom" in view["error"] and "cell 1" in view["error"]
     assert not view["error"].lower().startswith("error:")

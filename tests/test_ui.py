@@ -27,7 +27,7 @@ from browser import (  # noqa: F401
     open_notebook,
     page,
 )
-from conftest import EXAMPLES, ROOT, code, md, notebook, write
+from conftest import EXAMPLES, ROOT, code, divergent_cells, md, notebook, write
 from mlflow import MlflowClient
 from mlflow_helpers import pipeline_runs
 from nbformat.v4 import new_output
@@ -454,13 +454,7 @@ def test_verify_names_the_divergent_value_and_shows_its_cell(
     stage `a` hands on makes stage `b`'s `n` differ, and "Show cell" selects the cell that
     computes it, in the notebook's own numbering."""
     write(
-        notebook(
-            code("x = [1]", "stage:a"),
-            code("x.append(2)", "skip"),
-            code("n = len(x)", "stage:b"),
-            code("m = n * 2", "stage:c"),
-            pipeline="verify-divergent",
-        ),
+        notebook(*divergent_cells(), pipeline="verify-divergent"),
         jupyter.root / "verify_divergent.ipynb",
     )
     open_notebook_alone(page, jupyter, "verify_divergent.ipynb")

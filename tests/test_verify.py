@@ -8,21 +8,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import cli, code, notebook, write
+from conftest import cli, code, divergent_cells, notebook, write
 
 from jupyter_mlops.verify import describe, equivalent
-
-SKIPPED_CHANGE = (
-    code("x = [1]", "stage:a"),
-    code("x.append(2)", "skip"),  # the notebook runs it; the pipeline doesn't
-    code("n = len(x)", "stage:b"),
-    code("m = n * 2", "stage:c"),
-)
 
 
 @pytest.mark.slow
 def test_a_divergence_names_the_stage_the_value_and_the_cell(tmp_path):
-    path = write(notebook(*SKIPPED_CHANGE), tmp_path / "nb.ipynb")
+    path = write(notebook(*divergent_cells()), tmp_path / "nb.ipynb")
     result = cli("verify", str(path), "--runs-dir", str(tmp_path / "elsewhere"), cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert "✗ divergent: 1 of 2 values handed on or logged differ" in result.stdout
