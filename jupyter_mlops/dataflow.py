@@ -94,9 +94,6 @@ EFFECT_CALLS = frozenset(
     set_context set_palette switch_backend
     """.split()
 )
-SEED_CALL_NAMES = frozenset(
-    {"seed", "manual_seed", "manual_seed_all", "set_seed", "set_random_seed", "seed_everything"}
-)
 # Magics that change the kernel's state for the cells after them.
 STATE_MAGICS = frozenset({"matplotlib", "config", "env", "cd", "precision", "autoreload"})
 
@@ -125,7 +122,7 @@ class Definition:
     parameters: tuple[str, ...] = ()  # positional parameters, in order
     changes: frozenset[str] = frozenset()  # parameters whose object its body changes
     changes_globals: frozenset[str] = frozenset()  # globals a call binds or changes
-    seeds: tuple[str, ...] = ()  # calls in its body that may seed a generator, as written
+    seeds: tuple[str, ...] = ()  # calls in its body that may seed a generator (or configure)
 
 
 @dataclass(frozen=True)
@@ -328,12 +325,13 @@ def _targets(node: ast.AST) -> list[ast.expr]:
 
 
 def _seed_candidates(body: list[ast.stmt]) -> tuple[str, ...]:
-    """The calls in a function body that may seed a random generator (as written)."""
+    """The calls in a function body that may change process-wide state, as written (the
+    analysis keeps those that seed a random generator)."""
     found = []
     for node in ast.walk(ast.Module(body, [])):
         if isinstance(node, ast.Call):
             dotted = _dotted(node.func)
-            if dotted and dotted.rpartition(".")[2] in SEED_CALL_NAMES:
+            if dotted and dotted.rpartition(".")[2] in EFFECT_CALLS:
                 found.append(dotted)
     return tuple(sorted(set(found)))
 
