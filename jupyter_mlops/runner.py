@@ -111,6 +111,7 @@ class PipelineRunner:
             self._read_upstream_records()
         self._kernels: dict[str, StageKernelManager] = {}
         self._stopping = threading.Event()
+        self._stop_requested = _Flag()
         self._lock = threading.Lock()
         self.run_id = run_id
         self.warnings = [w for w in [self.kernel.warning] if w]
@@ -124,14 +125,18 @@ class PipelineRunner:
 
         Nothing is written before this is called: the constructor only checks the request.
         """
-        self.start()
-        try:
-            with _stop_on_sigterm():
+        with _stop_requests(self._stop_requested):
+            # A cancel while the run starts (connecting to MLflow) is honoured once the
+            # parent run exists, so that it ends FAILED rather than RUNNING.
+            self.start()
+            try:
                 self._schedule()
-        except KeyboardInterrupt:
-            self._stop()
-            return self.finish(cancelled=True)
-        return self.finish()
+            except KeyboardInterrupt:
+                self._stop()
+                cancelled = True
+            else:
+                cancelled = False
+        return self.finish(cancelled=cancelled)
 
     def start(self) -> None:
         """Create the run folder and the parent MLflow run; record reused stages.
@@ -273,6 +278,8 @@ class PipelineRunner:
         with ThreadPoolExecutor(max_workers=2 * jobs) as pool:
             try:
                 while order or launches:
+                    if self._stop_requested.is_set():
+                        raise KeyboardInterrupt  # here, between two decisions: a safe point
                     self._decide_gates(list(launches.values()), ok, bad, jobs)
                     for name in list(order):
                         upstream = set(self.bundle.stage(name).upstream)
@@ -715,18 +722,41 @@ def _render_html(executed: Path) -> Path | None:
     return html
 
 
+class _Flag:
+    """A flag a signal handler may set: a plain attribute, no lock a handler could deadlock on."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 @contextmanager
-def _stop_on_sigterm() -> Iterator[None]:
-    """Treat SIGTERM (a cancel from the Jupyter server, a CI timeout) like Ctrl-C."""
+def _stop_requests(flag: _Flag) -> Iterator[None]:
+    """Ctrl-C and SIGTERM (a cancel from the Jupyter server or the widget, a CI timeout)
+    ask the scheduling loop to stop; a second one stops it at once.
+
+    Raising KeyboardInterrupt from the handler, wherever the main thread happens to be,
+    could leave a lock of `concurrent.futures.wait` taken (the handler ran between two of
+    its acquisitions), and the run would then wait forever for its stages. The flag is
+    read by the loop between two of its steps instead.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    def request(signum: int, frame: Any) -> None:
+        if flag.is_set():
+            raise KeyboardInterrupt  # asked twice: the user means now
+        flag.set()
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
