@@ -4,12 +4,18 @@ A run folder is ``<runs root>/<pipeline>/<run id>/`` with its ``run.json``. A ru
 with SIGKILL (or a machine that lost power) can't write its own end, so a run still marked
 ``running`` whose process is gone is *abandoned*: reading the history marks it failed, in
 ``run.json`` and, when the tracking store is reachable, in MLflow, so nothing stays RUNNING.
+
+A run folder is also data anyone who can write a file there wrote (Jupyter's Contents API is
+enough): a symlink may lead out of the runs root, and run.json may name any tracking server
+or pid. So only folders really inside the runs root are listed, and MLflow is only told
+about a run whose tracking URI is the one the reader itself uses.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,43 +37,72 @@ RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
 
 
 def run_folders(runs_root: Path) -> Iterator[Path]:
-    """Every run folder, newest first (run ids sort by time)."""
-    folders = [p.parent for p in runs_root.glob(f"*/*/{STATE_FILE}")]
+    """Every run folder, newest first (run ids sort by time); none outside the runs root."""
+    real_root = Path(os.path.realpath(runs_root))
+    folders = [
+        p.parent
+        for p in runs_root.glob(f"*/*/{STATE_FILE}")
+        if RUN_ID.fullmatch(p.parent.name) and _inside(real_root, p.parent)
+    ]
     yield from sorted(folders, key=lambda p: p.name, reverse=True)
 
 
 def find_run(runs_root: Path, run_id: str) -> Path | None:
     if not RUN_ID.fullmatch(run_id):
         return None
+    real_root = Path(os.path.realpath(runs_root))
     for folder in runs_root.glob(f"*/{run_id}"):
-        if (folder / STATE_FILE).is_file():
+        if (folder / STATE_FILE).is_file() and _inside(real_root, folder):
             return folder
     return None
 
 
-def runner_alive(pid: int) -> bool:
-    """Whether a runner process still runs (and the pid wasn't reused by another program)."""
+def _inside(real_root: Path, folder: Path) -> bool:
+    """Whether a run folder really is two levels inside the runs root, symlinks resolved."""
+    return Path(os.path.realpath(folder)).parent.parent == real_root
+
+
+def runner_alive(pid: int, run_id: str | None = None) -> bool:
+    """Whether a runner process still runs (and the pid wasn't reused by another program).
+
+    With `run_id`, only the runner started for that run (`--run-id` on its command line)
+    counts: what a server may signal, given a pid read from a file.
+    """
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        return run_id is None
     cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.is_file():
-        return b"mlops" in cmdline.read_bytes()
-    return True
+    if not cmdline.is_file():
+        return run_id is None
+    try:
+        words = cmdline.read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if not any(b"mlops" in word for word in words):
+        return False
+    return run_id is None or run_id.encode() in words
 
 
-def load_run(folder: Path) -> RunState:
-    """A run's state; an abandoned run is marked failed first."""
+def load_run(folder: Path, tracking_uri: str | None = None, background: bool = False) -> RunState:
+    """A run's state; an abandoned run is marked failed first.
+
+    MLflow is told too when the run's tracking URI is `tracking_uri` (the reader's own);
+    `background` does that in a thread, for a reader that must answer at once (a server).
+    """
     state = read_run(folder)
     if state.status == RUN_RUNNING and not runner_alive(state.pid):
-        state = mark_abandoned(state)
+        state = mark_abandoned(state, tracking_uri, background)
     return state
 
 
-def mark_abandoned(state: RunState) -> RunState:
+def mark_abandoned(
+    state: RunState, tracking_uri: str | None = None, background: bool = False
+) -> RunState:
     """Record that a run's runner died: the run and its unfinished stages are failed."""
     message = (
         f"the runner process (pid {state.pid}) ended without finishing the run: it was killed "
@@ -78,18 +113,24 @@ def mark_abandoned(state: RunState) -> RunState:
         if stage.status in (QUEUED, RUNNING):
             owner.update(stage.name, status=CANCELLED)
     owner.update(status=RUN_FAILED, finished=time.time(), error=StageError(message))
-    _fail_in_mlflow(state)
+    if tracking_uri and state.tracking_uri == tracking_uri and state.parent_run_id:
+        if background:
+            threading.Thread(target=_fail_in_mlflow, args=(state,), daemon=True).start()
+        else:
+            _fail_in_mlflow(state)
     return state
 
 
 def _fail_in_mlflow(state: RunState) -> None:
-    """Best effort: the tracking server may be the very thing that went away."""
-    if not state.tracking_uri or not state.parent_run_id:
-        return
+    """Best effort, failing fast: the tracking server may be the very thing that went away."""
     try:
         from mlflow import MlflowClient
 
-        client = MlflowClient(tracking_uri=state.tracking_uri)
+        from .tracking import FAIL_FAST, GuardedClient
+
+        for key, value in FAIL_FAST.items():
+            os.environ.setdefault(key, value)
+        client = GuardedClient(MlflowClient(tracking_uri=state.tracking_uri))
         run_ids = [state.parent_run_id, *[s.mlflow_run_id for s in state.stages]]
         for run_id in filter(None, run_ids):
             if client.get_run(run_id).info.status == "RUNNING":

@@ -134,5 +134,25 @@ class RunStateFile:
 
 
 def read_run(run_dir: str | Path) -> RunState:
-    path = Path(run_dir) / STATE_FILE
-    return RunState.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    """The state in a run folder, as far as it can be trusted.
+
+    The file may have been written by anyone who can write in the runs folder, so what would
+    lead elsewhere is dropped: the run folder is where the file was found, and a stage's log
+    or executed notebook is kept only as a relative path inside it.
+    """
+    folder = Path(run_dir)
+    state = RunState.from_dict(json.loads((folder / STATE_FILE).read_text(encoding="utf-8")))
+    state.run_dir = os.path.abspath(folder)
+    real = os.path.realpath(folder)
+    for stage in state.stages:
+        stage.log = _inside(real, stage.log)
+        stage.notebook = _inside(real, stage.notebook)
+    return state
+
+
+def _inside(real_folder: str, relative: Any) -> str | None:
+    """`relative` if it names a file inside the folder (symlinks resolved), else None."""
+    if not isinstance(relative, str) or not relative or os.path.isabs(relative):
+        return None
+    target = os.path.realpath(os.path.join(real_folder, relative))
+    return relative if target.startswith(real_folder + os.sep) else None

@@ -14,13 +14,14 @@ import os
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Unicode
+from traitlets import Bool, Float, Int, Unicode
 
 from ..tracking import MlflowLinks, resolve_tracking_uri
 from .handlers import handlers
 from .mlflow_ui import TRACKING_URI_ENV, proxied_ui_url
 from .runs import RunManager
 from .verifications import VerificationManager
+from .worker import WorkerPool
 
 
 class MlopsExtension(ExtensionApp):
@@ -49,6 +50,24 @@ class MlopsExtension(ExtensionApp):
         help="Where run folders go; relative paths are inside the server's root directory.",
     )
 
+    max_concurrent_runs = Int(
+        0,
+        config=True,
+        help="How many runs started from JupyterLab run at once; more wait in a queue "
+        "(status `queued`). 0: the number of CPU cores.",
+    )
+    work_timeout = Float(
+        60.0,
+        config=True,
+        help="Seconds the server spends analysing, converting or checking one notebook "
+        "before it gives up on it (it happens in a worker process, never on the event loop).",
+    )
+    max_notebook_mb = Float(
+        50.0,
+        config=True,
+        help="Notebooks (files or request bodies) larger than this many MB are refused with 413.",
+    )
+
     def initialize_settings(self) -> None:
         root = Path(self.serverapp.root_dir)
         default = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
@@ -62,7 +81,9 @@ class MlopsExtension(ExtensionApp):
             runs_dir=runs_dir,
             tracking_uri=self.resolved_tracking_uri,
             links=self.links,
+            max_running=self.max_concurrent_runs or None,
         )
+        self.worker = WorkerPool(self.work_timeout)
         self.verification_manager = VerificationManager(root=root, runs_dir=runs_dir)
 
     def _proxied_ui(self) -> str | None:
@@ -78,4 +99,5 @@ class MlopsExtension(ExtensionApp):
         self.handlers.extend(handlers())
 
     async def stop_extension(self) -> None:
+        self.worker.close()
         await asyncio.gather(self.run_manager.stop_all(), self.verification_manager.stop_all())

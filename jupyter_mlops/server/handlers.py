@@ -18,16 +18,15 @@ from pydantic import BaseModel, ValidationError
 from tornado import web
 
 from .. import __version__
-from ..analysis import analyze_notebook
-from ..bundle import write_bundle
 from ..errors import BadInput
 from ..history import RUN_ID
-from ..notebooks import parse_notebook, read_notebook
+from . import jobs
 from .paths import OutsideRoot, relative_to_root, resolve_in_root
 from .redact import redact
 from .runs import RunManager
 from .schemas import AnalyzeRequest, ConvertRequest, RunRequest, Verification, VerifyRequest
 from .verifications import VerificationManager
+from .worker import TooSlow, WorkerPool
 
 
 class ApiError(web.HTTPError):
@@ -38,14 +37,56 @@ class ApiError(web.HTTPError):
         self.message = message
 
 
+class TooLarge(BadInput):
+    """A notebook over the server's size limit (MlopsExtension.max_notebook_mb)."""
+
+
+# The one map from what went wrong to the status the UI gets (most specific first).
+STATUS: list[tuple[type[Exception], int]] = [
+    (TooLarge, 413),
+    (TooSlow, 413),
+    (OutsideRoot, 403),
+    (BadInput, 400),
+]
+
+
+def _api_error(error: BaseException) -> ApiError | None:
+    if isinstance(error, ApiError):
+        return error
+    for kind, status in STATUS:
+        if isinstance(error, kind):
+            return ApiError(status, str(error))
+    return None
+
+
 class _Handler(ExtensionHandlerMixin, APIHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        error = kwargs.get("exc_info", (None, None))[1]
-        if isinstance(error, ApiError):
+        error = _api_error(kwargs.get("exc_info", (None, None))[1])
+        if error is not None:
+            self.set_status(error.status_code)
             self.set_header("Content-Type", "application/json")
             self.finish(redact(json.dumps({"message": error.message})))
         else:
             super().write_error(status_code, **kwargs)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if _api_error(value) is None:  # ours are answers, not server errors to log
+            super().log_exception(typ, value, tb)
+
+    @property
+    def worker(self) -> WorkerPool:
+        return self.extensionapp.worker  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.extensionapp.max_notebook_mb * 1024 * 1024)  # type: ignore[attr-defined]
+
+    def check_size(self, size: int, what: str) -> None:
+        if size > self.max_bytes:
+            raise TooLarge(
+                f"{what} is {size / 1024 / 1024:.1f} MB, over this server's limit of "
+                f"{self.max_bytes / 1024 / 1024:g} MB (MlopsExtension.max_notebook_mb)"
+            )
 
     @property
     def runs(self) -> RunManager:
@@ -60,12 +101,15 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
         return Path(self.serverapp.root_dir)
 
     def body(self, model: type[BaseModel]) -> Any:
+        self.check_size(len(self.request.body or b""), "the request")
         try:
             data = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise ApiError(400, "the request body is not JSON") from None
+        except (ValueError, RecursionError):
+            raise ApiError(400, "the request body is not JSON (or is nested too deeply)") from None
         try:
             return model.model_validate(data)
+        except RecursionError:
+            raise ApiError(400, "the request body is nested too deeply") from None
         except ValidationError as error:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
@@ -74,12 +118,10 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
             raise ApiError(400, f"bad request: {problems}") from None
 
     def notebook_path(self, relative: str) -> Path:
-        try:
-            path = resolve_in_root(self.root, relative)
-        except OutsideRoot as error:
-            raise ApiError(403, str(error)) from None
+        path = resolve_in_root(self.root, relative)
         if not path.is_file():
             raise ApiError(404, f"no notebook at `{relative}`")
+        self.check_size(path.stat().st_size, f"`{relative}`")
         return path
 
     def reply(self, data: Any, status: int = 200) -> None:
@@ -105,46 +147,32 @@ class ConfigHandler(_Handler):
 
 class AnalyzeHandler(_Handler):
     @web.authenticated
-    def post(self) -> None:
+    async def post(self) -> None:
         request: AnalyzeRequest = self.body(AnalyzeRequest)
-        try:
-            if request.notebook is not None:
-                name = request.path or "notebook.ipynb"
-                nb = parse_notebook(request.notebook, name)
-            else:
-                assert request.path is not None
-                nb = read_notebook(self.notebook_path(request.path)).nb
-                name = request.path
-        except BadInput as error:
-            raise ApiError(400, str(error)) from None
-        self.reply(analyze_notebook(nb, name).to_dict())
+        if request.notebook is not None:
+            name = request.path or "notebook.ipynb"
+            analysis = await self.worker.call(
+                "analysis", jobs.analyze, request.notebook, None, name
+            )
+        else:
+            assert request.path is not None
+            path = self.notebook_path(request.path)
+            analysis = await self.worker.call("analysis", jobs.analyze, None, path, request.path)
+        self.reply(analysis)
 
 
 class ConvertHandler(_Handler):
     @web.authenticated
-    def post(self) -> None:
+    async def post(self) -> None:
         request: ConvertRequest = self.body(ConvertRequest)
         notebook = self.notebook_path(request.path)
         relative = request.output or str(
             Path(request.path).parent / f"{Path(request.path).stem}_pipeline"
         )
-        try:
-            output = resolve_in_root(self.root, relative)
-        except OutsideRoot as error:
-            raise ApiError(403, str(error)) from None
-        try:
-            source = read_notebook(notebook)
-            analysis = analyze_notebook(source.nb, notebook)
-            bundle = write_bundle(source, analysis, output)
-        except BadInput as error:
-            raise ApiError(400, str(error)) from None
-        files = ["pipeline.yaml", "params.yaml", "requirements.txt", *bundle.notebooks.values()]
+        output = resolve_in_root(self.root, relative)
+        files, analysis = await self.worker.call("conversion", jobs.convert, notebook, output)
         self.reply(
-            {
-                "output": relative_to_root(self.root, output),
-                "files": files,
-                "analysis": analysis.to_dict(),
-            }
+            {"output": relative_to_root(self.root, output), "files": files, "analysis": analysis}
         )
 
 
@@ -157,12 +185,14 @@ class RunsHandler(_Handler):
     async def post(self) -> None:
         request: RunRequest = self.body(RunRequest)
         notebook = self.notebook_path(request.path)
-        try:
-            run_id = await self.runs.start(
-                notebook, request.parameters, request.jobs, request.from_stage, request.only
-            )
-        except BadInput as error:
-            raise ApiError(400, str(error)) from None
+        run_id = await self.runs.start(
+            self.worker,
+            notebook,
+            request.parameters,
+            request.jobs,
+            request.from_stage,
+            request.only,
+        )
         self.reply(self.runs.get(run_id), status=202)
 
 
@@ -194,10 +224,7 @@ class VerificationsHandler(_Handler):
     async def post(self) -> None:
         request: VerifyRequest = self.body(VerifyRequest)
         notebook = self.notebook_path(request.path)
-        try:
-            verification_id = await self.verifications.start(notebook)
-        except BadInput as error:
-            raise ApiError(400, str(error)) from None
+        verification_id = await self.verifications.start(self.worker, notebook)
         self.reply({"id": verification_id}, status=202)
 
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path, PurePosixPath
+
+from ..errors import BadInput
+
+MAX_PATH = 4096  # PATH_MAX on Linux: a longer path can't name a file
 
 
 class OutsideRoot(ValueError):
@@ -11,9 +16,22 @@ class OutsideRoot(ValueError):
 
 
 def resolve_in_root(root: Path, relative: str) -> Path:
-    """The real path of a Contents-API-style path, refusing anything outside `root`."""
+    """The real path of a Contents-API-style path, refusing anything outside `root`.
+
+    Raises BadInput for something that can't be a file's path at all (a NUL or other control
+    character, a lone surrogate, longer than PATH_MAX).
+    """
     if not isinstance(relative, str) or not relative.strip():
         raise OutsideRoot("a path relative to the server's root is required")
+    if len(relative) > MAX_PATH:
+        raise BadInput(
+            f"the path is {len(relative)} characters long; a file's path has at most {MAX_PATH}"
+        )
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in relative):
+        raise BadInput(
+            f"{relative.encode('utf-8', 'backslashreplace').decode()!r} is not a file's path: "
+            "it contains a control character or a lone surrogate"
+        )
     pure = PurePosixPath(relative.replace("\\", "/"))
     if pure.is_absolute() or ".." in pure.parts:
         raise OutsideRoot(f"`{relative}` is not a path inside the server's root")

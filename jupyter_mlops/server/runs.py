@@ -20,63 +20,107 @@ from typing import Any
 from ..bundle import Bundle, read_bundle
 from ..errors import BadInput
 from ..history import find_run, load_run, run_folders, runner_alive
-from ..launcher import RUNNER_LOG, prepare_run
-from ..runstate import RUN_FAILED, RUN_RUNNING, RunState
+from ..launcher import RUNNER_LOG, PreparedRun, prepare_run
+from ..runstate import RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, RunState
 from ..tracking import MlflowLinks
 from .paths import relative_to_root
+from .redact import environment_secrets, redact
+from .worker import WorkerPool
 
 TAIL_BYTES = 4000
+RUN_QUEUED = "queued"  # waiting for one of the server's run slots; nothing started yet
+STOP_WITH_PID = "JUPYTER_MLOPS_STOP_WITH_PID"  # the runner stops when this process is gone
 
 
 @dataclass
 class Launch:
-    """A run this server started whose run.json may not exist yet."""
+    """A run this server started (or queued) whose run.json may not exist yet."""
 
-    folder: Path
+    prepared: PreparedRun
     path: str
-    pipeline: str
     created: float
-    process: asyncio.subprocess.Process
+    process: asyncio.subprocess.Process | None = None  # None while queued
+    cancelled: bool = False  # asked to stop by this server
+    waiter: asyncio.Task[None] | None = None  # starts the next queued run when this one ends
+
+    @property
+    def folder(self) -> Path:
+        return self.prepared.folder
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
 
 
 class RunManager:
-    def __init__(self, root: Path, runs_dir: Path, tracking_uri: str, links: MlflowLinks) -> None:
+    def __init__(
+        self,
+        root: Path,
+        runs_dir: Path,
+        tracking_uri: str,
+        links: MlflowLinks,
+        max_running: int | None = None,
+    ) -> None:
         self.root = root
         self.runs_dir = runs_dir
         self.tracking_uri = tracking_uri
         self.links = links
+        self.max_running = max_running or os.cpu_count() or 1
         self.launches: dict[str, Launch] = {}
+        self.queue: list[str] = []  # run ids waiting for a slot, oldest first
 
     # --- starting -----------------------------------------------------------------------
 
     async def start(
         self,
+        worker: WorkerPool,
         notebook: Path,
         parameters: dict[str, Any],
         jobs: int,
         from_stage: str | None,
         only: list[str],
     ) -> str:
-        """Check the request, then run `jupyter-mlops run` in a child process."""
-        prepared = prepare_run(
-            notebook, parameters, self.runs_dir, self.tracking_uri, jobs, from_stage, only
+        """Check the request (in a worker), then run `jupyter-mlops run` in a child process,
+        or queue it while `max_running` runs of this server are running."""
+        prepared = await worker.call(
+            "checking the run",
+            prepare_run,
+            notebook,
+            parameters,
+            self.runs_dir,
+            self.tracking_uri,
+            jobs,
+            from_stage,
+            only,
         )
-        with open(prepared.log, "wb") as log:
-            process = await asyncio.create_subprocess_exec(
-                *prepared.command,
-                cwd=self.root,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                stdin=asyncio.subprocess.DEVNULL,
-            )
-        self.launches[prepared.run_id] = Launch(
-            prepared.folder,
-            relative_to_root(self.root, notebook),
-            prepared.pipeline,
-            time.time(),
-            process,
-        )
+        launch = Launch(prepared, relative_to_root(self.root, notebook), time.time())
+        self.launches[prepared.run_id] = launch
+        self.queue.append(prepared.run_id)
+        await self._start_queued()
         return prepared.run_id
+
+    async def _start_queued(self) -> None:
+        while self.queue and self._running() < self.max_running:
+            launch = self.launches[self.queue.pop(0)]
+            with open(launch.prepared.log, "wb") as log:
+                launch.process = await asyncio.create_subprocess_exec(
+                    *launch.prepared.command,
+                    cwd=self.root,
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    # If this server dies without stopping its runs (SIGKILL, a handler that
+                    # exits at once), they stop themselves: cancelled, FAILED in MLflow.
+                    env={**os.environ, STOP_WITH_PID: str(os.getpid())},
+                )
+            launch.waiter = asyncio.create_task(self._next_when_done(launch.process))
+
+    async def _next_when_done(self, process: asyncio.subprocess.Process) -> None:
+        await process.wait()
+        await self._start_queued()
+
+    def _running(self) -> int:
+        return sum(launch.running for launch in self.launches.values())
 
     # --- reading ------------------------------------------------------------------------
 
@@ -103,12 +147,20 @@ class RunManager:
 
     def _view(self, folder: Path, with_logs: bool) -> dict[str, Any] | None:
         try:
-            state = load_run(folder)
+            state = load_run(folder, self.tracking_uri, background=True)
         except (OSError, ValueError, TypeError):
             return None
+        if state.id != folder.name:
+            return None  # a run.json copied from another run: not this folder's run
         launch = self.launches.get(state.id)
-        if launch is not None and state.status == RUN_RUNNING and launch.process.returncode:
-            state.status = RUN_FAILED  # the command exited early, before writing its end
+        ended = launch is not None and launch.process and launch.process.returncode is not None
+        if ended and state.status == RUN_RUNNING:  # it exited before writing its end
+            state.status = RUN_CANCELLED if launch.cancelled else RUN_FAILED  # type: ignore[union-attr]
+        if state.tracking_uri != self.tracking_uri:
+            # Not a store this server writes to: no links, and ids that mean nothing here.
+            state.experiment_id = state.parent_run_id = None
+            for stage in state.stages:
+                stage.mlflow_run_id = None
         return self._state_view(state, folder, with_logs)
 
     def _state_view(self, state: RunState, folder: Path, with_logs: bool) -> dict[str, Any]:
@@ -119,7 +171,7 @@ class RunManager:
             stage["cells"] = bundle.stage(stage["name"]).cells if bundle else []
             stage["mlflow_url"] = self.links.run(state.experiment_id, stage["mlflow_run_id"])
             if with_logs:
-                stage["log_tail"] = _tail(folder / stage["log"]) if stage["log"] else ""
+                stage["log_tail"] = _tail(folder, stage["log"]) if stage["log"] else ""
         for model in data["models"]:
             model["url"] = self.links.model(model["name"], model["version"])
         view = {
@@ -145,17 +197,28 @@ class RunManager:
             "url": self.links.run(state.experiment_id, state.parent_run_id),
         }
         if with_logs:
-            view["log_tail"] = _tail(folder / RUNNER_LOG)
+            view["log_tail"] = _tail(folder, RUNNER_LOG)
         return view
 
     def _launch_view(self, run_id: str, launch: Launch, with_logs: bool) -> dict[str, Any]:
-        finished = launch.process.returncode is not None
-        log = _tail(launch.folder / RUNNER_LOG)
+        """A run with no run.json yet: queued, starting, or ended before it began."""
+        finished = launch.cancelled or (launch.process is not None and not launch.running)
+        if launch.cancelled:
+            status = RUN_CANCELLED
+        elif finished:
+            status = RUN_FAILED
+        else:
+            status = RUN_RUNNING if launch.process else RUN_QUEUED
+        log = _tail(launch.folder, RUNNER_LOG)
+        if launch.cancelled:
+            message = "the run was cancelled before it started"
+        else:
+            message = _last_line(log) or "the run stopped before it started"
         view: dict[str, Any] = {
             "id": run_id,
-            "pipeline": launch.pipeline,
+            "pipeline": launch.prepared.pipeline,
             "path": launch.path,
-            "status": RUN_FAILED if finished else RUN_RUNNING,
+            "status": status,
             "created": launch.created,
             "finished": None,
             "parameters": {},
@@ -163,7 +226,7 @@ class RunManager:
             "models": [],
             "warnings": [],
             "error": {
-                "message": _last_line(log) or "the run stopped before it started",
+                "message": message,
                 "cell": None,
                 "line": None,
                 "exception": None,
@@ -189,23 +252,33 @@ class RunManager:
 
         Returns False when the run has already finished.
         """
+        launch = self.launches.get(run_id)
+        if launch is not None and run_id in self.queue:
+            self.queue.remove(run_id)
+            launch.cancelled = True
+            return True
         folder = find_run(self.runs_dir, run_id)
-        state = load_run(folder) if folder else None
+        state = load_run(folder, self.tracking_uri, background=True) if folder else None
         if state is not None and state.status != RUN_RUNNING:
             return False
-        launch = self.launches.get(run_id)
-        if launch is not None and launch.process.returncode is None:
+        if launch is not None and launch.process is not None and launch.running:
+            launch.cancelled = True
             launch.process.send_signal(signal.SIGTERM)
             return True
-        if state is None or not runner_alive(state.pid):
+        if state is None or not runner_alive(state.pid, run_id):
             return False
         os.kill(state.pid, signal.SIGTERM)  # started by an earlier server: signal by pid
         return True
 
     async def stop_all(self, timeout: float = 20) -> None:
         """On server shutdown, stop the runs it started, leaving no kernel behind."""
+        for run_id in self.queue:
+            self.launches[run_id].cancelled = True
+        self.queue.clear()
         running = [
-            launch.process for launch in self.launches.values() if launch.process.returncode is None
+            launch.process
+            for launch in self.launches.values()
+            if launch.process is not None and launch.running
         ]
         for process in running:
             process.send_signal(signal.SIGTERM)
@@ -227,13 +300,23 @@ def _relative_or_none(root: Path, path: Path) -> str | None:
         return None
 
 
-def _tail(path: Path) -> str:
+def _tail(folder: Path, log: str) -> str:
+    """The end of a run folder's log, its secrets masked before it is cut (a cut secret
+    would escape the mask). Only a file inside the folder: a symlink planted there is not
+    followed out of it.
+    """
+    real = os.path.realpath(folder)
+    path = os.path.realpath(os.path.join(real, log))
+    if not path.startswith(real + os.sep):
+        return ""
+    margin = max((len(secret) for secret in environment_secrets()), default=0)
     try:
         with open(path, "rb") as stream:
-            stream.seek(max(0, stream.seek(0, os.SEEK_END) - TAIL_BYTES))
-            return stream.read().decode("utf-8", errors="replace")
+            stream.seek(max(0, stream.seek(0, os.SEEK_END) - TAIL_BYTES - margin))
+            text = redact(stream.read().decode("utf-8", errors="replace"))
     except OSError:
         return ""
+    return text[-TAIL_BYTES:]
 
 
 def _last_line(text: str) -> str:

@@ -23,13 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..analysis import analyze_notebook
-from ..bundle import raise_for_errors
 from ..errors import BadInput
 from ..history import RUN_ID, runner_alive
-from ..notebooks import read_notebook
 from ..runner import new_run_id
+from . import jobs
 from .paths import relative_to_root
+from .worker import WorkerPool
 
 FOLDER = ".verifications"
 REQUEST = "verification.json"
@@ -62,7 +61,7 @@ class VerificationManager:
         self.folder = runs_dir / FOLDER
         self.started: dict[str, Verification] = {}
 
-    async def start(self, notebook: Path) -> str:
+    async def start(self, worker: WorkerPool, notebook: Path) -> str:
         """Check the notebook, then run `jupyter-mlops verify` on it in a child process.
 
         Raises BadInput (nothing started) for a file that is not a notebook or whose tagging
@@ -71,8 +70,7 @@ class VerificationManager:
         path = relative_to_root(self.root, notebook)
         if notebook.suffix != ".ipynb":
             raise BadInput(f"`{path}` is not a notebook (an .ipynb file)")
-        source = read_notebook(notebook)
-        raise_for_errors(analyze_notebook(source.nb, notebook))
+        await worker.call("checking the notebook", jobs.check_tagging, notebook)
         verification_id = new_run_id()
         folder = self.folder / verification_id
         folder.mkdir(parents=True)

@@ -1,0 +1,36 @@
+"""What the server's worker processes do (see `worker`): each job reads, analyses and
+perhaps writes, and returns plain data.
+
+Top-level functions with plain arguments and results, so that they cross into a spawned
+process and back. They import nothing of the server (tornado, jupyter_server), which keeps a
+worker's start quick.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..analysis import analyze_notebook
+from ..bundle import raise_for_errors, write_bundle
+from ..notebooks import parse_notebook, read_notebook
+
+
+def analyze(notebook: dict[str, Any] | None, path: Path | None, name: str) -> dict[str, Any]:
+    """The analysis of a notebook sent as JSON, or of the file at `path`."""
+    nb = parse_notebook(notebook, name) if notebook is not None else read_notebook(path).nb  # type: ignore[arg-type]
+    return analyze_notebook(nb, name).to_dict()
+
+
+def convert(notebook: Path, output: Path) -> tuple[list[str], dict[str, Any]]:
+    """Write the bundle; its files (relative to `output`) and the analysis."""
+    source = read_notebook(notebook)
+    analysis = analyze_notebook(source.nb, notebook)
+    bundle = write_bundle(source, analysis, output)
+    files = ["pipeline.yaml", "params.yaml", "requirements.txt", *bundle.notebooks.values()]
+    return files, analysis.to_dict()
+
+
+def check_tagging(notebook: Path) -> None:
+    """Raise BadInput when the notebook can't be read or its tagging has errors."""
+    raise_for_errors(analyze_notebook(read_notebook(notebook).nb, notebook))

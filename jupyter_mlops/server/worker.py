@@ -1,0 +1,93 @@
+"""Slow work off the server's event loop: child processes with a time budget.
+
+Jupyter serves every request, JupyterLab's own included, from one event loop. Analysing a
+notebook is pure computation whose time grows with the notebook's code (a notebook of
+megabytes takes seconds), and the sidebar asks for it after every edit; checking a run
+request analyses the notebook and looks through earlier runs. Done on the loop, one such
+request freezes the whole server. Done in a thread, it still holds the GIL and can't be
+stopped. So it runs in a small pool of child processes (spawned, never forked from the
+threaded server), kept warm between requests; a job over its time budget is stopped by
+terminating the pool, and the request gets a clear error instead of a frozen server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+from collections.abc import Callable
+from multiprocessing.pool import Pool
+from typing import Any, TypeVar
+
+from ..errors import BadInput
+
+T = TypeVar("T")
+
+
+class TooSlow(BadInput):
+    """A job ran past its time budget and was stopped."""
+
+
+class WorkerPool:
+    """Runs picklable top-level functions in child processes, each call within `budget` s."""
+
+    def __init__(self, budget: float, processes: int = 2) -> None:
+        self.budget = budget
+        self.processes = processes
+        self._pool: Pool | None = None
+        self._lock = threading.Lock()
+        self._pending: set[asyncio.Future[Any]] = set()
+
+    async def call(self, what: str, function: Callable[..., T], *args: Any) -> T:
+        """`function(*args)` in a worker; its exception is raised here as it was raised there.
+
+        `what` names the job in the error a user sees when it runs out of time.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def settle(outcome: Any, failed: bool) -> None:
+            if future.done():
+                return
+            if failed:
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+        self._pool_now().apply_async(
+            function,
+            args,
+            callback=lambda result: loop.call_soon_threadsafe(settle, result, False),
+            error_callback=lambda error: loop.call_soon_threadsafe(settle, error, True),
+        )
+        self._pending.add(future)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.budget)
+        except TimeoutError:
+            self._restart(f"stopped: another request ({what}) ran out of time")
+            raise TooSlow(
+                f"{what} took longer than {self.budget:g} s and was stopped; the notebook may "
+                "be too large (raise MlopsExtension.work_timeout to allow more)"
+            ) from None
+        finally:
+            self._pending.discard(future)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()
+
+    def _pool_now(self) -> Pool:
+        with self._lock:
+            if self._pool is None:
+                self._pool = multiprocessing.get_context("spawn").Pool(self.processes)
+            return self._pool
+
+    def _restart(self, reason: str) -> None:
+        """Stop every worker (the one that is stuck among them); jobs that shared the pool
+        fail with `reason` rather than wait forever."""
+        self.close()
+        for future in list(self._pending):
+            if not future.done():
+                future.set_exception(BadInput(reason))
