@@ -5,6 +5,9 @@ import json
 import os
 import signal
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -273,6 +276,40 @@ async def test_the_mlflow_ui_is_served_behind_jupyter_server_proxy(
     assert "seen-in-the-ui" in names
     page = await jp_fetch("mlflow/", request_timeout=60)
     assert b"<title>MLflow</title>" in page.body
+
+    # Straight to the UI's own port, a page on another name (DNS rebinding) is refused;
+    # only the Host the proxy sends is let in.
+    port, prefix = _mlflow_ui_address()
+    search = f"http://127.0.0.1:{port}{prefix}/ajax-api/2.0/mlflow/experiments/search"
+
+    def post(host: str) -> int:
+        request = urllib.request.Request(
+            search,
+            data=b'{"max_results": 1}',
+            headers={"Host": host, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert post("evil.example") == 403
+    assert post(f"evil.example:{port}") == 403
+    assert post(f"127.0.0.1:{port}") == 200
+
+
+def _mlflow_ui_address() -> tuple[int, str]:
+    """The port and path prefix of the `mlflow ui` the proxy started (its command line)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if "ui" in words and "--static-prefix" in words and "--port" in words:
+            prefix = words[words.index("--static-prefix") + 1]
+            return int(words[words.index("--port") + 1]), urllib.parse.quote(prefix)
+    raise AssertionError("no `mlflow ui` process")
 
 
 # --- verifications ------------------------------------------------------------------------

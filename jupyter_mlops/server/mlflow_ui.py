@@ -36,11 +36,15 @@ def _command(port: int, base_url: str) -> list[str]:
         "1",
         "--static-prefix",
         proxied_ui_url(base_url),
-        # Requests arrive through Jupyter's proxy, already authenticated, with the Host
-        # header of the Jupyter server (a JupyterHub name, say): let them in.
+        # Only the Host the proxy sends (see `request_headers_override`): a page on another
+        # name that resolves to this machine (DNS rebinding) is refused by MLflow itself.
         "--allowed-hosts",
-        "*",
+        _proxy_host(port),
     ]
+
+
+def _proxy_host(port: int | str) -> str:
+    return f"127.0.0.1:{port}"
 
 
 def mlflow_ui_process() -> dict[str, Any]:
@@ -49,6 +53,9 @@ def mlflow_ui_process() -> dict[str, Any]:
         "command": _command,
         # A UI only: no background job runner (three more processes, for GenAI jobs).
         "environment": {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        # Requests arrive through Jupyter's proxy, already authenticated, with the Host of
+        # the Jupyter server (a JupyterHub name, say); the UI is told the one it listens on.
+        "request_headers_override": {"Host": _proxy_host("{port}")},
         "absolute_url": True,
         "timeout": 90,
         "new_browser_tab": True,
