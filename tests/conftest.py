@@ -127,7 +127,7 @@ async def wait_for(api, run_id, timeout=240, collection="runs"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         view = await api("GET", collection, run_id)
-        if view["status"] != "running":
+        if view["status"] not in ("running", "queued"):
             return view
         await asyncio.sleep(0.5)
     raise AssertionError(f"{collection} {run_id} still running after {timeout} s")

@@ -8,6 +8,9 @@ request freezes the whole server. Done in a thread, it still holds the GIL and c
 stopped. So it runs in a small pool of child processes (spawned, never forked from the
 threaded server), kept warm between requests; a job over its time budget is stopped by
 terminating the pool, and the request gets a clear error instead of a frozen server.
+
+The budget is the job's own: a new pool's workers import what the jobs need first, and a
+request waits for that before its clock starts.
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ from typing import Any, TypeVar
 from ..errors import BadInput
 
 T = TypeVar("T")
+STARTUP_SECONDS = 120  # a new worker imports the analysis (seconds on a busy machine)
+
+
+def _import_jobs() -> None:
+    """What a worker does first: import what the jobs need, before any budget runs."""
+    from . import jobs  # noqa: F401
 
 
 class TooSlow(BadInput):
@@ -35,6 +44,7 @@ class WorkerPool:
         self.budget = budget
         self.processes = processes
         self._pool: Pool | None = None
+        self._ready: asyncio.Future[None] | None = None  # the new pool's workers have imported
         self._lock = threading.Lock()
         self._pending: set[asyncio.Future[Any]] = set()
 
@@ -43,23 +53,9 @@ class WorkerPool:
 
         `what` names the job in the error a user sees when it runs out of time.
         """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-
-        def settle(outcome: Any, failed: bool) -> None:
-            if future.done():
-                return
-            if failed:
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
-
-        self._pool_now().apply_async(
-            function,
-            args,
-            callback=lambda result: loop.call_soon_threadsafe(settle, result, False),
-            error_callback=lambda error: loop.call_soon_threadsafe(settle, error, True),
-        )
+        pool, ready = self._pool_now()
+        await asyncio.wait_for(asyncio.shield(ready), STARTUP_SECONDS)
+        future: asyncio.Future[T] = self._submit(pool, function, *args)
         self._pending.add(future)
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.budget)
@@ -74,15 +70,40 @@ class WorkerPool:
 
     def close(self) -> None:
         with self._lock:
-            pool, self._pool = self._pool, None
+            pool, self._pool, self._ready = self._pool, None, None
         if pool is not None:
             pool.terminate()
 
-    def _pool_now(self) -> Pool:
+    def _pool_now(self) -> tuple[Pool, asyncio.Future[None]]:
         with self._lock:
-            if self._pool is None:
-                self._pool = multiprocessing.get_context("spawn").Pool(self.processes)
-            return self._pool
+            if self._pool is None or self._ready is None:
+                self._pool = multiprocessing.get_context("spawn").Pool(
+                    self.processes, initializer=_import_jobs
+                )
+                self._ready = self._submit(self._pool, _import_jobs)
+            return self._pool, self._ready
+
+    @staticmethod
+    def _submit(pool: Pool, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """`function(*args)` in the pool, as a future of this event loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def settle(outcome: Any, failed: bool) -> None:
+            if future.done():
+                return
+            if failed:
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+        pool.apply_async(
+            function,
+            args,
+            callback=lambda result: loop.call_soon_threadsafe(settle, result, False),
+            error_callback=lambda error: loop.call_soon_threadsafe(settle, error, True),
+        )
+        return future
 
     def _restart(self, reason: str) -> None:
         """Stop every worker (the one that is stuck among them); jobs that shared the pool
