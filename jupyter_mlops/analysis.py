@@ -34,7 +34,7 @@ from typing import Any, Literal
 from .dataflow import KERNEL_NAMES, CellCode, Definition, Event, NameEvent, analyze_code
 from .parameters import Parameter, ParameterProblem, parse_parameters
 from .state import GENERATOR_CALLS, RANDOM_STATE, classify, resolve, seeded
-from .tags import CellTags, parse_tags
+from .tags import CellTags, parse_tags, unsafe_character
 
 Severity = Literal["error", "warning"]
 Role = Literal["stage", "setup", "skip", "parameters", "unassigned", "markdown", "raw"]
@@ -255,6 +255,13 @@ class _Analyzer:
             value = own.get(key)
             if value is not None and not (isinstance(value, str) and value.strip()):
                 self.error("bad-settings", f"`jupyter_mlops.{key}` must be a non-empty string")
+                value = None
+            elif value is not None and (unsafe := unsafe_character(value)):
+                self.error(
+                    "bad-settings",
+                    f"`jupyter_mlops.{key}` is {value!r}: remove its {unsafe}, names can't hold "
+                    "line or control characters (they reach file names, YAML and shell commands)",
+                )
                 value = None
             strings[key] = value
         fit_data = own.get("fit_data") or {}

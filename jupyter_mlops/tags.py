@@ -14,6 +14,14 @@ from dataclasses import dataclass, field
 STAGE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 MAX_STAGE_NAME = 100  # a stage names files (stages/NN_<name>.ipynb); most file systems allow 255
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# What no name (pipeline, experiment, model, kernel) may hold: control characters (C0, DEL
+# and C1, NEL among them), Unicode line and paragraph separators, lone surrogates and the
+# bidirectional controls. Names reach file names, YAML, shell commands and CI workflows, where
+# such a character ends a line (a YAML 1.1 reader breaks lines at NEL, U+2028 and U+2029),
+# can't be encoded, or makes a name read differently from what it is.
+UNSAFE_IN_NAMES = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 
 # Kale's tag -> our tag. Kale's `prev:` and `block:`/`step:` carry a name like ours.
 _KALE_PLAIN = {
@@ -140,3 +148,9 @@ def suggest_stage_name(text: str) -> str:
     if not name or not name[0].isalpha():
         name = f"stage_{name}" if name else "stage"
     return name[:MAX_STAGE_NAME]
+
+
+def unsafe_character(name: str) -> str | None:
+    """The first character no name may hold, as `U+XXXX` for a message; None if there is none."""
+    found = UNSAFE_IN_NAMES.search(name)
+    return f"U+{ord(found.group()):04X}" if found else None
