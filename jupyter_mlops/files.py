@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import yaml
@@ -15,19 +15,33 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
 
     A rename is atomic for readers and survives the writer being killed. No fsync: that
     would only add protection against power loss, at a cost that dominated converting and
-    running large pipelines.
+    running large pipelines. The file gets the mode a plain `open()` gives a new file, 0666
+    less the umask: generated DAGs and bundles are read by schedulers running as other users,
+    which `mkstemp`'s 0600 locked out (and regenerating fixes files written that way).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temporary = _create_temporary(path)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new file beside `path`, created 0666 so the kernel applies the umask (no process-wide
+    `os.umask` call to read it, which would race other threads creating files)."""
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+            return os.open(temporary, flags, 0o666), temporary
+        except FileExistsError:
+            continue
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -41,8 +55,17 @@ class _ReadableDumper(yaml.SafeDumper):
         return True
 
 
+# Line breaks to a YAML 1.1 reader (PyYAML's) besides "\n": PyYAML writes them raw inside
+# plain, quoted and block scalars, where reading folds NEL into a space or "\n", and a reader
+# seeing lines differently from the writer can be made to read a key that is not there.
+_OTHER_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
+
+
 def _string(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-    style = "|" if "\n" in value else None
+    if any(char in value for char in _OTHER_BREAKS):
+        style: str | None = '"'  # escapes them: \r, \N, \L, \P
+    else:
+        style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
