@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .analysis import Stage
 from .artifacts import StageRecord, VariableInfo
@@ -61,6 +62,24 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return uri
 
 
+def without_credentials(url: str) -> str:
+    """`url` without the user and password it may carry, for logging and showing it.
+
+    A remote cloned as `https://user:token@host/repo.git` keeps the token in its URL, and
+    the repository URL is logged as a tag that the MLflow UI shows to anyone who can read the
+    experiment. Over HTTP the user part is often the token itself, so both go, as do a query
+    and a fragment (`?private_token=...`); ssh keeps its user name, which is no secret
+    (`ssh://git@host/repo`). scp-like remotes (`git@host:repo`) can't hold a password.
+    """
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:  # a path, or scp-like `git@host:repo`
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    if parts.scheme.lower() in ("ssh", "git+ssh", "ssh+git") and userinfo:
+        host = f"{userinfo.partition(':')[0]}@{host}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def git_info(path: Path | None) -> dict[str, str]:
     """Commit, branch and whether the notebook has uncommitted changes; {} outside git."""
     if path is None:
@@ -82,7 +101,7 @@ def git_info(path: Path | None) -> dict[str, str]:
         info["path"] = git("ls-files", "--full-name", "--", path.name) or path.name
         info["branch"] = git("rev-parse", "--abbrev-ref", "HEAD")
         info["dirty"] = "true" if git("status", "--porcelain", "--", path.name) else "false"
-        info["repo_url"] = git("config", "--get", "remote.origin.url")
+        info["repo_url"] = without_credentials(git("config", "--get", "remote.origin.url"))
     except (RuntimeError, OSError, subprocess.SubprocessError):
         pass
     return info
