@@ -146,7 +146,8 @@ export interface StartRunRequest {
   only?: string[];
 }
 
-export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
+/** `queued`: waiting for one of the server's run slots (MlopsExtension.max_concurrent_runs). */
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 export type StageStatus =
   'queued' | 'running' | 'done' | 'failed' | 'cached' | 'skipped' | 'cancelled';

@@ -15,7 +15,7 @@ import { pipelineIcon } from './icons';
 import type { AnalysisModel } from './model';
 import { snapshot, targetCells } from './notebook';
 import { collectValues, type ParameterForms } from './params';
-import { isActive } from './progress';
+import { isActive, isCancellable } from './progress';
 import type { RunManager } from './runs';
 import { isVerifying, type VerifyManager } from './verify';
 import {
@@ -158,7 +158,7 @@ export function registerCommands(context: CommandContext): void {
     label: 'Cancel Pipeline Run',
     isEnabled: () => {
       const panel = current();
-      return panel !== null && runs.get(panel.id).phase === 'running';
+      return panel !== null && isCancellable(runs.get(panel.id));
     },
     execute: async () => {
       const panel = current();

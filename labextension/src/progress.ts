@@ -1,8 +1,8 @@
 /**
  * The state of one notebook's Productionize, as a pure reducer.
  *
- * Productionize goes idle -> saving -> checking -> (blocked | starting -> running ->
- * succeeded | failed | cancelled); `cancelling` sits between running and cancelled, and
+ * Productionize goes idle -> saving -> checking -> (blocked | starting -> [queued ->]
+ * running -> succeeded | failed | cancelled); `cancelling` sits between running and cancelled, and
  * `error` ends it when a request fails before the run exists. Server snapshots of the run
  * arrive from polls and from the cancel request in any order, so the reducer ignores
  * snapshots of a run it no longer follows and never lets a late `running` snapshot undo
@@ -16,6 +16,7 @@ export type Phase =
   | 'checking'
   | 'blocked'
   | 'starting'
+  | 'queued'
   | 'running'
   | 'cancelling'
   | 'succeeded'
@@ -51,6 +52,7 @@ const ACTIVE: ReadonlySet<Phase> = new Set([
   'saving',
   'checking',
   'starting',
+  'queued',
   'running',
   'cancelling'
 ]);
@@ -60,9 +62,16 @@ export function isActive(state: ProgressState): boolean {
   return ACTIVE.has(state.phase);
 }
 
+const FOLLOWED: ReadonlySet<Phase> = new Set(['queued', 'running', 'cancelling']);
+
 /** Whether the server still has to report more about the followed run. */
 export function isPolling(state: ProgressState): boolean {
-  return state.run !== null && (state.phase === 'running' || state.phase === 'cancelling');
+  return state.run !== null && FOLLOWED.has(state.phase);
+}
+
+/** Whether the followed run can be cancelled (it waits in the queue or runs). */
+export function isCancellable(state: ProgressState): boolean {
+  return state.run !== null && (state.phase === 'queued' || state.phase === 'running');
 }
 
 export function reduce(state: ProgressState, action: ProgressAction): ProgressState {
@@ -84,10 +93,14 @@ export function reduce(state: ProgressState, action: ProgressAction): ProgressSt
         ? { ...IDLE, phase: action.run.status, run: action.run }
         : state;
     case 'cancel':
-      return state.phase === 'running' ? { ...state, phase: 'cancelling', message: null } : state;
+      return isCancellable(state) ? { ...state, phase: 'cancelling', message: null } : state;
     case 'cancel-failed':
       return state.phase === 'cancelling'
-        ? { ...state, phase: 'running', message: action.message }
+        ? {
+            ...state,
+            phase: state.run?.status === 'queued' ? 'queued' : 'running',
+            message: action.message
+          }
         : state;
     case 'warning':
       return isActive(state) ? { ...state, message: action.message } : state;
@@ -103,8 +116,13 @@ function applyRun(state: ProgressState, run: Run): ProgressState {
   if (!isPolling(state) || state.run?.id !== run.id) {
     return state;
   }
-  if (run.status === 'running') {
-    return { ...state, run, message: null };
+  if (run.status === 'running' || run.status === 'queued') {
+    // A cancel being made stays so; a late `queued` snapshot doesn't undo `running`.
+    const phase =
+      state.phase === 'cancelling' || (state.phase === 'running' && run.status === 'queued')
+        ? state.phase
+        : run.status;
+    return { ...state, phase, run, message: null };
   }
   return { ...state, phase: run.status, run, message: null };
 }
@@ -117,6 +135,7 @@ const STATUS_TEXT: Record<Phase, string> = {
   checking: 'checking the pipeline',
   blocked: 'blocked by errors',
   starting: 'starting',
+  queued: 'queued: waiting for a free run slot',
   running: 'running',
   cancelling: 'cancelling',
   succeeded: 'succeeded',

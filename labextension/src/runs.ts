@@ -10,6 +10,7 @@ import { isGone, PolledStates, type PolledStatesOptions } from './polling';
 import {
   IDLE,
   isActive,
+  isCancellable,
   isPolling,
   type ProgressAction,
   type ProgressState,
@@ -84,7 +85,7 @@ export class RunManager extends PolledStates<ProgressState, RunApi> {
   /** Ask the server to cancel the followed run; the polls report when it has stopped. */
   async cancel(key: string): Promise<void> {
     const run = this.get(key).run;
-    if (!run || this.get(key).phase !== 'running') {
+    if (!run || !isCancellable(this.get(key))) {
       return;
     }
     this._dispatch(key, { type: 'cancel' });

@@ -4,6 +4,8 @@ import {
   metricsOf,
   IDLE,
   isActive,
+  isCancellable,
+  isPolling,
   type ProgressAction,
   type ProgressState,
   reduce,
@@ -113,6 +115,25 @@ describe('following a run', () => {
     });
     expect(state.phase).toBe('running');
     expect(state.message).toBe('run already finished');
+  });
+
+  it('waits in the queue, can be cancelled there, and then runs', () => {
+    const queued = reduce(play({ type: 'save' }, { type: 'check' }, { type: 'start' }), {
+      type: 'run',
+      run: run({ status: 'queued' })
+    });
+    expect(queued.phase).toBe('queued');
+    expect(isPolling(queued) && isActive(queued) && isCancellable(queued)).toBe(true);
+    expect(statusText(queued)).toBe('queued: waiting for a free run slot');
+    const running = reduce(queued, { type: 'run', run: run() });
+    expect(running.phase).toBe('running');
+    expect(reduce(running, { type: 'run', run: run({ status: 'queued' }) }).phase).toBe('running');
+    const cancelling = reduce(queued, { type: 'cancel' });
+    expect(cancelling.phase).toBe('cancelling');
+    expect(reduce(cancelling, { type: 'cancel-failed', message: 'no' }).phase).toBe('queued');
+    const cancelled = reduce(cancelling, { type: 'run', run: run({ status: 'cancelled' }) });
+    expect(cancelled.phase).toBe('cancelled');
+    expect(isCancellable(cancelled)).toBe(false);
   });
 
   it('shows a failed poll until the next snapshot', () => {

@@ -5,6 +5,7 @@ import type { Run } from '../api';
 import {
   failureOf,
   formatDuration,
+  isCancellable,
   metricsOf,
   type ProgressState,
   stageProgress,
@@ -54,7 +55,7 @@ export function RunPanel(props: {
             {statusText(progress)}
           </span>
         </span>
-        {progress.phase === 'running' && (
+        {isCancellable(progress) && (
           <button
             type="button"
             className="jp-mod-styled jp-mod-warn jp-mlops-cancel"
