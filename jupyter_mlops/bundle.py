@@ -28,15 +28,21 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-import yaml
 from nbformat.v4.nbjson import writes as notebook_json
 
 from . import __version__
 from .analysis import Analysis, Stage, analyze_notebook, mapping
 from .errors import BadInput, NotebookError
-from .files import atomic_write, yaml_text
+from .files import atomic_write
 from .notebooks import SourceNotebook
-from .parameters import Parameter, python_literal
+from .parameters import (
+    Parameter,
+    check_value,
+    coerce,
+    load_yaml,
+    python_literal,
+    values_yaml_text,
+)
 from .requirements import pinned_requirements
 from .state import RANDOM_STATE, value_name
 from .tags import is_pipeline_tag
@@ -113,6 +119,9 @@ def write_bundle(source: SourceNotebook, analysis: Analysis, out: str | Path) ->
     targets = [root / name for name in BUNDLE_FILES]
     targets += [bundle.notebook_path(stage.name) for stage in bundle.stages]
     _refuse_to_overwrite(root, targets, source.path)
+    # The spec first: a value it can't hold stops the conversion before any file is written.
+    spec = pipelineyaml_text(bundle, analysis)
+    defaults = values_yaml_text({p.name: p.default for p in bundle.parameters})
     try:
         for stage in bundle.stages:
             text = notebook_json(stage_notebook(source, analysis, bundle, stage)) + "\n"
@@ -121,9 +130,8 @@ def write_bundle(source: SourceNotebook, analysis: Analysis, out: str | Path) ->
         for old in (root / "stages").glob("*.ipynb"):
             if old.name not in wanted and _generated_notebook(old):
                 old.unlink()
-        atomic_write(root / "pipeline.yaml", pipelineyaml_text(bundle, analysis))
-        parameters = {p.name: p.default for p in bundle.parameters}
-        atomic_write(root / "params.yaml", yaml_text(parameters))
+        atomic_write(root / "pipeline.yaml", spec)
+        atomic_write(root / "params.yaml", defaults)
         requirements = pinned_requirements(analysis.imports)
         atomic_write(root / "requirements.txt", "\n".join(requirements) + "\n")
     except OSError as error:  # no permission, disk full: a clear error, not a traceback
@@ -450,7 +458,7 @@ def pipelineyaml_text(bundle: Bundle, analysis: Analysis) -> str:
         + (f" from {bundle.source_notebook}" if bundle.source_notebook else "")
         + ".\n# Re-run `jupyter-mlops convert` rather than editing this file.\n"
     )
-    return header + yaml_text(spec)
+    return header + values_yaml_text(spec)  # defaults are read back as they were written
 
 
 def read_bundle(path: str | Path) -> Bundle:
@@ -458,11 +466,11 @@ def read_bundle(path: str | Path) -> Bundle:
     path = Path(path)
     spec_path = path / "pipeline.yaml" if path.is_dir() else path
     try:
-        spec = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+        spec = load_yaml(spec_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BadInput(f"{spec_path}: no such file") from None
-    except yaml.YAMLError as error:
-        raise BadInput(f"{spec_path} is not valid YAML: {error}") from None
+    except BadInput as error:
+        raise BadInput(f"{spec_path} is {error}") from None
     if not isinstance(spec, dict) or spec.get("schema_version") != SCHEMA_VERSION:
         raise BadInput(
             f"{spec_path} is not a jupyter-mlops pipeline (schema_version {SCHEMA_VERSION}); "
@@ -472,6 +480,15 @@ def read_bundle(path: str | Path) -> Bundle:
         bundle = _bundle_from_spec(spec, spec_path.parent)
     except (KeyError, TypeError, ValueError) as error:
         raise BadInput(f"{spec_path} is malformed: {error!r}") from None
+    for parameter in bundle.parameters:  # a hand-edited spec, or one from an older version
+        try:
+            check_value(parameter.default, parameter.name)
+            if parameter.default is not None or not parameter.optional:
+                coerce(parameter.type, parameter.default, parameter.name)
+        except BadInput as error:
+            raise BadInput(
+                f"{spec_path}: the default of {error}; convert the notebook again"
+            ) from None
     for stage in bundle.stages:
         if not bundle.notebook_path(stage.name).is_file():
             missing = bundle.notebooks[stage.name]

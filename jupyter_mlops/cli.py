@@ -21,7 +21,6 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import click  # noqa: E402
-import yaml  # noqa: E402
 
 from . import __version__, orchestration  # noqa: E402
 from .analysis import Diagnostic, analyze_notebook  # noqa: E402
@@ -29,9 +28,10 @@ from .bundle import Bundle, bundle_for, raise_for_errors, read_bundle, write_bun
 from .errors import BadInput, MlopsError, StageFailed  # noqa: E402
 from .exporters import BUNDLE_FOLDER, ExportOptions, exporters  # noqa: E402
 from .failures import DISK_FULL_HINT  # noqa: E402
+from .history import mark_abandoned  # noqa: E402
 from .junit import write_junit_xml  # noqa: E402
 from .notebooks import read_notebook  # noqa: E402
-from .parameters import resolve  # noqa: E402
+from .parameters import read_values_file, resolve  # noqa: E402
 from .report import (  # noqa: E402
     ProgressPrinter,
     check_report,
@@ -40,6 +40,7 @@ from .report import (  # noqa: E402
     verify_report,
 )
 from .runner import DEFAULT_RUNS_ROOT, PipelineRunner, RunOptions, new_run_id  # noqa: E402
+from .runstate import RUN_RUNNING, StageError  # noqa: E402
 from .upload import upload  # noqa: E402
 
 
@@ -95,7 +96,7 @@ PARAMETER_OPTIONS = _options(
         "-f",
         "--parameters-file",
         type=click.Path(path_type=Path),
-        help="YAML file of parameter values (papermill -f compatible).",
+        help="YAML file of parameter values (papermill -f compatible), or JSON if named *.json.",
     ),
 )
 JOBS_OPTION = click.option(
@@ -286,10 +287,34 @@ def run(
     click.echo(f"running `{bundle.name}`: {count}, run {run_id}", err=True)
     try:
         state = runner.run()
+    except BaseException as error:
+        _end_unfinished_run(runner, error)
+        raise
     finally:
         if junit_xml is not None and runner.started:
             write_junit_xml(runner.state.state, junit_xml)
     click.echo(run_summary(state))
+
+
+def _end_unfinished_run(runner: PipelineRunner, error: BaseException) -> None:
+    """Record the end of a run that an error stopped before it recorded its own end.
+
+    The runner ends its runs itself when a stage fails, on Ctrl-C and when MLflow goes away;
+    anything else (a bug, an artifact store it can't write to) would leave the parent MLflow
+    run, created first, RUNNING for good. So it and its stages' runs end FAILED, in run.json
+    and MLflow, as a runner found dead would be, with the error that stopped it.
+    """
+    if not runner.started or runner.state.state.status != RUN_RUNNING:
+        return  # nothing was recorded yet, or the runner recorded its end
+    tracker = runner.tracker
+    if tracker is not None and tracker.parent_run_id:  # it may have died creating the parent
+        runner.state.update(
+            parent_run_id=tracker.parent_run_id, experiment_id=tracker.experiment_id
+        )
+    reachable = tracker is not None and not tracker.lost
+    mark_abandoned(runner.state.state, tracker.tracking_uri if reachable else None)
+    reason = str(error) if isinstance(error, MlopsError) else f"{type(error).__name__}: {error}"
+    runner.state.update(error=StageError(f"the run stopped on an unexpected error: {reason}"))
 
 
 @main.command()
@@ -339,19 +364,7 @@ def _warn_if_stale(bundle: Bundle) -> None:
 
 
 def _read_parameters_file(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(f"{path}: no such parameters file") from None
-    except yaml.YAMLError as error:
-        raise BadInput(f"{path} is not valid YAML: {error}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise BadInput(f"{path} must map parameter names to values")
-    return data
+    return read_values_file(path) if path is not None else {}
 
 
 def _warn(diagnostics: list[Diagnostic]) -> None:

@@ -7,7 +7,6 @@ the child is simply the `jupyter-mlops run` command, behaving exactly as in a te
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 from .analysis import analyze_notebook
 from .bundle import bundle_for, raise_for_errors
 from .notebooks import read_notebook
-from .parameters import resolve
+from .parameters import resolve, values_json_text
 from .runner import PipelineRunner, RunOptions, new_run_id
 
 RUNNER_LOG = "runner.log"
@@ -60,8 +59,8 @@ def prepare_run(
     )
     PipelineRunner(bundle_for(source, analysis, folder / "bundle"), options)  # checks only
     folder.mkdir(parents=True)
-    request = folder / "parameters.json"
-    request.write_text(json.dumps(values))
+    request = folder / "parameters.json"  # JSON, as checked: `run -f x.json` reads JSON
+    request.write_text(values_json_text(values), encoding="utf-8")
     command = [
         sys.executable,
         "-m",

@@ -120,3 +120,21 @@ def test_generated_literals_evaluate_back_to_the_value(value):
 
 def test_not_a_number_stays_not_a_number():
     assert math.isnan(eval(python_literal(math.nan), {}))
+
+
+def test_values_are_checked_by_the_rule_for_defaults():
+    with pytest.raises(BadInput, match="too large for a float"):
+        coerce("float", 10**400, "x")
+    with pytest.raises(BadInput, match="got 1e-05; quote it to pass it as text"):
+        coerce("str", 1e-05, "tag")
+    with pytest.raises(BadInput, match=r"`x` \(at `x\[1\]\['k'\]`\) is a set"):
+        coerce("any", [1, {"k": {1}}], "x")
+    assert coerce("str", "1e-05", "tag", from_text=True) == "1e-05"
+    assert coerce("any", "1e-05", "x", from_text=True) == 1e-05
+    assert math.isnan(coerce("any", "NaN", "x", from_text=True))
+
+
+@pytest.mark.parametrize("code", ["x: list = (1, 2)\n", "x: dict = {1: 2}\n", "x = [1j]\n"])
+def test_declared_types_do_not_make_a_bad_default_pass(code):
+    with pytest.raises(ParameterProblem, match="parameter `x`"):
+        parse_parameters(code)
