@@ -11,6 +11,7 @@ import pytest
 import yaml
 from cached_venv import kfp_venv
 from conftest import EXAMPLES, ROOT, cli
+from test_injection import substituted
 
 CHECKED_IN = EXAMPLES / "exports"
 # How each checked-in export under example_notebooks/exports/ is made, from the repository
@@ -102,9 +103,9 @@ def test_github_actions_workflow_runs_the_pipeline(tmp_path):
     steps = {
         step.get("name", step.get("uses")): step for step in workflow["jobs"]["pipeline"]["steps"]
     }
-    assert steps["Install the pipeline's requirements"]["run"] == (
-        "pip install -r bundle/requirements.txt"
-    )
+    install = steps["Install the pipeline's requirements"]
+    assert install["run"] == 'pip install -r "$MLOPS_REQUIREMENTS"'
+    assert install["env"] == {"MLOPS_REQUIREMENTS": "bundle/requirements.txt"}
     upload = steps["Upload the run folder and the report"]
     assert upload["if"] == "always()" and "reports/" in upload["with"]["path"]
     smoke = yaml.safe_load((repo / "ci-params.yaml").read_text())
@@ -114,12 +115,14 @@ def test_github_actions_workflow_runs_the_pipeline(tmp_path):
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     # Run the workflow's own commands, as the runner would on a push (not a schedule).
     for name in ("Check the notebook's tags", "Run the pipeline"):
-        command = steps[name]["run"].replace(
-            "${{ github.event_name != 'schedule' && '-f ci-params.yaml' || '' }}",
-            "-f ci-params.yaml",
-        )
+        step_env = {k: substituted(v) for k, v in steps[name].get("env", {}).items()}
         done = subprocess.run(
-            ["bash", "-c", command], cwd=repo, env=env, capture_output=True, text=True, timeout=600
+            ["bash", "-c", substituted(steps[name]["run"])],
+            cwd=repo,
+            env={**env, **step_env},
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert done.returncode == 0, done.stderr
     report = (repo / "reports" / "pipeline-junit.xml").read_text()

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..bundle import Bundle
+from ..errors import BadInput
+from ..tags import STAGE_NAME, unsafe_character
 
 BUNDLE_FOLDER = "bundle"
 
@@ -31,6 +33,36 @@ class ExportOptions:
 Exporter = Callable[[Bundle, ExportOptions], list[Path]]
 
 
+def check_names(bundle: Bundle) -> None:
+    """Refuse a bundle whose names could change what the generated files say or run.
+
+    A converted notebook's names passed `check`, but a bundle's pipeline.yaml may have been
+    edited since, and what every exporter writes (YAML, Python, shell lines) relies on it:
+    no name holds a line or control character, stage names are the lowercase identifiers
+    tags allow, and parameter names are Python identifiers.
+    """
+    names = {"pipeline": bundle.name, "experiment": bundle.experiment}
+    names["model name"] = bundle.model_name
+    for kind, name in names.items():
+        if unsafe := unsafe_character(str(name)):
+            raise BadInput(
+                f"the {kind} name {name!r} holds {unsafe}, a line or control character: "
+                "remove it from the bundle's pipeline.yaml (or the notebook) and convert again"
+            )
+    for stage in bundle.stage_names:
+        if not (isinstance(stage, str) and STAGE_NAME.fullmatch(stage)):
+            raise BadInput(
+                f"stage name {stage!r} in pipeline.yaml is not a lowercase identifier "
+                "([a-z][a-z0-9_]*): convert the notebook again rather than editing the bundle"
+            )
+    for parameter in bundle.parameters:
+        if not (isinstance(parameter.name, str) and parameter.name.isidentifier()):
+            raise BadInput(
+                f"parameter name {parameter.name!r} in pipeline.yaml is not a Python "
+                "identifier: convert the notebook again rather than editing the bundle"
+            )
+
+
 def exporters() -> dict[str, Exporter]:
     from . import airflow, github_actions, kubeflow
 
@@ -39,3 +71,13 @@ def exporters() -> dict[str, Exporter]:
         "kubeflow": kubeflow.export,
         "github-actions": github_actions.export,
     }
+
+
+def printable(text: str) -> str:
+    """`text` with each character that is not printable (but newlines) as a Python escape
+    (`\\x85`, `\\u2028`, `\\u202e`), for generated code and comments: a reader sees what the
+    code says, and no tool that reads lines differently (NEL, U+2028 end a line in YAML 1.1)
+    sees other code."""
+    return "".join(
+        char if char.isprintable() or char == "\n" else repr(char)[1:-1] for char in text
+    )

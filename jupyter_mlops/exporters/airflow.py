@@ -7,6 +7,11 @@ user's repository changes nothing. Every task is a BashOperator calling `jupyter
 (`begin`, `stage`, `end`, see `orchestration`), which runs the stage's papermill notebook
 and logs it: that is the papermill provider's operator plus the hand-over of values and the
 MLflow runs, so the DAG needs nothing from Airflow but its standard provider.
+
+Names, paths and defaults come from notebooks and folders anyone can name, so they reach the
+DAG as data only: Python literals (with every character that is not printable escaped), passed
+to bash through `env` and quoted there, and wrapped in `literal()` so Airflow's Jinja doesn't
+read a `{{` in a path as a template.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from ..bundle import Bundle
 from ..errors import BadInput
 from ..files import atomic_write
 from ..parameters import Parameter, python_literal
-from . import ExportOptions
+from . import ExportOptions, check_names, printable
 
 LINE_LENGTH = 100  # the project's ruff line length, under which generated lines stay
 RESERVED_TASKS = ("begin", "end")
@@ -62,7 +67,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from airflow.providers.standard.operators.bash import BashOperator
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Param, literal
 
 HERE = Path(__file__).resolve().parent
 ENV = {env}
@@ -114,6 +119,7 @@ with DAG(
 
 
 def export(bundle: Bundle, options: ExportOptions) -> list[Path]:
+    check_names(bundle)
     clashes = sorted(set(RESERVED_TASKS) & set(bundle.stage_names))
     if clashes:
         raise BadInput(
@@ -132,11 +138,15 @@ def dag_source(bundle: Bundle, options: ExportOptions) -> str:
         os.path.relpath((bundle.root / "pipeline.yaml").resolve(), options.out.resolve())
     )
     env: dict[str, Any] = {
-        "MLOPS_PIPELINE": _Code(f"str(HERE / {_string(pipeline.as_posix())})"),
-        "MLOPS_ARTIFACT_STORE": options.artifact_store or _Code('str(HERE / "mlops-artifacts")'),
+        "MLOPS_PIPELINE": _Code(f"literal(str(HERE / {_string(pipeline.as_posix())}))"),
+        "MLOPS_ARTIFACT_STORE": _Code(
+            f"literal({_string(options.artifact_store)})"
+            if options.artifact_store
+            else 'literal(str(HERE / "mlops-artifacts"))'
+        ),
     }
     if options.tracking_uri:
-        env["MLFLOW_TRACKING_URI"] = options.tracking_uri
+        env["MLFLOW_TRACKING_URI"] = _Code(f"literal({_string(options.tracking_uri)})")
     source = bundle.source_notebook
     docstring = _docstring(
         dag_id=dag_id,
@@ -163,7 +173,7 @@ def dag_source(bundle: Bundle, options: ExportOptions) -> str:
 def _docstring(**values: str) -> str:
     """DOCSTRING filled in and wrapped: names and paths of any length stay within the lines."""
     # Names come from notebook metadata: keep a backslash or quotes from ending the docstring.
-    safe = {k: v.replace("\\", "\\\\").replace('"', '\\"') for k, v in values.items()}
+    safe = {k: printable(v.replace("\\", "\\\\").replace('"', '\\"')) for k, v in values.items()}
     blocks = []
     for number, paragraph in enumerate(DOCSTRING):
         item = paragraph.startswith("- ")
@@ -231,8 +241,8 @@ def _literal(value: Any, indent: int, around: int) -> str:
 def _string(text: str) -> str:
     """A string literal in ruff's preferred quotes: double, unless that needs more escapes."""
     if text.count('"') > text.count("'"):
-        return repr(text)  # Python picks single quotes for such a string
-    return json.dumps(text, ensure_ascii=False)  # JSON's escapes are Python's too
+        return repr(text)  # Python picks single quotes, and escapes what is not printable
+    return printable(json.dumps(text, ensure_ascii=False))  # JSON's escapes are Python's too
 
 
 def _long_string(text: str, indent: int) -> str:

@@ -1,21 +1,36 @@
-"""A GitHub Actions workflow that runs the pipeline in CI, and retrains on a schedule."""
+"""A GitHub Actions workflow that runs the pipeline in CI, and retrains on a schedule.
+
+Paths and names come from notebooks and folders anyone can name, and GitHub reads a workflow
+twice over: `${{ }}` expressions in most values, then bash for `run:` scripts. So every
+`run:` script is fixed text reading its paths from `env:` variables, in double quotes; a value
+holding `${{` spells it as the expression `${{ '${{' }}`, which evaluates to those three
+characters; path filters escape their pattern characters; and names that only label things
+(file, artifact) keep just the characters nothing interprets.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from ..bundle import Bundle
 from ..files import atomic_write, yaml_text
-from . import ExportOptions
+from . import ExportOptions, check_names
 
 PARAMETERS_FILE = "ci-params.yaml"
 REPORT = "reports/pipeline-junit.xml"
+EXPRESSION = "${{"
+# Runs from a push, pull request or by hand use the smoke parameters; scheduled ones the defaults.
+SMOKE = f"${{{{ github.event_name != 'schedule' && '-f {PARAMETERS_FILE}' || '' }}}}"
+TRACKING_URI = "${{ secrets.MLFLOW_TRACKING_URI }}"
+PATTERN_CHARACTERS = re.compile(r"[\\*?+\[\]]|^!")  # special in GitHub's path filters
 
 
 def export(bundle: Bundle, options: ExportOptions) -> list[Path]:
+    check_names(bundle)
     out = options.out
     parameters = out / PARAMETERS_FILE
     if options.parameters_file is not None:
@@ -23,7 +38,7 @@ def export(bundle: Bundle, options: ExportOptions) -> list[Path]:
     else:  # smoke parameters start as the defaults: shrink them for a fast CI run
         defaults = {p.name: p.default for p in bundle.parameters}
         atomic_write(parameters, yaml_text(defaults))
-    workflow = out / ".github" / "workflows" / f"{bundle.name}.yml"
+    workflow = out / ".github" / "workflows" / f"{_label(bundle.name)}.yml"
     atomic_write(workflow, _header(bundle) + yaml_text(_workflow(bundle, options)))
     return [workflow, parameters]
 
@@ -41,30 +56,38 @@ def _workflow(bundle: Bundle, options: ExportOptions) -> dict[str, Any]:
     out = options.out
     spec = _relative(bundle.root / "pipeline.yaml", out)
     requirements = _relative(bundle.root / "requirements.txt", out)
-    watched = [f"{_relative(bundle.root, out)}/**", PARAMETERS_FILE]
+    watched = [f"{_pattern(_relative(bundle.root, out))}/**", PARAMETERS_FILE]
     steps: list[dict[str, Any]] = [
         {"uses": "actions/checkout@v4"},
         {"uses": "actions/setup-python@v5", "with": {"python-version": "3.11", "cache": "pip"}},
-        {"name": "Install the pipeline's requirements", "run": f"pip install -r {requirements}"},
+        {
+            "name": "Install the pipeline's requirements",
+            "run": 'pip install -r "$MLOPS_REQUIREMENTS"',
+            "env": {"MLOPS_REQUIREMENTS": _text(requirements)},
+        },
     ]
     if options.source_notebook is not None:
         notebook = _relative(options.source_notebook, out)
-        watched.insert(0, notebook)
-        check = f"jupyter-mlops check {notebook}"
-        steps.append({"name": "Check the notebook's tags", "run": check})
-    smoke = f"${{{{ github.event_name != 'schedule' && '-f {PARAMETERS_FILE}' || '' }}}}"
+        watched.insert(0, _pattern(notebook))
+        steps.append(
+            {
+                "name": "Check the notebook's tags",
+                "run": 'jupyter-mlops check "$MLOPS_NOTEBOOK"',
+                "env": {"MLOPS_NOTEBOOK": _text(notebook)},
+            }
+        )
     steps += [
         {
             "name": "Run the pipeline",
-            "run": f"jupyter-mlops run {spec} {smoke} --junit-xml {REPORT}",
-            "env": {"MLFLOW_TRACKING_URI": "${{ secrets.MLFLOW_TRACKING_URI }}"},
+            "run": f'jupyter-mlops run "$MLOPS_PIPELINE" {SMOKE} --junit-xml {REPORT}',
+            "env": {"MLOPS_PIPELINE": _text(spec), "MLFLOW_TRACKING_URI": TRACKING_URI},
         },
         {
             "name": "Upload the run folder and the report",
             "if": "always()",
             "uses": "actions/upload-artifact@v4",
             "with": {
-                "name": f"{bundle.name}-run",
+                "name": f"{_label(bundle.name)}-run",
                 "path": "mlops-runs/\nreports/\nmlflow.db\n",
                 "if-no-files-found": "ignore",
             },
@@ -78,10 +101,30 @@ def _workflow(bundle: Bundle, options: ExportOptions) -> dict[str, Any]:
     if options.schedule:
         triggers["schedule"] = [{"cron": options.schedule}]
     return {
-        "name": f"pipeline {bundle.name}",
+        # The workflow's name allows no expression: `${{` would fail the workflow.
+        "name": f"pipeline {bundle.name.replace(EXPRESSION, '$ {{')}",
         "on": triggers,
         "jobs": {"pipeline": {"runs-on": "ubuntu-latest", "timeout-minutes": 60, "steps": steps}},
     }
+
+
+def _text(value: str) -> str:
+    """`value` for a field GitHub evaluates expressions in (`env:`, `with:`), meaning itself."""
+    return value.replace(EXPRESSION, "${{ '${{' }}")
+
+
+def _pattern(path: str) -> str:
+    """A path filter matching exactly `path`: pattern characters escaped with a backslash.
+
+    Filters allow no expression, and `\\$` would still read as one: `$` before `{{` becomes
+    `?` (any one character), which matches it.
+    """
+    return PATTERN_CHARACTERS.sub(r"\\\g<0>", path).replace(EXPRESSION, "?{{")
+
+
+def _label(name: str) -> str:
+    """The pipeline's name where it only labels a file or an artifact: [A-Za-z0-9._-]."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "pipeline"
 
 
 def _relative(path: Path, out: Path) -> str:

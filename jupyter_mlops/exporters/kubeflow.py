@@ -29,7 +29,7 @@ from ..bundle import Bundle
 from ..errors import BadInput
 from ..files import atomic_write
 from ..parameters import Parameter
-from . import ExportOptions
+from . import ExportOptions, check_names, printable
 
 BUNDLE_IN_IMAGE = "/pipeline/bundle"
 KFP_TYPES: dict[str, type] = {
@@ -54,6 +54,7 @@ printf %s "$(tail -n 1 /tmp/begin-output)" > "$run_id_file"
 
 
 def export(bundle: Bundle, options: ExportOptions) -> list[Path]:
+    check_names(bundle)
     if not options.artifact_store:
         raise BadInput(
             "Kubeflow runs each stage in its own pod, and pods share no disk: pass "
@@ -71,7 +72,8 @@ def export(bundle: Bundle, options: ExportOptions) -> list[Path]:
     with tempfile.TemporaryDirectory() as temporary:
         compiled = Path(temporary) / path.name
         compiler.Compiler().compile(pipeline_function(bundle, options), str(compiled))
-        atomic_write(path, _header(bundle, options) + compiled.read_text(encoding="utf-8"))
+        text = _comments_made_safe(compiled.read_text(encoding="utf-8"))
+        atomic_write(path, _header(bundle, options) + text)
     return [path]
 
 
@@ -198,7 +200,9 @@ def _name(pipeline: str) -> str:
 
 def _description(bundle: Bundle) -> str:
     origin = f" from {Path(bundle.source_notebook).name}" if bundle.source_notebook else ""
-    return f"jupyter-mlops pipeline {bundle.name}{origin}: one task per stage."
+    # One line: kfp reads the parameters' descriptions from the lines that follow.
+    text = f"jupyter-mlops pipeline {bundle.name}{origin}: one task per stage."
+    return printable(text).replace("\n", " ")
 
 
 def _header(bundle: Bundle, options: ExportOptions) -> str:
@@ -208,7 +212,24 @@ def _header(bundle: Bundle, options: ExportOptions) -> str:
         f"{_image(bundle, options)}, which holds the bundle at {BUNDLE_IN_IMAGE} (see "
         "docs/KUBEFLOW.md in jupyter-mlops)."
     )
-    return "".join(f"# {line}\n" for line in textwrap.wrap(text, 98, break_on_hyphens=False))
+    lines = textwrap.wrap(printable(text), 98, break_on_hyphens=False)
+    return "".join(f"# {line}\n" for line in lines)
+
+
+def _comments_made_safe(compiled: str) -> str:
+    """kfp's file with its leading comment block made of comment lines only.
+
+    kfp writes the pipeline's name, description and each input's default as comments above
+    the YAML, the defaults as they are: a default holding a line break ended its comment line
+    and the rest was read as YAML (a multi-line default made the file invalid, a crafted one
+    could add a key). The YAML is PyYAML's ASCII output, whose first key, `components:`, is the
+    last line starting so; every line above it becomes a comment, unprintable characters
+    escaped.
+    """
+    start = 0 if compiled.startswith("components:") else compiled.rfind("\ncomponents:") + 1
+    lines = [printable(line) for line in compiled[:start].splitlines()]
+    comments = [line if line.startswith("#") else f"#    {line}" for line in lines]
+    return "".join(f"{line}\n" for line in comments) + compiled[start:]
 
 
 def _image(bundle: Bundle, options: ExportOptions) -> str:

@@ -25,12 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from airflow.providers.standard.operators.bash import BashOperator
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Param, literal
 
 HERE = Path(__file__).resolve().parent
 ENV = {
-    "MLOPS_PIPELINE": str(HERE / "bundle/pipeline.yaml"),
-    "MLOPS_ARTIFACT_STORE": str(HERE / "mlops-artifacts"),
+    "MLOPS_PIPELINE": literal(str(HERE / "bundle/pipeline.yaml")),
+    "MLOPS_ARTIFACT_STORE": literal(str(HERE / "mlops-artifacts")),
 }
 # Each stage and the stages it waits for: the bundle's edges.
 STAGES = {
