@@ -21,6 +21,7 @@ from jupyter_client.manager import AsyncKernelManager, KernelManager
 from jupyter_core.utils import run_sync
 
 from .errors import BadInput
+from .orphans import Reaper
 
 FALLBACK_KERNEL = "python3"
 
@@ -67,13 +68,27 @@ class StageKernelManager(AsyncKernelManager):
     """An AsyncKernelManager whose kernel starts in a given folder with a given environment.
 
     The kernel talks over Unix sockets (IPC) in a private folder rather than TCP ports: no
-    port races between parallel stages, nothing reachable from the network. Its own stdout
-    and stderr (library warnings, crashes in native code) go to the stage's log.
+    port races between parallel stages, nothing reachable from the network. Its connection
+    file goes there too, so one folder is all it leaves on disk, and `reaper` is told of it
+    and of the kernel's process group, to clean up should the runner die. Its own stdout and
+    stderr (library warnings, crashes in native code) go to the stage's log.
     """
 
-    def __init__(self, *, cwd: str, env: dict[str, str], log: IO[str], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        cwd: str,
+        env: dict[str, str],
+        log: IO[str],
+        reaper: Reaper | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._sockets = tempfile.mkdtemp(prefix="mlops-kernel-")
+        self._reaper = reaper or Reaper()  # one never started does nothing
+        self._reaper.track(self._sockets)
+        self._group: int | None = None
         super().__init__(transport="ipc", ip=os.path.join(self._sockets, "k"), **kwargs)
+        self.connection_file = os.path.join(self._sockets, "kernel.json")
         self.stage_cwd = cwd
         self.stage_env = env
         self.stage_log = log
@@ -84,6 +99,13 @@ class StageKernelManager(AsyncKernelManager):
         kwargs.setdefault("stdout", self.stage_log)
         kwargs.setdefault("stderr", self.stage_log)
         await KernelManager._async_start_kernel(self, **kwargs)
+        pid = self.pid
+        # Started in a session of its own, it leads a process group: the kernel and all it
+        # starts. Anything else (a provisioner of another kind) is not ours to kill by group.
+        with contextlib.suppress(OSError):
+            if pid is not None and os.getpgid(pid) == pid:
+                self._group = pid
+                self._reaper.track_group(pid)
 
     @property
     def pid(self) -> int | None:
@@ -96,18 +118,28 @@ class StageKernelManager(AsyncKernelManager):
         Kernels are started in their own session, so the process group is the kernel and
         its children (shell commands, multiprocessing workers).
         """
-        pid = self.pid
-        if pid is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        group = self._group
+        if group is None and self.pid is not None:
+            with contextlib.suppress(OSError):
+                group = os.getpgid(self.pid)
+        if group is not None and group != os.getpgrp():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
 
     def shutdown(self) -> None:
-        """Stop the kernel politely (it flushes MLflow, closes files), then make sure."""
+        """Stop the kernel politely (it flushes MLflow, closes files), then make sure: what
+        the stage started and left running (a server, a `sleep` in the background) ends
+        with it, and its folder goes."""
         try:
             if self.has_kernel:
                 run_sync(self.shutdown_kernel)(now=False)
         except Exception:
-            self.kill_now()
+            pass
         finally:
+            # Linux gives no new process a group's id while the group has members, so this
+            # reaches only what is left of the kernel's group, if anything.
+            self.kill_now()
+            if self._group is not None:
+                self._reaper.untrack_group(self._group)
             shutil.rmtree(self._sockets, ignore_errors=True)
+            self._reaper.untrack(self._sockets)

@@ -8,7 +8,9 @@ one call to :meth:`PipelineRunner._execute_stage`, which is where caching and pr
 kernels plug in.
 
 Stopping is first-class: Ctrl-C or SIGTERM kills every kernel the run started (process
-groups included), marks unfinished stages cancelled and every MLflow run FAILED.
+groups included), marks unfinished stages cancelled and every MLflow run FAILED. So does the
+end of the process that started the runner, when it names itself (``orphans``), and a
+reaper process cleans up after a runner killed outright.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from .files import atomic_write
 from .history import load_run, run_folders
 from .kernels import StageKernelManager, choose_kernel
 from .models import REQUIREMENTS_ENV
+from .orphans import Reaper, stop_with_owner, without_owner
 from .runstate import (
     CACHED,
     CANCELLED,
@@ -112,6 +115,8 @@ class PipelineRunner:
         self._kernels: dict[str, StageKernelManager] = {}
         self._stopping = threading.Event()
         self._stop_requested = _Flag()
+        self._stop_reason: str | None = None  # why, when it wasn't a Ctrl-C or a cancel
+        self._reaper = Reaper()
         self._lock = threading.Lock()
         self.run_id = run_id
         self.warnings = [w for w in [self.kernel.warning] if w]
@@ -125,18 +130,29 @@ class PipelineRunner:
 
         Nothing is written before this is called: the constructor only checks the request.
         """
-        with _stop_requests(self._stop_requested):
-            # A cancel while the run starts (connecting to MLflow) is honoured once the
-            # parent run exists, so that it ends FAILED rather than RUNNING.
-            self.start()
-            try:
-                self._schedule()
-            except KeyboardInterrupt:
-                self._stop()
-                cancelled = True
-            else:
-                cancelled = False
-        return self.finish(cancelled=cancelled)
+        try:
+            with _stop_requests(self._stop_requested), stop_with_owner(self._owner_ended):
+                # A cancel while the run starts (connecting to MLflow) is honoured once the
+                # parent run exists, so that it ends FAILED rather than RUNNING.
+                self.start()
+                try:
+                    self._schedule()
+                except KeyboardInterrupt:
+                    self._stop()
+                    cancelled = True
+                else:
+                    cancelled = False
+            return self.finish(cancelled=cancelled)
+        finally:
+            self._reaper.release()  # a run that could not start has nothing left running
+
+    def _owner_ended(self, pid: int) -> None:
+        """The process that started us ended (called from the owner watch's thread)."""
+        self._stop_reason = (
+            f"the process that started this run (pid {pid}) ended, so the run was stopped: "
+            "start it again"
+        )
+        self._stop_requested.set()
 
     def start(self) -> None:
         """Create the run folder and the parent MLflow run; record reused stages.
@@ -147,6 +163,7 @@ class PipelineRunner:
         self.connect()
         self._settle_abandoned_runs()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._reaper.start(self.run_dir, self.tracker.tracking_uri)
         self.started = True
         self.state = RunStateFile(
             RunState(
@@ -224,8 +241,9 @@ class PipelineRunner:
             status=status,
             finished=time.time(),
             models=[m.to_dict() for m in models],
-            error=failed.error if failed else self._tracking_lost_error(),
+            error=failed.error if failed else self._tracking_lost_error() or self._stop_error(),
         )
+        self._reaper.release()  # its end is recorded: nothing is left to clean up after us
         self._notify(None)
         state = self.state.state
         if self.tracker.lost:
@@ -243,6 +261,9 @@ class PipelineRunner:
                 notebook=str(self.run_dir / failed.notebook) if failed.notebook else None,
             )
         return state
+
+    def _stop_error(self) -> StageError | None:
+        return StageError(self._stop_reason) if self._stop_reason else None
 
     def _tracking_lost_error(self) -> StageError | None:
         if not self.tracker.lost:
@@ -268,6 +289,7 @@ class PipelineRunner:
         bad: set[str] = set()
         launches: dict[Future[StageOutcome], _Launch] = {}
         gates_dir = Path(tempfile.mkdtemp(prefix="mlops-gates-"))
+        self._reaper.track(gates_dir)
 
         def collect(futures: set[Future[StageOutcome]]) -> None:
             for future in futures:
@@ -316,6 +338,7 @@ class PipelineRunner:
                 raise
             finally:
                 shutil.rmtree(gates_dir, ignore_errors=True)
+                self._reaper.untrack(gates_dir)
 
     def _decide_gates(
         self, launches: list[_Launch], ok: set[str], bad: set[str], jobs: int
@@ -515,7 +538,11 @@ class PipelineRunner:
             if stage.models:  # import MLflow while waiting, not after the work
                 env[WARM_UP_ENV] = "mlflow"
         kernel = StageKernelManager(
-            kernel_name=self.kernel.name, cwd=str(self.bundle.workdir_path), env=env, log=stream
+            kernel_name=self.kernel.name,
+            cwd=str(self.bundle.workdir_path),
+            env=env,
+            log=stream,
+            reaper=self._reaper,
         )
         with self._lock:
             if self._stopping.is_set() or launch.decision:
@@ -558,7 +585,7 @@ class PipelineRunner:
         return describe_failure(stage.name, executed, source, reason)
 
     def _kernel_env(self, run_id: str) -> dict[str, str]:
-        env = dict(os.environ)
+        env = without_owner(dict(os.environ))
         env.update(
             {
                 "MLFLOW_TRACKING_URI": self.tracker.tracking_uri,

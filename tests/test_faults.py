@@ -4,10 +4,13 @@ gets one clear message."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ from mlflow_helpers import client_for, pipeline_runs
 from s3_server import free_port
 
 from jupyter_mlops.artifacts import open_store
-from jupyter_mlops.runstate import read_run
+from jupyter_mlops.runstate import RunState, read_run
 
 pytestmark = pytest.mark.slow
 
@@ -38,8 +41,47 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+@pytest.fixture
+def private_tmp() -> Iterator[Path]:
+    """A TMPDIR of the test's own, so that what a run leaves in it is exactly its own.
+
+    Short, under /tmp: kernels' Unix socket paths inside it must stay under 108 bytes.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="jm-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def left_in(tmp: Path) -> list[str]:
+    """The runner's temporary folders left in `tmp` (kernel sockets, stage gates)."""
+    return sorted(p.name for p in tmp.glob("mlops-*"))
+
+
+def assert_nothing_left(pids: list[int], run_dir: Path, status: str, tmp: Path) -> RunState:
+    """A run whose runner could not end it itself: its processes, kernels and children,
+    are gone, its MLflow runs FAILED, its temporary folders removed, run.json says `status`.
+
+    Waits, since who cleans up (the runner's owner watch, or its reaper) works on its own.
+    """
+    _wait_for(lambda: not any(_alive(pid) for pid in pids), 60, f"processes {pids} to end")
+    _wait_for(lambda: read_run(run_dir).status != "running", 60, "the run to be ended")
+    state = read_run(run_dir)
+    assert state.status == status, state.error
+    client = MlflowClient(state.tracking_uri)
+    parent = client.get_run(state.parent_run_id)
+    ran = [s.mlflow_run_id for s in state.stages if s.status != "done" and s.mlflow_run_id]
+    _wait_for(
+        lambda: {client.get_run(r).info.status for r in [parent.info.run_id, *ran]} == {"FAILED"},
+        60,
+        "its MLflow runs to be FAILED",
+    )
+    _wait_for(lambda: not left_in(tmp), 30, f"its temporary folders to go: {left_in(tmp)}")
+    return state
+
+
 def waiting_notebook(folder: Path, name: str) -> Path:
-    """Stage `work` records its kernel's pid, then waits for a `go` file (or 300 s)."""
+    """Stage `work` records its kernel's pid and its `sleep` child's in `kernel.pid`, then
+    waits for a `go` file (or 300 s)."""
     return write(
         notebook(
             code("import os, time\nfrom sklearn.linear_model import LogisticRegression", "setup"),
@@ -50,7 +92,9 @@ def waiting_notebook(folder: Path, name: str) -> Path:
                 "model:clf",
             ),
             code(
-                "open('kernel.pid', 'w').write(str(os.getpid()))\n"
+                "import subprocess\n"
+                "child = subprocess.Popen(['sleep', '300'])\n"
+                "open('kernel.pid', 'w').write(f'{os.getpid()} {child.pid}')\n"
                 "deadline = time.time() + 300\n"
                 "while not os.path.exists('go') and time.time() < deadline:\n"
                 "    time.sleep(0.1)",
@@ -62,31 +106,35 @@ def waiting_notebook(folder: Path, name: str) -> Path:
     )
 
 
-def test_kill_9_of_the_runner_leaves_nothing_behind(workdir):
+def test_kill_9_of_the_runner_leaves_nothing_behind(workdir, private_tmp):
     waiting_notebook(workdir, "killed.ipynb")
-    runner = start_cli("run", "killed.ipynb", "--jobs", "1", cwd=workdir)
+    env = {"TMPDIR": str(private_tmp)}
+    runner = start_cli("run", "killed.ipynb", "--jobs", "1", cwd=workdir, env=env)
     _wait_for(
         lambda: (workdir / "kernel.pid").is_file() and (workdir / "kernel.pid").read_text(),
         180,
         "the stage to start",
     )
-    kernel = int((workdir / "kernel.pid").read_text())
+    kernel, child = map(int, (workdir / "kernel.pid").read_text().split())
+    assert left_in(private_tmp)  # the stage's kernel sockets, at least
     runner.kill()  # SIGKILL: the runner can't clean up anything itself
     runner.communicate(timeout=30)
-    # The kernel notices its parent is gone (ipykernel watches it) and exits.
-    _wait_for(lambda: not _alive(kernel), 30, "the orphaned kernel to exit")
+    # Its reaper, a process of its own, kills the kernel's process group (the `sleep` too),
+    # removes the runner's temporary folders and marks the run failed, in MLflow too.
     dead = next((workdir / "mlops-runs" / "killed").iterdir())
-    assert read_run(dead).status == "running"  # it could not write its own end
-
-    (workdir / "go").write_text("")
-    result = cli("run", "killed.ipynb", cwd=workdir)  # no lock or half-written file in the way
-    assert result.returncode == 0, result.stderr
-    state = read_run(dead)
-    assert state.status == "failed" and "killed or the machine stopped" in state.error.message
+    state = assert_nothing_left([kernel, child], dead, "failed", private_tmp)
+    assert "killed or the machine stopped" in state.error.message
     assert [s.status for s in state.stages] == ["done", "cancelled"]
     client = client_for(workdir)
-    assert client.get_run(state.parent_run_id).info.status == "FAILED"
     assert client.get_run(state.stage("work").mlflow_run_id).info.status == "FAILED"
+
+    (workdir / "go").write_text("")
+    result = cli("run", "killed.ipynb", cwd=workdir, env=env)  # no lock or half-written file
+    assert result.returncode == 0, result.stderr
+    assert not left_in(private_tmp)  # a run that ends normally cleans up after itself
+    _, stray = map(int, (workdir / "kernel.pid").read_text().split())
+    assert not _alive(stray)  # nor does what a stage started outlive the stage
+    assert read_run(dead).error.message == state.error.message  # settled once
     cache = workdir / "mlops-runs" / ".cache"
     for entry in (cache / "entries").glob("*.json"):
         record = json.loads(json.loads(entry.read_text())["record"])

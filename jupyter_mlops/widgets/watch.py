@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..history import load_run
 from ..launcher import PreparedRun
+from ..orphans import owner_environment
 from ..runstate import RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, STATE_FILE, RunState
 
 POLL_SECONDS = 0.5
@@ -59,10 +60,12 @@ class RunProcess:
         self._cancelled = False
         with open(prepared.log, "wb") as log:
             # Its own session: interrupting the kernel (SIGINT to its process group) must
-            # not stop a run the user only cancels with the Cancel button.
+            # not stop a run the user only cancels with the Cancel button. It stops with
+            # this kernel, though, however the kernel ends (SIGKILL included).
             self.process = subprocess.Popen(
                 prepared.command,
                 cwd=cwd,
+                env=owner_environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -1,0 +1,235 @@
+"""Nothing a run starts outlives it: not when its owner dies, not when its runner is killed.
+
+A runner stops its kernels itself on Ctrl-C, SIGTERM and at its end. Two deaths take that
+chance away, and each has its own answer here:
+
+- Its *owner* dies: the Jupyter server that started it (a SIGKILL, or a SIGTERM once the
+  MLflow UI proxy is loaded: jupyter-server-proxy's handler calls ``sys.exit`` and the
+  extension's shutdown hook never runs) or the kernel of the widget that started it. The
+  owner names itself in ``JUPYTER_MLOPS_STOP_WITH_PID``; the runner watches that process
+  and, once it is gone, stops as a cancel does: kernels killed, the run cancelled, its
+  MLflow runs FAILED.
+- The runner itself is killed (``kill -9``, the out-of-memory killer). Then something
+  outside it must clean up: the *reaper*, a small process the runner starts in a session of
+  its own. The runner tells it over a pipe what to clean up (its kernels' process groups,
+  its temporary folders, its run folder). When the pipe closes without the runner having
+  said goodbye, the runner is dead: the reaper kills those process groups, removes those
+  folders and marks the run failed, in run.json and MLflow, as reading the history of an
+  abandoned run would.
+
+A pipe rather than a file and polling: its end *is* the runner's end, noticed at once
+whatever the death, with no pid that could have been reused meanwhile. The reaper's side
+imports nothing heavy until it has work to do, so starting it costs the run nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+STOP_WITH_PID_ENV = "JUPYTER_MLOPS_STOP_WITH_PID"
+OWNER_POLL_SECONDS = 0.5
+_END = "end"
+_RELEASE_TIMEOUT = 10.0
+
+
+# --- the runner stops when its owner dies -----------------------------------------------
+
+
+def owner_pid() -> int | None:
+    """The process this one's runs must not outlive, as ``STOP_WITH_PID_ENV`` names it."""
+    value = os.environ.get(STOP_WITH_PID_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) > 1 else None
+
+
+def owner_environment(pid: int | None = None) -> dict[str, str]:
+    """The environment for a runner that must stop when `pid` (default: this process) ends."""
+    return {**os.environ, STOP_WITH_PID_ENV: str(pid or os.getpid())}
+
+
+def without_owner(env: dict[str, str]) -> dict[str, str]:
+    """`env` for processes of the run (kernels): the owner is the runner's, not theirs."""
+    return {k: v for k, v in env.items() if k != STOP_WITH_PID_ENV}
+
+
+@contextlib.contextmanager
+def stop_with_owner(stop: Callable[[int], None]) -> Iterator[None]:
+    """Within the block, call ``stop(owner pid)`` once, from a daemon thread, if the owner
+    ends. ``stop`` must only ask (set a flag): it runs outside the main thread."""
+    pid = owner_pid()
+    if pid is None:
+        yield
+        return
+    done = threading.Event()
+    watch = threading.Thread(
+        target=_watch_owner, args=(pid, stop, done), name=f"owner {pid}", daemon=True
+    )
+    watch.start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
+def _watch_owner(pid: int, stop: Callable[[int], None], done: threading.Event) -> None:
+    # When the owner is our parent, a change of parent is exact: it happens as the owner
+    # exits, even while it waits, a zombie, to be reaped, and no other process can take it.
+    parent = os.getppid() == pid
+    while not done.wait(OWNER_POLL_SECONDS):
+        if not (os.getppid() == pid if parent else _alive(pid)):
+            stop(pid)
+            return
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process that isn't our parent still runs (a zombie has ended)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+# --- the runner's side of the reaper ------------------------------------------------------
+
+
+class Reaper:
+    """What to clean up should this process die, told to a reaper process as it changes.
+
+    A Reaper that was never started (a runner driven by other code before `start`) does
+    nothing; so does one whose process is gone: cleaning up after a death is best effort,
+    and never a reason to fail a run.
+    """
+
+    def __init__(self) -> None:
+        self._pipe: int | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def start(self, run_dir: Path, tracking_uri: str) -> None:
+        """Start the reaper for the run in `run_dir`, to be marked failed should we die (in
+        MLflow too, at `tracking_uri`: ours, not whatever run.json may say by then)."""
+        if self._process is not None:
+            return
+        read, write = os.pipe()  # neither end is inherited by the kernels we start
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(read)],
+                pass_fds=(read,),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # not our pipes: whoever reads them would wait
+                stderr=subprocess.DEVNULL,  # for the reaper as well as for us
+                start_new_session=True,  # a Ctrl-C or a hang-up is ours to handle, not its
+                env=without_owner(dict(os.environ)),
+            )
+        except OSError:
+            os.close(write)
+            return
+        finally:
+            os.close(read)
+        self._pipe = write
+        self._send("run", [str(run_dir), tracking_uri])
+
+    def track(self, path: str | Path) -> None:
+        """A temporary file or folder to remove."""
+        self._send("path", str(path))
+
+    def untrack(self, path: str | Path) -> None:
+        self._send("-path", str(path))
+
+    def track_group(self, pgid: int) -> None:
+        """A process group to kill (a kernel, which leads its own, and what it started)."""
+        self._send("group", pgid)
+
+    def untrack_group(self, pgid: int) -> None:
+        self._send("-group", pgid)
+
+    def release(self) -> None:
+        """We are ending normally, having cleaned up ourselves: the reaper leaves quietly."""
+        with self._lock:
+            pipe, self._pipe = self._pipe, None
+            if pipe is None:
+                return
+            with contextlib.suppress(OSError):
+                os.write(pipe, _line(_END, None))
+            os.close(pipe)
+        if self._process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(_RELEASE_TIMEOUT)  # at once: it only reads one more line
+
+    def _send(self, verb: str, value: str | int | list[str]) -> None:
+        with self._lock:
+            if self._pipe is None:
+                return
+            with contextlib.suppress(OSError):  # the reaper was killed: nothing to tell
+                os.write(self._pipe, _line(verb, value))  # short: one atomic write
+
+
+def _line(verb: str, value: str | int | list[str] | None) -> bytes:
+    return (json.dumps([verb, value]) + "\n").encode()
+
+
+# --- the reaper process -------------------------------------------------------------------
+
+
+def reap(pipe: int) -> None:
+    """Read what the runner tells us until the pipe closes; clean up if it died."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    groups: set[int] = set()
+    paths: set[str] = set()
+    run: list[str] | None = None  # its folder and tracking URI
+    with open(pipe, "rb") as messages:
+        for line in messages:
+            try:
+                verb, value = json.loads(line)
+            except ValueError:
+                continue
+            if verb == _END:
+                return
+            if verb == "run":
+                run = value
+            elif verb in ("group", "-group"):
+                (groups.add if verb == "group" else groups.discard)(value)
+            elif verb in ("path", "-path"):
+                (paths.add if verb == "path" else paths.discard)(value)
+    # The pipe closed without a goodbye: the runner is dead.
+    for group in groups:
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGKILL)
+    for path in paths:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+    if run is not None:
+        _settle(Path(run[0]), run[1])
+
+
+def _settle(run_dir: Path, tracking_uri: str) -> None:
+    """Mark the dead runner's run failed, in run.json and MLflow, unless it ended first."""
+    from .history import mark_abandoned
+    from .runstate import RUN_RUNNING, read_run
+
+    with contextlib.suppress(Exception):  # no run.json yet, or a store that is gone
+        state = read_run(run_dir)
+        if state.status == RUN_RUNNING:
+            mark_abandoned(state, tracking_uri)
+
+
+if __name__ == "__main__":
+    reap(int(sys.argv[1]))
