@@ -29,8 +29,6 @@ from test_faults import (  # noqa: F401
     waiting_notebook,
 )
 
-from jupyter_mlops.orphans import STOP_WITH_PID_ENV
-
 pytestmark = pytest.mark.slow
 
 OWNER_ENDED = "the process that started this run"
@@ -43,12 +41,11 @@ def stage_pids(folder: Path) -> list[int]:
     return [int(pid) for pid in path.read_text().split()]
 
 
-def test_a_server_stopped_after_using_the_mlflow_proxy_stops_its_runs(tmp_path, private_tmp):
-    # The server names itself as the owner of the runs it starts, as RunManager.start does.
-    config = tmp_path / "owner_config.py"
-    config.write_text(f"import os\nos.environ[{STOP_WITH_PID_ENV!r}] = str(os.getpid())\n")
+def test_a_server_stopped_after_using_the_mlflow_proxy_stops_its_runs(private_tmp):
+    """A run from the REST API of a real `jupyter lab`, whose RunManager names the server as
+    the runner's owner, then the server stopped as the issue found it stopped."""
     proxy = importlib.util.find_spec("jupyter_server_proxy") is not None
-    with jupyter_lab(f"--config={config}", env={"TMPDIR": str(private_tmp)}) as lab:
+    with jupyter_lab(env={"TMPDIR": str(private_tmp)}) as lab:
         waiting_notebook(lab.root, "sleepy.ipynb")
         if proxy:  # the proxy starts `mlflow ui`, and installs its signal handlers
             request = urllib.request.Request(
