@@ -465,6 +465,9 @@ def resolve(
 
 def _unknown(name: str, known: list[str]) -> str:
     message = f"unknown parameter `{name}`"
+    before, equals, after = name.partition("=")
+    if equals and before in known:  # `-p lr=1e-05`, as some tools take it
+        return f"{message}; -p takes the name and the value as two words: -p {before} {after}"
     close = difflib.get_close_matches(name, known, n=1)
     if close:
         return f"{message}; did you mean `{close[0]}`?"

@@ -138,3 +138,9 @@ def test_values_are_checked_by_the_rule_for_defaults():
 def test_declared_types_do_not_make_a_bad_default_pass(code):
     with pytest.raises(ParameterProblem, match="parameter `x`"):
         parse_parameters(code)
+
+
+def test_a_name_and_value_given_as_one_word_is_explained():
+    params = parse_parameters("lr = 0.1\n")
+    with pytest.raises(BadInput, match="two words: -p lr 1e-05"):
+        resolve(params, None, [("lr=1e-05", "x")])
