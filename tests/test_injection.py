@@ -31,6 +31,7 @@ from cached_venv import kfp_venv
 from conftest import ROOT, cli, code, notebook, write
 from mlflow import MlflowClient
 from mlflow_helpers import pipeline_runs
+from test_export_airflow import airflow  # noqa: F401 (fixture)
 
 from jupyter_mlops.files import atomic_write
 from jupyter_mlops.tracking import without_credentials
@@ -470,6 +471,33 @@ def test_the_dag_passes_names_paths_and_defaults_as_data(stubbed_airflow, tmp_pa
     assert end == ["jupyter-mlops", "end", pipeline_yaml, *after]
     rendered = _render(stubbed_airflow["tasks"][0].env, context, environment)
     assert rendered["MLFLOW_TRACKING_URI"] == tracking
+
+
+@pytest.mark.slow
+def test_airflow_itself_runs_the_dag_with_hostile_names_exactly(airflow, tmp_path):  # noqa: F811
+    """The same, end to end: Apache Airflow runs the DAG, the real `jupyter-mlops` the stages.
+    `{{ run_id }}` in the store's name would be rendered by Airflow's Jinja, and moved."""
+    pipeline = 'Churn "Model\'s" $(touch pwned4)'  # no braces: papermill formats its paths
+    source = write(_parameters_notebook(pipeline=pipeline), tmp_path / "nb $(touch pwned1).ipynb")
+    dags = tmp_path / "dags 'q' $(touch pwned2)"
+    store = tmp_path / 'store {{ run_id }} "d" $(touch pwned3)'
+    exported = cli(
+        "export", "airflow", str(source), "-o", str(dags), "--artifact-store", str(store),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    dag_id = "Churn-Model-s-touch-pwned4"
+    tested = airflow("dags", "test", dag_id, dags=dags, env={"MLFLOW_TRACKING_URI": tracking})
+    output = tested.stdout + tested.stderr
+    assert tested.returncode == 0, output[-5000:]
+    assert not _markers(tmp_path)
+    parent, children = pipeline_runs(MlflowClient(tracking_uri=tracking), pipeline)
+    assert parent.info.status == "FINISHED" and set(children) == {"first", "second"}
+    assert {name: parent.data.params[name] for name in DEFAULTS} == {
+        name: str(value) for name, value in DEFAULTS.items()
+    }
+    assert [path.name for path in store.iterdir()] == [pipeline]  # the store, where it was named
 
 
 # --- Kubeflow --------------------------------------------------------------------------------
