@@ -24,10 +24,13 @@ statements replayed (:attr:`Stage.replay`).
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import re
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -474,10 +477,11 @@ class _Analyzer:
             walk = _StageWalk(flow, stage)
             cells = [self.cells[i] for i in stage.cells]
             first = cells[0]
+            before = bisect.bisect_left(replayable, first.index, key=lambda r: r[0])
             earlier = [
                 (index, statement)
-                for index, statement in replayable
-                if index < first.index and self.cells[index].stage != stage.name
+                for index, statement in replayable[:before]  # in notebook order
+                if self.cells[index].stage != stage.name
             ]
             stage.replay = [
                 f"# cell {index} (stage `{self.cells[index].stage}`)\n{statement}"
@@ -497,12 +501,12 @@ class _Analyzer:
                     flow.definitions[name] = walk.own_definitions[name]
                 else:
                     flow.definitions.pop(name, None)
+        outputs: dict[str, set[str]] = {name: set() for name in self.stages}
         for stage in self.stages.values():
             for name, producer in stage.inputs.items():
-                if name not in self.stages[producer].outputs:
-                    self.stages[producer].outputs.append(name)
+                outputs[producer].add(name)
         for stage in self.stages.values():
-            stage.outputs.sort()
+            stage.outputs = sorted(outputs[stage.name])
             stage.inputs = dict(sorted(stage.inputs.items()))
             stage.definitions = dict(
                 sorted(  # in notebook order: a base class before the class built on it
@@ -520,6 +524,7 @@ class _Analyzer:
         """
         seeding: set[int] = set()
         replayable: list[tuple[int, str]] = []
+        seen: set[tuple[int, str]] = set()
         last_stage_cell = max((c.index for c in self.cells if c.role == "stage"), default=-1)
         for cell in self.cells:
             if cell.code is None or cell.role not in ("stage", "setup"):
@@ -541,7 +546,8 @@ class _Analyzer:
                             cell=cell.index,
                             line=effect.line,
                         )
-                elif (cell.index, effect.statement) not in replayable:
+                elif (cell.index, effect.statement) not in seen:
+                    seen.add((cell.index, effect.statement))
                     replayable.append((cell.index, effect.statement))
         return seeding, replayable
 
@@ -586,15 +592,41 @@ class _Analyzer:
                         walk.read(name, cell, 1, lenient=True)
                 stage.models[variable] = fit_data
             if cell.metrics:
+                known = set(stage.metrics)
                 for name in [*cell.code.top_level_assigned, *cell.code.printed]:
-                    if name not in stage.metrics:
+                    if name not in known:
+                        known.add(name)
                         stage.metrics.append(name)
 
     def _fit_data_elsewhere(self, variable: str, stage: Stage) -> str | None:
-        for cell in reversed(self.cells):
-            if cell.role == "stage" and cell.code and variable in cell.code.fit_calls:
-                return cell.code.fit_calls[variable]
-        return None
+        return self._last_fits.get(variable)
+
+    # Indexes over all cells, built once when first needed: looking through every cell for
+    # each diagnostic or model made analysis quadratic in the notebook's size.
+
+    @cached_property
+    def _last_fits(self) -> dict[str, str]:
+        """Model variable -> the data of its last fit in any stage cell."""
+        fits: dict[str, str] = {}
+        for cell in self.cells:
+            if cell.role == "stage" and cell.code:
+                fits.update(cell.code.fit_calls)
+        return fits
+
+    @cached_property
+    def _touching(self) -> dict[str, list[CellInfo]]:
+        """Name -> the code cells that bind or change it, in notebook order."""
+        index: dict[str, list[CellInfo]] = {}
+        for cell in self.cells:
+            if cell.code:
+                for name in cell.code.touched:
+                    index.setdefault(name, []).append(cell)
+        return index
+
+    @cached_property
+    def _dynamic(self) -> bool:
+        """Whether a cell that runs may define names no analysis can see (`exec`, `*`)."""
+        return any(c.code and c.code.dynamic for c in self.cells if c.role in _RUNNING)
 
     def undefined(
         self,
@@ -606,9 +638,7 @@ class _Analyzer:
         stage: Stage | None = None,
     ) -> None:
         """Explain where a name that can't be handed over is defined, if anywhere."""
-        definers = [
-            c for c in self.cells if c.code and name in c.code.touched and c.index != cell.index
-        ]
+        definers = [c for c in self._touching.get(name, ()) if c.index != cell.index]
         later = [c for c in definers if c.role == "stage" and c.stage != (stage and stage.name)]
         skipped = [c for c in definers if c.role in ("skip", "unassigned")]
         if later and stage is None:
@@ -641,7 +671,7 @@ class _Analyzer:
                 related_cell=skipped[0].index,
                 line=line,
             )
-        elif lenient or any(c.code and c.code.dynamic for c in self.cells if c.role in _RUNNING):
+        elif lenient or self._dynamic:
             self.warn(
                 "maybe-undefined",
                 f"{where} uses `{name}`, which no stage, setup cell or parameter defines",
@@ -703,20 +733,26 @@ class _Analyzer:
                 if not waiting[dependent]:
                     heapq.heappush(ready, position[dependent])
         if len(order) < len(names):
-            remaining = [n for n in names if n not in set(order)]
+            done = set(order)
+            remaining = [n for n in names if n not in done]
             self._report_cycle(remaining, depends)
             return order + remaining
         return order
 
     def _report_cycle(self, remaining: list[str], depends: dict[str, set[str]]) -> None:
         path = [remaining[0]]
+        left, on_path = set(remaining), {remaining[0]}
         while True:
-            step = sorted(depends[path[-1]] & set(remaining))[0]
-            if step in path:
+            step = min(depends[path[-1]] & left)
+            if step in on_path:
                 cycle = [*path[path.index(step) :], step]
                 break
             path.append(step)
-        cells = [c.index for c in self.cells if c.role == "stage" and c.after and c.stage in cycle]
+            on_path.add(step)
+        in_cycle = set(cycle)
+        cells = [
+            c.index for c in self.cells if c.role == "stage" and c.after and c.stage in in_cycle
+        ]
         self.error(
             "cycle",
             "the stages depend on each other in a cycle: "
@@ -754,18 +790,24 @@ class _Flow:
     last_toucher: dict[str, str] = field(default_factory=dict)  # name -> stage
     # Names whose last touch was a top-level `def`/`class`: name -> (definition, its cell).
     definitions: dict[str, tuple[Definition, int]] = field(default_factory=dict)
-    aliases: dict[str, set[str]] = field(default_factory=dict)  # name -> names it may share with
+    aliases: dict[str, _AliasGroup] = field(default_factory=dict)  # name -> those it may share with
     imports: dict[str, str] = field(default_factory=dict)  # bound name -> dotted module
     generator_objects: set[str] = field(default_factory=set)  # names of random generators
     seeded: bool = False  # a random generator has been seeded: its state is carried
 
-    def group(self, name: str) -> set[str]:
-        return self.aliases.setdefault(name, {name})
+    def group(self, name: str) -> _AliasGroup:
+        group = self.aliases.get(name)
+        if group is None:
+            group = self.aliases[name] = _AliasGroup((name,))
+        return group
 
     def detach(self, name: str) -> None:
-        """`name` is bound to a new object: it no longer shares one with anything."""
-        self.group(name).discard(name)
-        self.aliases[name] = {name}
+        """`name` is bound to a new object: it no longer shares one with anything (its group
+        of one is made when it is first needed)."""
+        group = self.aliases.pop(name, None)
+        if group is not None:
+            group.discard(name)
+            group.unsettled.discard(name)
 
     def join(self, name: str, others: tuple[str, ...]) -> None:
         merged = self.group(name)
@@ -773,10 +815,30 @@ class _Flow:
             if other in self.modules or other in KERNEL_NAMES:
                 continue
             group = self.group(other)
-            if group is not merged:
-                merged |= group
-                for member in group:
-                    self.aliases[member] = merged
+            if group is merged:
+                continue
+            if len(group) > len(merged):  # the smaller moves: each name moves O(log n) times
+                merged, group = group, merged
+            if merged.walk is not None:
+                merged.unsettled |= group.unsettled if group.walk is merged.walk else group
+            merged |= group
+            for member in group:
+                self.aliases[member] = merged
+
+
+class _AliasGroup(set[str]):
+    """Names that may refer to one object. `unsettled` holds those of them that the stage
+    walk `walk` may still have to read and touch when the object changes: the others it has
+    read and touched since (and they can't become unread or untouched), so doing it again
+    would change nothing. Without it every change went through the whole group again,
+    quadratic in a chain of aliases (`b = a; b.x = 1; c = b; c.y = 2; ...`)."""
+
+    __slots__ = ("unsettled", "walk")
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        super().__init__(names)
+        self.walk: _StageWalk | None = None
+        self.unsettled: set[str] = set()  # a subset of the group, only meant for `walk`
 
 
 @dataclass
@@ -791,7 +853,9 @@ class _StageWalk:
     usable: dict[str, tuple[Definition, int]] = field(default_factory=dict)
     own_definitions: dict[str, tuple[Definition, int]] = field(default_factory=dict)
     expanded: set[str] = field(default_factory=set)  # definitions whose use was walked here
-    pending: list[Definition] = field(default_factory=list)  # uses still to walk
+    pending: deque[Definition] = field(default_factory=deque)  # uses still to walk
+    touched: set[str] = field(default_factory=set)  # stage.touched, to look names up in
+    early_inputs: set[str] = field(default_factory=set)  # stage.early_inputs, likewise
 
     def replayed(self, statements: list[str], first: CellInfo) -> None:
         """Configuring statements of earlier stages run again at this stage's start."""
@@ -841,7 +905,8 @@ class _StageWalk:
         self.local.add(name)
         self.usable.pop(name, None)
         self.own_definitions.pop(name, None)
-        if name not in self.stage.touched:
+        if name not in self.touched:
+            self.touched.add(name)
             self.stage.touched.append(name)
 
     def bound(self, event: NameEvent, cell: CellInfo) -> None:
@@ -861,7 +926,7 @@ class _StageWalk:
         """`clean(df)` changes `df` when the notebook's `clean` changes its parameter."""
         if function in self.usable:
             definition: Definition | None = self.usable[function][0]
-        elif function not in self.stage.touched:  # the setup cells' own, if any
+        elif function not in self.touched:  # the setup cells' own, if any
             definition = self.flow.setup_definitions.get(function)
         else:
             definition = None
@@ -877,9 +942,15 @@ class _StageWalk:
 
     def mutate_aliases(self, name: str, cell: CellInfo, line: int) -> None:
         """Changing an object changes it under every name that may refer to it."""
-        for other in sorted(self.flow.group(name) - {name}):
+        group = self.flow.aliases.get(name)
+        if group is None or len(group) == 1:  # a group of one: `name` alone
+            return
+        if group.walk is not self:
+            group.walk, group.unsettled = self, set(group)
+        for other in sorted(group.unsettled - {name}):
             self.read(other, cell, line, lenient=True)
             self.touch(other, cell)
+            group.unsettled.discard(other)  # now read and touched here
 
     def read(self, name: str, cell: CellInfo, line: int, lenient: bool = False) -> None:
         flow, stage = self.flow, self.stage
@@ -896,7 +967,8 @@ class _StageWalk:
             self.usable[name] = (definition, index)
             for needed in sorted(definition.needs):  # read when it is defined: first
                 self.read(needed, cell, line, lenient=True)
-                if needed in stage.inputs and needed not in stage.early_inputs:
+                if needed in stage.inputs and needed not in self.early_inputs:
+                    self.early_inputs.add(needed)
                     stage.early_inputs.append(needed)
             self.call(definition, cell, line)
         elif name in flow.last_toucher:
@@ -951,7 +1023,7 @@ class _StageWalk:
                 self.flow.analyzer.generators.update(generators)
                 self.flow.seeded = True
                 self.touch(RANDOM_STATE, cell)
-            self.pending.pop(0)
+            self.pending.popleft()
 
 
 def mapping(value: Any) -> dict[str, Any]:

@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import ast
 import builtins
+import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 # Names the kernel provides on its own: never inputs of a stage.
@@ -125,7 +127,7 @@ class Definition:
     seeds: tuple[str, ...] = ()  # calls in its body that may seed a generator (or configure)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: there is one per name in the code
 class NameEvent:
     kind: Event
     name: str
@@ -165,18 +167,20 @@ class CellCode:
     syntax_error_line: int | None = None
     python: str = ""  # the code after IPython's transformation: what the kernel runs
 
-    @property
-    def reads(self) -> set[str]:
+    # Computed once: the analysis asks for them per stage and per diagnostic, and a cell's
+    # events don't change once it is analysed (results are shared, never modified).
+    @cached_property
+    def reads(self) -> frozenset[str]:
         """The names it reads, builtins and kernel names aside."""
-        return {
+        return frozenset(
             e.name
             for e in self.events
             if e.kind in (Event.READ, Event.DEFERRED_READ) and e.name not in KERNEL_NAMES
-        }
+        )
 
-    @property
-    def touched(self) -> set[str]:
-        return {e.name for e in self.events if e.kind in (Event.WRITE, Event.MUTATE)}
+    @cached_property
+    def touched(self) -> frozenset[str]:
+        return frozenset(e.name for e in self.events if e.kind in (Event.WRITE, Event.MUTATE))
 
 
 @lru_cache(maxsize=1)
@@ -397,6 +401,19 @@ def _alias_sources(value: ast.expr) -> list[str]:
     return []
 
 
+def _held(calls: list[ast.Call]) -> tuple[str, ...]:
+    """The named objects an assigned value may hold: those given to a class among its calls
+    (`LinearSVC(random_state=rng)` keeps `rng`; a function such as
+    `train_test_split(..., random_state=rng)` only uses it)."""
+    held: set[str] = set()
+    for node in calls:
+        callee = _dotted(node.func) or ""
+        if callee.rpartition(".")[2][:1].isupper():
+            arguments = list(node.args) + [k.value for k in node.keywords]
+            held |= {a.id for a in arguments if isinstance(a, ast.Name)}
+    return tuple(sorted(held))
+
+
 def _iterated(iterable: ast.expr) -> list[str]:
     """The names whose objects a `for` loop over `iterable` may bind its target to."""
     match iterable:
@@ -407,6 +424,11 @@ def _iterated(iterable: ast.expr) -> list[str]:
     return _alias_sources(iterable)
 
 
+# A line as the parser (and `ast.get_source_segment`) splits source: at \r\n, \r or \n only,
+# keeping the line ending; not at form feeds or Unicode line separators as str.splitlines does.
+_PARSER_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
 class _Collector:
     """Walks top-level statements in execution order and records name events."""
 
@@ -414,9 +436,12 @@ class _Collector:
         self.result = result
         self.python = python
         self.lines = python.splitlines()
+        self.parser_lines: list[str] | None = None  # split as the parser does, when needed
+        self.line_bytes: dict[int, bytes] = {}  # UTF-8 of the lines segments were cut from
         self.statement: ast.stmt | None = None  # the top-level statement being walked
         self.in_block = False  # inside a loop, `if`, `with` or `try` of the top level
         self.scoped = False  # inside `with warnings.catch_warnings():` and the like
+        self.calls: list[ast.Call] | None = None  # collecting the calls `expr` meets, if a list
 
     def emit(self, kind: Event, name: str, line: int, **extra: Any) -> None:
         # Reads of builtins (`print`, `input`) are kept: a notebook may bind one as a
@@ -438,11 +463,11 @@ class _Collector:
     def stmt(self, node: ast.stmt, top_level: bool = False) -> None:
         match node:
             case ast.Assign(targets=targets, value=value):
-                self.expr(value)
+                held = _held(self._expr_and_calls(value))
                 for target in targets:
                     self.target(target)
                     self._alias(target, value)
-                    self._bound(target, value)
+                    self._bound(target, value, held)
                 self._fit_by_assignment(targets, value)
             case ast.AugAssign(target=target, value=value):
                 self.expr(value)
@@ -541,23 +566,14 @@ class _Collector:
             for name in _target_names(target):
                 self.emit(Event.ALIAS, name, target.lineno, others=tuple(sources))
 
-    def _bound(self, target: ast.expr, value: ast.expr) -> None:
-        """What made the object a name is bound to, and which named objects it may hold:
-        those given to a class (`LinearSVC(random_state=rng)` keeps `rng`; a function such
-        as `train_test_split(..., random_state=rng)` only uses it)."""
+    def _bound(self, target: ast.expr, value: ast.expr, held: tuple[str, ...]) -> None:
+        """What made the object a name is bound to, and which named objects it may hold
+        (`held`, see :func:`_held`)."""
         made_by = _dotted(value.func) if isinstance(value, ast.Call) else None
-        held = set()
-        for node in ast.walk(value):
-            if isinstance(node, ast.Call):
-                callee = _dotted(node.func) or ""
-                if callee.rpartition(".")[2][:1].isupper():
-                    arguments = list(node.args) + [k.value for k in node.keywords]
-                    held |= {a.id for a in arguments if isinstance(a, ast.Name)}
-        others = tuple(sorted(held))
-        if made_by is None and not others:
+        if made_by is None and not held:
             return
         for name in _target_names(target):
-            self.emit(Event.BOUND, name, target.lineno, others=others, made_by=made_by)
+            self.emit(Event.BOUND, name, target.lineno, others=held, made_by=made_by)
 
     def target(self, node: ast.expr, augmented: bool = False, deleting: bool = False) -> None:
         """A name on the left of `=`, `+=`, `for ... in`, `with ... as`, or `del`."""
@@ -605,10 +621,30 @@ class _Collector:
         replay = None
         if not self.in_block:
             if isinstance(node, ast.Call):
-                replay = ast.get_source_segment(self.python, node)
+                replay = self._segment(node)
             elif all(_base_name(t) and not isinstance(t, ast.Name) for t in _targets(node)):
                 replay = self._statement_source(self.statement)
         self.result.effects.append(Effect(dotted, node.lineno, replay))
+
+    def _segment(self, node: ast.AST) -> str | None:
+        """`ast.get_source_segment(self.python, node)`, without splitting the whole cell
+        again for every call: that made a big cell's analysis quadratic in its size."""
+        end_line, end_column = getattr(node, "end_lineno", None), node.end_col_offset  # type: ignore[attr-defined]
+        if end_line is None or end_column is None:
+            return None
+        if self.parser_lines is None:
+            self.parser_lines = _PARSER_LINE.findall(self.python)
+        line, column = node.lineno - 1, node.col_offset  # type: ignore[attr-defined]
+        if end_line - 1 == line:
+            return self._line_bytes(line)[column:end_column].decode()
+        first = self._line_bytes(line)[column:].decode()
+        last = self._line_bytes(end_line - 1)[:end_column].decode()
+        return "".join([first, *self.parser_lines[line + 1 : end_line - 1], last])
+
+    def _line_bytes(self, index: int) -> bytes:
+        if index not in self.line_bytes:
+            self.line_bytes[index] = self.parser_lines[index].encode()  # type: ignore[index]
+        return self.line_bytes[index]
 
     def _statement_source(self, node: ast.stmt) -> str:
         first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
@@ -624,19 +660,18 @@ class _Collector:
                 self.expr_nodes(_defaults(method) + list(method.decorator_list))
             free = set().union(*(_free_names(m) for m in methods)) if methods else set()
             parameters: tuple[str, ...] = ()
-            changes: set[str] = set()
+            every: set[str] = set()  # a class has no parameters its calls could change
             bodies = [statement for method in methods for statement in method.body]
         else:
             self.expr_nodes(_defaults(node) + list(node.decorator_list))
             free = _free_names(node)
             parameters = tuple(a.arg for a in node.args.posonlyargs + node.args.args)
             every = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
-            changes = _changed_names(node.body) & every
             bodies = node.body
         module = ast.Module(bodies, [])
-        changes_globals = (_declared_global(module) & _bound_names(module)) | (
-            _changed_names(bodies) & free
-        )
+        changed = _changed_names(bodies)
+        changes = changed & every
+        changes_globals = (_declared_global(module) & _bound_names(module)) | (changed & free)
         needs = {e.name for e in self.result.events[before:] if e.kind == Event.READ}
         definition = Definition(
             name=node.name,
@@ -681,7 +716,7 @@ class _Collector:
         self.expr_nodes(list(node.bases) + [k.value for k in node.keywords])
         self.expr_nodes(list(node.decorator_list))
         methods = [s for s in node.body if isinstance(s, FUNCTIONS)]
-        others = [s for s in node.body if s not in methods]
+        others = [s for s in node.body if not isinstance(s, FUNCTIONS)]
         class_locals = _bound_names(ast.Module(others, []))
         for name, line in _loaded_names(others):
             if name not in class_locals:
@@ -689,6 +724,27 @@ class _Collector:
         return methods
 
     # --- expressions --------------------------------------------------------------------
+
+    def _expr_and_calls(self, node: ast.expr) -> list[ast.Call]:
+        """`expr(node)`, and every call anywhere inside node, found on the same walk rather
+        than by walking the expression again."""
+        outer, self.calls = self.calls, []
+        try:
+            self.expr(node)
+        finally:
+            calls, self.calls = self.calls, outer
+        return calls
+
+    def _opaque(self, node: ast.expr, handle: Callable[[Any], None]) -> None:
+        """A lambda or comprehension, which `expr` does not walk into: its calls are
+        collected by walking it, and not again while it is handled."""
+        calls, self.calls = self.calls, None
+        if calls is not None:
+            calls.extend(n for n in ast.walk(node) if isinstance(n, ast.Call))
+        try:
+            handle(node)
+        finally:
+            self.calls = calls
 
     def expr_nodes(self, nodes: list[ast.AST]) -> None:
         for node in nodes:
@@ -698,14 +754,18 @@ class _Collector:
         match node:
             case ast.Name(id=name, ctx=ast.Load()):
                 self.emit(Event.READ, name, node.lineno)
+            case ast.Constant() | ast.expr_context():
+                return  # nothing inside: the common leaves, skipped without a walk
             case ast.Lambda():
-                self._function(node)
+                self._opaque(node, self._function)
             case ast.NamedExpr(target=target, value=value):
                 self.expr(value)
                 self.emit(Event.WRITE, target.id, node.lineno)
             case ast.ListComp() | ast.SetComp() | ast.GeneratorExp() | ast.DictComp():
-                self._comprehension(node)
+                self._opaque(node, self._comprehension)
             case ast.Call(func=func, args=args, keywords=keywords):
+                if self.calls is not None:
+                    self.calls.append(node)
                 self.expr(func)
                 self.expr_nodes(list(args) + [k.value for k in keywords])
                 self._call_effects(node)
@@ -831,5 +891,5 @@ class _Collector:
             self._record_fit(targets[0].id, value.args[0])
 
     def _record_fit(self, model: str, data: ast.expr) -> None:
-        segment = ast.get_source_segment(self.python, data) or ast.unparse(data)
+        segment = self._segment(data) or ast.unparse(data)
         self.result.fit_calls[model] = segment
