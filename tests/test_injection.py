@@ -594,6 +594,20 @@ def test_a_remote_url_loses_its_credentials(remote, logged):
     assert without_credentials(remote) == logged
 
 
+@pytest.mark.parametrize("option", ["--tracking-uri", "--artifact-store"])
+@pytest.mark.parametrize("kind", ["airflow", "kubeflow"])
+def test_an_export_writes_no_credentials_into_its_files(kind, option, tmp_path):
+    write(notebook(code("x = 1", "stage:one")), tmp_path / "nb.ipynb")
+    uris = {"--tracking-uri": "http://mlflow.example.com", "--artifact-store": "s3://bucket/p"}
+    uris[option] = "https://user:s3cret-token@host.example.com/x"
+    given = [part for pair in uris.items() for part in pair]
+    refused = cli("export", kind, "nb.ipynb", "-o", "out", *given, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert f"{option} holds credentials, which the exported files would carry" in refused.stderr
+    written = [path for path in (tmp_path / "out").rglob("*") if path.is_file()]
+    assert not [path for path in written if b"s3cret-token" in path.read_bytes()]
+
+
 def test_git_credentials_never_reach_mlflow(tmp_path):
     write(
         notebook(code("x = 1", "stage:one"), code("y = x + 1", "stage:two")), tmp_path / "nb.ipynb"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..bundle import Bundle
 from ..errors import BadInput
@@ -33,14 +34,27 @@ class ExportOptions:
 Exporter = Callable[[Bundle, ExportOptions], list[Path]]
 
 
-def check_names(bundle: Bundle) -> None:
-    """Refuse a bundle whose names could change what the generated files say or run.
+def check_inputs(bundle: Bundle, options: ExportOptions) -> None:
+    """Refuse what would make the generated files say or run something else, or leak.
 
     A converted notebook's names passed `check`, but a bundle's pipeline.yaml may have been
     edited since, and what every exporter writes (YAML, Python, shell lines) relies on it:
     no name holds a line or control character, stage names are the lowercase identifiers
-    tags allow, and parameter names are Python identifiers.
+    tags allow, and parameter names are Python identifiers. URIs given for the tasks go into
+    files people commit, so they carry no password (nor, over HTTP, a user, often a token).
     """
+    for option, uri in (
+        ("--tracking-uri", options.tracking_uri),
+        ("--artifact-store", options.artifact_store),
+    ):
+        parts = urlsplit(uri or "")
+        if parts.password is not None or (parts.username and parts.scheme in ("http", "https")):
+            raise BadInput(
+                f"{option} holds credentials, which the exported files would carry into your "
+                "repository: give it without them, and give the tasks credentials in their "
+                "environment (MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, "
+                "MLFLOW_TRACKING_TOKEN, or the object store's own variables)"
+            )
     names = {"pipeline": bundle.name, "experiment": bundle.experiment}
     names["model name"] = bundle.model_name
     for kind, name in names.items():

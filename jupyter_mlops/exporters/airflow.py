@@ -27,7 +27,7 @@ from ..bundle import Bundle
 from ..errors import BadInput
 from ..files import atomic_write
 from ..parameters import Parameter, python_literal
-from . import ExportOptions, check_names, printable
+from . import ExportOptions, check_inputs, printable
 
 LINE_LENGTH = 100  # the project's ruff line length, under which generated lines stay
 RESERVED_TASKS = ("begin", "end")
@@ -119,7 +119,7 @@ with DAG(
 
 
 def export(bundle: Bundle, options: ExportOptions) -> list[Path]:
-    check_names(bundle)
+    check_inputs(bundle, options)
     clashes = sorted(set(RESERVED_TASKS) & set(bundle.stage_names))
     if clashes:
         raise BadInput(

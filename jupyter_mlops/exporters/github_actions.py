@@ -18,7 +18,7 @@ from typing import Any
 
 from ..bundle import Bundle
 from ..files import atomic_write, yaml_text
-from . import ExportOptions, check_names
+from . import ExportOptions, check_inputs
 
 PARAMETERS_FILE = "ci-params.yaml"
 REPORT = "reports/pipeline-junit.xml"
@@ -30,7 +30,7 @@ PATTERN_CHARACTERS = re.compile(r"[\\*?+\[\]]|^!")  # special in GitHub's path f
 
 
 def export(bundle: Bundle, options: ExportOptions) -> list[Path]:
-    check_names(bundle)
+    check_inputs(bundle, options)
     out = options.out
     parameters = out / PARAMETERS_FILE
     if options.parameters_file is not None:

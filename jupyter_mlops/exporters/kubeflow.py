@@ -29,7 +29,7 @@ from ..bundle import Bundle
 from ..errors import BadInput
 from ..files import atomic_write
 from ..parameters import Parameter
-from . import ExportOptions, check_names, printable
+from . import ExportOptions, check_inputs, printable
 
 BUNDLE_IN_IMAGE = "/pipeline/bundle"
 KFP_TYPES: dict[str, type] = {
@@ -54,7 +54,7 @@ printf %s "$(tail -n 1 /tmp/begin-output)" > "$run_id_file"
 
 
 def export(bundle: Bundle, options: ExportOptions) -> list[Path]:
-    check_names(bundle)
+    check_inputs(bundle, options)
     if not options.artifact_store:
         raise BadInput(
             "Kubeflow runs each stage in its own pod, and pods share no disk: pass "
