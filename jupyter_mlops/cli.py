@@ -31,7 +31,7 @@ from .failures import DISK_FULL_HINT  # noqa: E402
 from .history import mark_abandoned  # noqa: E402
 from .junit import write_junit_xml  # noqa: E402
 from .notebooks import read_notebook  # noqa: E402
-from .parameters import read_values_file, resolve  # noqa: E402
+from .parameters import read_values_file, resolve, standard_json  # noqa: E402
 from .report import (  # noqa: E402
     ProgressPrinter,
     check_report,
@@ -162,7 +162,7 @@ def check(notebooks: tuple[Path, ...], as_json: bool, only_tagged: bool) -> None
             code = max(code, 1)
     if as_json:
         single = len(notebooks) == 1 and reports
-        click.echo(json.dumps(next(iter(reports.values())) if single else reports, indent=2))
+        click.echo(standard_json(next(iter(reports.values())) if single else reports, indent=2))
     sys.exit(code)
 
 

@@ -399,6 +399,22 @@ def values_json_text(values: dict[str, Any]) -> str:
     return json.dumps(values)
 
 
+def standard_json(data: Any, **options: Any) -> str:
+    """JSON that strict readers (a browser's JSON.parse, jq) accept: a NaN or infinite value
+    (a parameter's default, say) is written as the text JavaScript prints for it."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(item) for item in value]
+        return value
+
+    return json.dumps(plain(data), allow_nan=False, **options)
+
+
 def read_values_file(path: Path) -> dict[str, Any]:
     """Parameter values from a `-f` file: JSON if its name ends in .json, else YAML
     (papermill's -f format), both typed as `load_yaml` types. Raises BadInput."""

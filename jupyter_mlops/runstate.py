@@ -141,13 +141,33 @@ def read_run(run_dir: str | Path) -> RunState:
     or executed notebook is kept only as a relative path inside it.
     """
     folder = Path(run_dir)
-    state = RunState.from_dict(json.loads((folder / STATE_FILE).read_text(encoding="utf-8")))
+    try:
+        state = RunState.from_dict(json.loads((folder / STATE_FILE).read_text(encoding="utf-8")))
+    except (TypeError, AttributeError, KeyError, RecursionError) as error:
+        raise ValueError(f"{folder / STATE_FILE} is not a run's state: {error}") from None
+    _check_types(state)
     state.run_dir = os.path.abspath(folder)
     real = os.path.realpath(folder)
     for stage in state.stages:
         stage.log = _inside(real, stage.log)
         stage.notebook = _inside(real, stage.notebook)
     return state
+
+
+def _check_types(state: RunState) -> None:
+    """Raise ValueError unless the fields readers rely on have their types."""
+    texts = [state.id, state.pipeline, state.status, *(s.name for s in state.stages)]
+    texts += [s.status for s in state.stages]
+    numbers = [state.created, *(t for s in state.stages for t in (s.started, s.finished) if t)]
+    if (
+        not all(isinstance(t, str) for t in texts)
+        or not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers)
+        or not isinstance(state.parameters, dict)
+        or not isinstance(state.models, list)
+        or not isinstance(state.warnings, list)
+        or not isinstance(state.pid, int)
+    ):
+        raise ValueError(f"run {state.id!r}: a field of its run.json has the wrong type")
 
 
 def _inside(real_folder: str, relative: Any) -> str | None:

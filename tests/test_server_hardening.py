@@ -165,7 +165,7 @@ async def test_a_slow_analysis_runs_in_a_worker_and_stops_at_its_budget(
 
 @pytest.mark.parametrize("mlops", [{"max_notebook_mb": 0.05}], indirect=True)
 async def test_oversized_notebooks_get_413(mlops, api, jp_root_dir):
-    nb = _big_notebook(6000)
+    nb = _big_notebook(20_000)
     write(nb, jp_root_dir / "big.ipynb")
     for request in (
         ("POST", "analyze", {"notebook": nb}),
@@ -263,3 +263,41 @@ async def test_a_run_cancelled_in_its_first_moments_is_cancelled_not_failed(api,
     await api("DELETE", "runs", run_id, expect=202)
     view = await wait_for(api, run_id, timeout=120)
     assert view["status"] == "cancelled", view
+
+
+async def test_broken_run_files_are_skipped_not_a_500(api, jp_fetch):
+    """A run.json of the wrong shape or nested 100,000 deep: the listing still answers."""
+    good = {"id": PLANTED, "pipeline": "p", "run_dir": "", "status": "succeeded", "stages": []}
+    broken = {
+        "20261201-101500-000001": {**good, "stages": [1, 2]},
+        "20261201-101500-000002": {**good, "status": ["running"]},
+        "20261201-101500-000003": {**good, "created": "yesterday"},
+        "20261201-101500-000004": "[" * 100_000 + "]" * 100_000,
+    }
+    await _plant(jp_fetch, f"mlops-runs/p/{PLANTED}", {"run.json": json.dumps(good)})
+    for run_id, state in broken.items():
+        text = state if isinstance(state, str) else json.dumps({**state, "id": run_id})
+        await _plant(jp_fetch, f"mlops-runs/p/{run_id}", {"run.json": text})
+    assert [run["id"] for run in (await api("GET", "runs"))["runs"]] == [PLANTED]
+    for run_id in broken:
+        await api("GET", "runs", run_id, expect=404)
+
+
+async def test_infinite_defaults_are_answered_as_strict_json(jp_fetch, jp_root_dir):
+    write(
+        notebook(
+            code("limit = 1e999\nfloor = -1e999", "parameters"),
+            code("x = limit", "stage:a"),
+        ),
+        jp_root_dir / "nan.ipynb",
+    )
+    response = await jp_fetch(
+        "jupyter-mlops", "analyze", method="POST", body=json.dumps({"path": "nan.ipynb"})
+    )
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    analysis = json.loads(response.body, parse_constant=refuse)
+    assert analysis["ok"], analysis["diagnostics"]
+    assert "Infinity" in response.body.decode() and "-Infinity" in response.body.decode()

@@ -20,6 +20,7 @@ from tornado import web
 from .. import __version__
 from ..errors import BadInput
 from ..history import RUN_ID
+from ..parameters import standard_json
 from . import jobs
 from .paths import OutsideRoot, relative_to_root, resolve_in_root
 from .redact import redact
@@ -126,7 +127,7 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
 
     def reply(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
-        self.finish(redact(json.dumps(data, default=str)))
+        self.finish(redact(standard_json(data, default=str)))
 
 
 class ConfigHandler(_Handler):
