@@ -10,35 +10,30 @@ chance away, and each has its own answer here:
   and, once it is gone, stops as a cancel does: kernels killed, the run cancelled, its
   MLflow runs FAILED.
 - The runner itself is killed (``kill -9``, the out-of-memory killer). Then something
-  outside it must clean up: the *reaper*, a small process the runner starts in a session of
-  its own. The runner tells it over a pipe what to clean up (its kernels' process groups,
-  its temporary folders, its run folder). When the pipe closes without the runner having
-  said goodbye, the runner is dead: the reaper kills those process groups, removes those
-  folders and marks the run failed, in run.json and MLflow, as reading the history of an
-  abandoned run would.
+  outside it must clean up: the reaper (``reaper``), a small process the runner starts in a
+  session of its own and tells over a pipe, as things change, what to clean up should it
+  die: its kernels' process groups, its temporary folders, its run folder. `Reaper` is the
+  runner's side of that pipe.
 
 A pipe rather than a file and polling: its end *is* the runner's end, noticed at once
-whatever the death, with no pid that could have been reused meanwhile. The reaper's side
-imports nothing heavy until it has work to do, so starting it costs the run nothing.
+whatever the death, with no pid that could have been reused meanwhile. Starting the reaper
+costs the runner a fork (about 1 to 5 ms); nothing waits for it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from . import reaper
+
 STOP_WITH_PID_ENV = "JUPYTER_MLOPS_STOP_WITH_PID"
 OWNER_POLL_SECONDS = 0.5
-_END = "end"
-_RELEASE_TIMEOUT = 10.0
 
 
 # --- the runner stops when its owner dies -----------------------------------------------
@@ -103,7 +98,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-# --- the runner's side of the reaper ------------------------------------------------------
+# --- the reaper, should the runner be killed ---------------------------------------------
 
 
 class Reaper:
@@ -127,7 +122,7 @@ class Reaper:
         read, write = os.pipe()  # neither end is inherited by the kernels we start
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(read)],
+                [sys.executable, "-m", reaper.__name__, str(read)],
                 pass_fds=(read,),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,  # not our pipes: whoever reads them would wait
@@ -140,96 +135,44 @@ class Reaper:
             return
         finally:
             os.close(read)
+        os.set_blocking(write, False)  # a reaper that stopped reading must not stop the run
         self._pipe = write
-        self._send("run", [str(run_dir), tracking_uri])
+        self._send(reaper.RUN, str(run_dir))
+        self._send(reaper.TRACKING, tracking_uri)
 
     def track(self, path: str | Path) -> None:
         """A temporary file or folder to remove."""
-        self._send("path", str(path))
+        self._send(reaper.PATH, str(path))
 
     def untrack(self, path: str | Path) -> None:
-        self._send("-path", str(path))
+        self._send(reaper.UNPATH, str(path))
 
     def track_group(self, pgid: int) -> None:
         """A process group to kill (a kernel, which leads its own, and what it started)."""
-        self._send("group", pgid)
+        self._send(reaper.GROUP, pgid)
 
     def untrack_group(self, pgid: int) -> None:
-        self._send("-group", pgid)
+        self._send(reaper.UNGROUP, pgid)
 
     def release(self) -> None:
-        """We are ending normally, having cleaned up ourselves: the reaper leaves quietly."""
+        """We end normally, having cleaned up ourselves: the reaper leaves quietly.
+
+        Not waited for: the goodbye waits in the pipe until the reaper reads it.
+        """
+        self._send(reaper.END)
         with self._lock:
             pipe, self._pipe = self._pipe, None
-            if pipe is None:
-                return
-            with contextlib.suppress(OSError):
-                os.write(pipe, _line(_END, None))
+        if pipe is not None:
             os.close(pipe)
-        if self._process is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._process.wait(_RELEASE_TIMEOUT)  # at once: it only reads one more line
 
-    def _send(self, verb: str, value: str | int | list[str]) -> None:
+    def _send(self, verb: str, value: str | int = "") -> None:
         with self._lock:
             if self._pipe is None:
                 return
-            with contextlib.suppress(OSError):  # the reaper was killed: nothing to tell
-                os.write(self._pipe, _line(verb, value))  # short: one atomic write
-
-
-def _line(verb: str, value: str | int | list[str] | None) -> bytes:
-    return (json.dumps([verb, value]) + "\n").encode()
-
-
-# --- the reaper process -------------------------------------------------------------------
-
-
-def reap(pipe: int) -> None:
-    """Read what the runner tells us until the pipe closes; clean up if it died."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    groups: set[int] = set()
-    paths: set[str] = set()
-    run: list[str] | None = None  # its folder and tracking URI
-    with open(pipe, "rb") as messages:
-        for line in messages:
+            data = reaper.message(verb, value)
             try:
-                verb, value = json.loads(line)
-            except ValueError:
-                continue
-            if verb == _END:
-                return
-            if verb == "run":
-                run = value
-            elif verb in ("group", "-group"):
-                (groups.add if verb == "group" else groups.discard)(value)
-            elif verb in ("path", "-path"):
-                (paths.add if verb == "path" else paths.discard)(value)
-    # The pipe closed without a goodbye: the runner is dead.
-    for group in groups:
-        with contextlib.suppress(OSError):
-            os.killpg(group, signal.SIGKILL)
-    for path in paths:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):
-                os.remove(path)
-    if run is not None:
-        _settle(Path(run[0]), run[1])
-
-
-def _settle(run_dir: Path, tracking_uri: str) -> None:
-    """Mark the dead runner's run failed, in run.json and MLflow, unless it ended first."""
-    from .history import mark_abandoned
-    from .runstate import RUN_RUNNING, read_run
-
-    with contextlib.suppress(Exception):  # no run.json yet, or a store that is gone
-        state = read_run(run_dir)
-        if state.status == RUN_RUNNING:
-            mark_abandoned(state, tracking_uri)
-
-
-if __name__ == "__main__":
-    reap(int(sys.argv[1]))
+                while data:
+                    data = data[os.write(self._pipe, data) :]
+            except OSError:  # gone, or not reading: nothing more can be told
+                os.close(self._pipe)
+                self._pipe = None
