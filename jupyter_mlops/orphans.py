@@ -45,9 +45,9 @@ def owner_pid() -> int | None:
     return int(value) if value.isdigit() and int(value) > 1 else None
 
 
-def owner_environment(pid: int | None = None) -> dict[str, str]:
-    """The environment for a runner that must stop when `pid` (default: this process) ends."""
-    return {**os.environ, STOP_WITH_PID_ENV: str(pid or os.getpid())}
+def owner_environment() -> dict[str, str]:
+    """The environment for a runner that must stop when this process ends."""
+    return {**os.environ, STOP_WITH_PID_ENV: str(os.getpid())}
 
 
 def without_owner(env: dict[str, str]) -> dict[str, str]:
@@ -75,8 +75,8 @@ def stop_with_owner(stop: Callable[[int], None]) -> Iterator[None]:
 
 
 def _watch_owner(pid: int, stop: Callable[[int], None], done: threading.Event) -> None:
-    # When the owner is our parent, a change of parent is exact: it happens as the owner
-    # exits, even while it waits, a zombie, to be reaped, and no other process can take it.
+    # When the owner is our parent, a change of parent is the exact sign: we are handed to
+    # another parent as the owner exits (before it is reaped), and a pid can't be reused.
     parent = os.getppid() == pid
     while not done.wait(OWNER_POLL_SECONDS):
         if not (os.getppid() == pid if parent else _alive(pid)):
