@@ -41,6 +41,7 @@ from .report import (  # noqa: E402
 )
 from .runner import DEFAULT_RUNS_ROOT, PipelineRunner, RunOptions, new_run_id  # noqa: E402
 from .runstate import RUN_RUNNING, StageError  # noqa: E402
+from .tracking import without_credentials  # noqa: E402
 from .upload import upload  # noqa: E402
 
 
@@ -513,6 +514,7 @@ def export(
 def log_run(run_dir: Path, tracking_uri: str | None) -> None:
     """Upload a run folder's results to MLflow, e.g. after the server was unreachable."""
     state = upload(run_dir, tracking_uri).state
-    click.echo(f"logged run {state.id} to {state.tracking_uri}: MLflow run {state.parent_run_id}")
+    where = without_credentials(state.tracking_uri or "")
+    click.echo(f"logged run {state.id} to {where}: MLflow run {state.parent_run_id}")
     for model in state.models:
         click.echo(f"model: {model['name']} v{model['version']} -> {model['alias_uri']}")

@@ -10,6 +10,7 @@ import click
 from .analysis import Analysis, Diagnostic
 from .runstate import CACHED, CANCELLED, DONE, FAILED, RUNNING, SKIPPED, RunState
 from .state import value_name
+from .tracking import without_credentials
 from .verify import Difference, VerifyReport
 
 _STATUS_STYLE = {
@@ -188,7 +189,7 @@ def run_summary(state: RunState) -> str:
         click.style(f"✓ pipeline `{state.pipeline}` succeeded", fg="green", bold=True)
         + f" in {seconds:.1f} s (run {state.id})",
         f"  run folder: {run_dir}",
-        f"  MLflow:     {state.tracking_uri}, run {state.parent_run_id}",
+        f"  MLflow:     {without_credentials(state.tracking_uri or '')}, run {state.parent_run_id}",
     ]
     if metrics := logged_metrics(state):
         lines.append(f"  metrics:    {metrics}")
