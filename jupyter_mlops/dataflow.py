@@ -205,6 +205,15 @@ def analyze_code(source: str) -> CellCode:
             syntax_error="an expression is nested too deeply to analyze; split it into "
             "several statements",
         )
+    except UnicodeEncodeError as error:  # `"\ud800"` in the notebook's JSON: not text
+        text = error.object
+        line = text.count("\n", 0, error.start) + 1
+        return CellCode(
+            python=source,
+            syntax_error=f"a lone surrogate ({text[error.start]!r}) is not a character "
+            f"(line {line}); delete it or type the character again",
+            syntax_error_line=line,
+        )
 
 
 def _analyze(source: str) -> CellCode:

@@ -168,3 +168,11 @@ def test_statements_to_replay_and_fit_data_are_cut_as_the_standard_library_cuts(
         assert data == ast.get_source_segment(source, fit.args[0])
     assert result.effects or result.fit_calls
 
+
+def test_a_lone_surrogate_in_the_code_is_a_syntax_error_not_a_crash():
+    """JSON can hold `"\\ud800"`, which is no character: Python refuses to compile it."""
+    analysis = analyze_notebook(
+        notebook(code("a = 1", "stage:one"), code("x = 1\ny = '\ud800'", "stage:two")), "s.ipynb"
+    )
+    assert [(d.code, d.cell, d.line) for d in analysis.diagnostics] == [("syntax-error", 1, 2)]
+    assert "lone surrogate ('\\ud800')" in analysis.diagnostics[0].message
