@@ -31,7 +31,9 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -190,13 +192,63 @@ def _transformer():  # IPython is imported lazily: most cells need no transforma
     return TransformerManager()
 
 
-@lru_cache(maxsize=8192)
+class _Cache:
+    """Analyses by source, the least recently used evicted first, bounded by their number
+    and by the total size of their sources: an analysis holds about twenty times its
+    source's size, so a count alone let one worker keep gigabytes after a few big
+    notebooks. A source bigger than the whole budget is not kept at all."""
+
+    def __init__(self, entries: int, characters: int) -> None:
+        self.max_entries, self.max_characters = entries, characters
+        self.entries: OrderedDict[str, CellCode] = OrderedDict()
+        self.characters = 0
+        self.lock = threading.Lock()  # callers may be threads of one server
+
+    def get(self, source: str) -> CellCode | None:
+        with self.lock:
+            result = self.entries.get(source)
+            if result is not None:
+                self.entries.move_to_end(source)
+            return result
+
+    def put(self, source: str, result: CellCode) -> None:
+        if len(source) > self.max_characters:
+            return
+        with self.lock:
+            if source in self.entries:
+                return
+            self.entries[source] = result
+            self.characters += len(source)
+            while len(self.entries) > self.max_entries or self.characters > self.max_characters:
+                evicted, _ = self.entries.popitem(last=False)
+                self.characters -= len(evicted)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+            self.characters = 0
+
+
+_CACHE = _Cache(entries=8192, characters=8 * 2**20)
+
+
 def analyze_code(source: str) -> CellCode:
     """Analyze one cell's source. Never raises: a syntax error is reported in the result.
 
     Cached by source, because the sidebar re-analyzes the whole notebook on every edit and
     only one cell has changed. Results are shared, so callers must not modify them.
     """
+    cached = _CACHE.get(source)
+    if cached is None:
+        cached = _analyze_safely(source)
+        _CACHE.put(source, cached)
+    return cached
+
+
+analyze_code.cache_clear = _CACHE.clear  # type: ignore[attr-defined]  # as lru_cache's
+
+
+def _analyze_safely(source: str) -> CellCode:
     try:
         return _analyze(source)
     except RecursionError:  # `a + a + ...` with ~1000 terms: Python's own limit is close

@@ -10,7 +10,7 @@ import pytest
 from conftest import code, notebook
 
 from jupyter_mlops.analysis import _StageWalk, analyze_notebook
-from jupyter_mlops.dataflow import analyze_code
+from jupyter_mlops.dataflow import _Cache, analyze_code
 
 STAGES = 2000
 BACK = 10  # each stage also changes a value of the stage this far back
@@ -176,3 +176,24 @@ def test_a_lone_surrogate_in_the_code_is_a_syntax_error_not_a_crash():
     )
     assert [(d.code, d.cell, d.line) for d in analysis.diagnostics] == [("syntax-error", 1, 2)]
     assert "lone surrogate ('\\ud800')" in analysis.diagnostics[0].message
+
+
+def test_cached_analyses_are_bounded_by_the_size_of_their_sources():
+    """The cache keeps the sidebar's re-analysis quick, and no more: a worker that has seen
+    a few big notebooks must not hold twenty times their code for good."""
+    assert analyze_code("x = 1\ny = x") is analyze_code("x = 1\ny = x")
+    cache = _Cache(entries=3, characters=100)
+    sources = [f"v{i} = {i}" * 4 for i in range(10)]  # 24 characters each
+    for source in sources:
+        cache.put(source, analyze_code(source))
+        assert len(cache.entries) <= 3
+    assert list(cache.entries) == sources[-3:]
+    assert cache.get(sources[-3]) is not None  # used: now the last to go
+    cache.put("w = 1", analyze_code("w = 1"))
+    assert list(cache.entries) == [sources[-1], sources[-3], "w = 1"]
+    longer = "y = 2\n" * 10  # 60 characters: 113 in all, over the 100
+    cache.put(longer, analyze_code(longer))
+    assert list(cache.entries) == [sources[-3], "w = 1", longer] and cache.characters == 89
+    too_big = "z = 0\n" * 20  # more than the whole budget: not kept, nothing evicted for it
+    cache.put(too_big, analyze_code(too_big))
+    assert list(cache.entries) == [sources[-3], "w = 1", longer]
