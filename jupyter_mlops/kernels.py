@@ -87,6 +87,7 @@ class StageKernelManager(AsyncKernelManager):
         self._reaper = reaper or Reaper()  # one never started does nothing
         self._reaper.track(self._sockets)
         self._group: int | None = None
+        self._killed = False  # kill_now was called: a kernel still starting dies once started
         super().__init__(transport="ipc", ip=os.path.join(self._sockets, "k"), **kwargs)
         self.connection_file = os.path.join(self._sockets, "kernel.json")
         self.stage_cwd = cwd
@@ -106,6 +107,8 @@ class StageKernelManager(AsyncKernelManager):
             if pid is not None and os.getpgid(pid) == pid:
                 self._group = pid
                 self._reaper.track_group(pid)
+        if self._killed:  # stopped while it started: kill_now found no process yet
+            self.kill_now()
 
     @property
     def pid(self) -> int | None:
@@ -116,8 +119,11 @@ class StageKernelManager(AsyncKernelManager):
         """Kill the kernel and every process it started, from any thread.
 
         Kernels are started in their own session, so the process group is the kernel and
-        its children (shell commands, multiprocessing workers).
+        its children (shell commands, multiprocessing workers). Called before the kernel's
+        process exists, it kills the kernel as soon as it has started: a kernel left alive
+        there would wait at its gate forever, and the run with it.
         """
+        self._killed = True
         group = self._group
         if group is None and self.pid is not None:
             with contextlib.suppress(OSError):
