@@ -75,3 +75,12 @@ _ReadableDumper.add_representer(str, _string)
 def yaml_text(data: object) -> str:
     """Deterministic, reviewable YAML (keys in the order given)."""
     return yaml.dump(data, Dumper=_ReadableDumper, sort_keys=False, allow_unicode=True, width=1000)
+
+
+def papermill_path(path: Path | str) -> str:
+    """`path` as papermill's input or output path must be given.
+
+    papermill formats both paths with the run's parameters (`str.format`), so a folder named
+    `proj {n}` would become `proj 3`, or fail; doubled braces come out as they were.
+    """
+    return str(path).replace("{", "{{").replace("}", "}}")

@@ -37,7 +37,7 @@ from .bundle import ARTIFACTS_PARAMETER, Bundle
 from .cache import CachedStage, StageCache, stage_key
 from .errors import BadInput, RunInterrupted, StageFailed
 from .failures import describe_failure
-from .files import atomic_write
+from .files import atomic_write, papermill_path
 from .history import load_run, run_folders
 from .kernels import StageKernelManager, choose_kernel
 from .models import REQUIREMENTS_ENV
@@ -556,8 +556,8 @@ class PipelineRunner:
         reason = None
         try:
             papermill.execute_notebook(
-                str(self.bundle.notebook_path(stage.name)),
-                str(executed),
+                papermill_path(self.bundle.notebook_path(stage.name)),
+                papermill_path(executed),
                 parameters=parameters,
                 kernel_name=self.kernel.name,
                 km=kernel,

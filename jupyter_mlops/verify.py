@@ -36,7 +36,7 @@ from .analysis import Analysis, Stage, analyze_notebook
 from .artifacts import ArtifactStore, code_fingerprint, open_store
 from .bundle import bundle_for, raise_for_errors, reference_notebook, write_bundle
 from .errors import MlopsError, RunInterrupted
-from .files import atomic_write
+from .files import atomic_write, papermill_path
 from .kernels import StageKernelManager, choose_kernel
 from .notebooks import SourceNotebook, read_notebook
 from .parameters import resolve
@@ -215,8 +215,8 @@ def _plain_run(
             kernels.append(kernel_manager)
         try:
             papermill.execute_notebook(
-                str(folder / "notebook.ipynb"),
-                str(folder / "executed.ipynb"),
+                papermill_path(folder / "notebook.ipynb"),
+                papermill_path(folder / "executed.ipynb"),
                 kernel_name=kernel,
                 km=kernel_manager,
                 progress_bar=False,

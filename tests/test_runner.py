@@ -166,6 +166,24 @@ def test_parameter_values_arrive_as_data(workdir):
     assert parent.data.params["command"] == hostile
 
 
+def test_braces_in_folder_names_are_not_formatted_with_the_parameters(workdir):
+    """papermill formats its paths with the parameters: `proj {n}` must stay itself."""
+    project = workdir / "proj {n} {}"
+    project.mkdir()
+    write(
+        notebook(code("n = 3", "parameters"), code("x = n", "stage:a"), code("y = x", "stage:b")),
+        project / "braces {n}.ipynb",
+    )
+    result = cli("run", "braces {n}.ipynb", "-p", "n", "4", cwd=project)
+    assert result.returncode == 0, result.stderr
+    [run] = (project / "mlops-runs" / "braces-n").iterdir()
+    assert read_run(run).status == "succeeded"
+    assert sorted(p.name for p in (run / "notebooks").glob("*.ipynb")) == [
+        "01_a.ipynb",
+        "02_b.ipynb",
+    ]
+
+
 def test_kernels_start_in_the_notebook_folder(workdir):
     project = workdir / "project"
     (project / "data").mkdir(parents=True)
