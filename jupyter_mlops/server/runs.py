@@ -21,6 +21,7 @@ from ..bundle import Bundle, read_bundle
 from ..errors import BadInput
 from ..history import find_run, load_run, run_folders, runner_alive
 from ..launcher import RUNNER_LOG, PreparedRun, prepare_run
+from ..orphans import owner_environment
 from ..runstate import RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, RunState
 from ..tracking import MlflowLinks
 from .paths import relative_to_root
@@ -29,7 +30,6 @@ from .worker import WorkerPool
 
 TAIL_BYTES = 4000
 RUN_QUEUED = "queued"  # waiting for one of the server's run slots; nothing started yet
-STOP_WITH_PID = "JUPYTER_MLOPS_STOP_WITH_PID"  # the runner stops when this process is gone
 
 
 @dataclass
@@ -111,7 +111,7 @@ class RunManager:
                     stdin=asyncio.subprocess.DEVNULL,
                     # If this server dies without stopping its runs (SIGKILL, a handler that
                     # exits at once), they stop themselves: cancelled, FAILED in MLflow.
-                    env={**os.environ, STOP_WITH_PID: str(os.getpid())},
+                    env=owner_environment(),
                 )
             launch.waiter = asyncio.create_task(self._next_when_done(launch.process))
 
@@ -284,6 +284,9 @@ class RunManager:
             process.send_signal(signal.SIGTERM)
         if running:
             await asyncio.wait([asyncio.create_task(p.wait()) for p in running], timeout=timeout)
+        for launch in self.launches.values():  # no queued run is left to start
+            if launch.waiter is not None:
+                launch.waiter.cancel()
 
 
 def _bundle(folder: Path) -> Bundle | None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import BadInput
 from ..history import RUN_ID, runner_alive
+from ..orphans import owner_environment
 from ..runner import new_run_id
 from . import jobs
 from .paths import relative_to_root
@@ -91,6 +92,7 @@ class VerificationManager:
                 stdout=stdout,
                 stderr=stderr,
                 stdin=asyncio.subprocess.DEVNULL,
+                env=owner_environment(),  # its pipeline stops if the server dies
             )
         request = {"id": verification_id, "path": path, "created": time.time()}
         (folder / REQUEST).write_text(json.dumps({**request, "pid": process.pid}))
