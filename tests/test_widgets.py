@@ -295,3 +295,28 @@ def test_cancel_stops_the_run_and_fails_it_in_mlflow(workdir):
     assert "run cancelled" in panel.outcome.value
     parent, children = pipeline_runs(client_for(workdir), "sleepy")
     assert parent.info.status == "FAILED" and children["wait"].info.status == "FAILED"
+
+
+@pytest.mark.slow
+def test_runs_beyond_the_free_slots_wait_queued_and_can_be_cancelled(workdir, monkeypatch):
+    from jupyter_mlops.widgets import watch
+
+    monkeypatch.setattr(watch, "SLOTS", watch.RunSlots(1))
+    first = PipelinePanel(sleepy(workdir))
+    first.run_button.click()
+    wait_for_status(first, "wait", "▸ running")
+    second, third = PipelinePanel(pipeline(workdir)), PipelinePanel(pipeline(workdir))
+    for panel in (second, third):
+        panel.run_button.click()
+    deadline = time.monotonic() + 30
+    while third.status_label.value != "queued: waiting for a free run slot":
+        assert time.monotonic() < deadline, third.status_label.value
+        time.sleep(0.1)
+    assert second.status_label.value == "queued: waiting for a free run slot"
+    third.cancel_button.click()
+    assert third.wait(timeout=10) is None and third.status == "cancelled"
+    assert "cancelled while queued" in third.outcome.value
+    assert second.status == "running" and second._run.process is None  # still waiting
+    first.cancel_button.click()
+    assert first.wait(timeout=60).status == "cancelled"
+    assert second.wait(timeout=300).status == "succeeded"

@@ -57,7 +57,8 @@ def outcome_html(
     if state is not None and status == RUN_SUCCEEDED:
         return _success(state, links)
     if status == RUN_CANCELLED:
-        parts = [_coloured(WARNING_COLOR, "■ run cancelled: its kernels were stopped")]
+        why = "its kernels were stopped" if state is not None else (message or "it never started")
+        parts = [_coloured(WARNING_COLOR, f"■ run cancelled: {escape(why)}")]
     else:
         parts = [_coloured(ERROR_COLOR, f"✗ {escape(message or 'the run failed')}")]
     if state is None:

@@ -19,7 +19,7 @@ from ..analysis import Analysis, analyze_notebook
 from ..errors import MlopsError
 from ..launcher import prepare_run
 from ..notebooks import SourceNotebook, read_notebook
-from ..runstate import QUEUED, RUN_FAILED, RUN_RUNNING, RUN_SUCCEEDED, RunState
+from ..runstate import QUEUED, RUN_RUNNING, RUN_SUCCEEDED, RunState
 from ..tracking import MlflowLinks, resolve_tracking_uri
 from . import messages
 from .form import ParameterForm
@@ -211,10 +211,13 @@ class PipelinePanel(widgets.VBox):
         self._set_running(True)
         self.status_label.value = "starting…"
         self.status = RUN_RUNNING
-        try:
-            self._run = RunProcess(prepared, self.notebook.parent, self._progress, self._finish)
-        except OSError as error:
-            self._finish(RunEnd(RUN_FAILED, None, f"could not start the run: {error}"))
+        self._run = RunProcess(
+            prepared, self.notebook.parent, self._progress, self._finish, on_queued=self._queued
+        )
+
+    def _queued(self) -> None:
+        """From the run's thread: it waits for one of the runs of this kernel to end."""
+        self.status_label.value = "queued: waiting for a free run slot"
 
     def _progress(self, state: RunState) -> None:
         """From the run's thread, every poll: the stages' statuses and the elapsed time."""
