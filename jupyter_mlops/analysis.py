@@ -34,7 +34,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from .dataflow import KERNEL_NAMES, CellCode, Definition, Event, NameEvent, analyze_code
+from .dataflow import (
+    KERNEL_NAMES,
+    CellCode,
+    Definition,
+    Event,
+    NameEvent,
+    analyze_code,
+    no_cyclic_gc,
+)
 from .parameters import Parameter, ParameterProblem, parse_parameters
 from .state import GENERATOR_CALLS, RANDOM_STATE, classify, resolve, seeded
 from .tags import CellTags, parse_tags, unsafe_character
@@ -182,7 +190,8 @@ def default_pipeline_name(path: str | Path | None) -> str:
 
 def analyze_notebook(nb: Any, path: str | Path | None = None) -> Analysis:
     """Analyze an nbformat v4 notebook (a NotebookNode or plain dict)."""
-    return _Analyzer(nb, path).run()
+    with no_cyclic_gc():
+        return _Analyzer(nb, path).run()
 
 
 class _Analyzer:

@@ -252,7 +252,7 @@ analyze_code.cache_clear = _CACHE.clear  # type: ignore[attr-defined]  # as lru_
 
 def _analyze_safely(source: str) -> CellCode:
     try:
-        with _no_cyclic_gc():
+        with no_cyclic_gc():
             return _analyze(source)
     except RecursionError:  # `a + a + ...` with ~1000 terms: Python's own limit is close
         return CellCode(
@@ -272,12 +272,12 @@ def _analyze_safely(source: str) -> CellCode:
 
 
 @contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Python's cyclic garbage collector paused while one cell is parsed and walked: the
-    syntax tree and the events are hundreds of thousands of objects for a big cell and
-    hold no reference cycles, yet every pass of the collector scanned them all again (it
-    took half the time of a 10,000-line cell). Whatever becomes garbage in the meantime is
-    freed by reference counting, or collected once the collector runs again."""
+def no_cyclic_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while code is analysed: a big cell's syntax
+    tree, and a notebook's events, are hundreds of thousands of objects that hold no
+    reference cycles, yet every pass of the collector scanned them all again (half the time
+    of a 10,000-line cell). Whatever becomes garbage in the meantime is freed by reference
+    counting, or collected once the collector runs again. Nested uses are fine."""
     enabled = gc.isenabled()
     gc.disable()
     try:
