@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 
-def atomic_write(path: str | Path, data: bytes | str) -> None:
+def atomic_write(path: str | Path, data: bytes | str, private: bool = False) -> None:
     """Write a file so readers see either the old or the new content, never a partial one.
 
     A rename is atomic for readers and survives the writer being killed. No fsync: that
@@ -18,11 +18,12 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
     running large pipelines. The file gets the mode a plain `open()` gives a new file, 0666
     less the umask: generated DAGs and bundles are read by schedulers running as other users,
     which `mkstemp`'s 0600 locked out (and regenerating fixes files written that way).
+    `private` files (a run's state, which may hold a tracking URI with its password) are 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    handle, temporary = _create_temporary(path)
+    handle, temporary = _create_temporary(path, 0o600 if private else 0o666)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
@@ -32,14 +33,14 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
         raise
 
 
-def _create_temporary(path: Path) -> tuple[int, Path]:
-    """A new file beside `path`, created 0666 so the kernel applies the umask (no process-wide
-    `os.umask` call to read it, which would race other threads creating files)."""
+def _create_temporary(path: Path, mode: int) -> tuple[int, Path]:
+    """A new file beside `path`, created with `mode` less the umask, which the kernel applies
+    (no process-wide `os.umask` call to read it, which would race other threads)."""
     while True:
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
         try:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-            return os.open(temporary, flags, 0o666), temporary
+            return os.open(temporary, flags, mode), temporary
         except FileExistsError:
             continue
 

@@ -27,6 +27,7 @@ class PreparedRun:
     folder: Path  # the run folder; its run.json appears once the child has started
     pipeline: str
     command: list[str]
+    tracking_uri: str = ""  # where it logs: the store to tell if its runner dies
 
     @property
     def log(self) -> Path:
@@ -82,4 +83,4 @@ def prepare_run(
         command += ["--from", from_stage]
     for stage in options.only:
         command += ["--only", stage]
-    return PreparedRun(run_id, folder, analysis.settings.pipeline, command)
+    return PreparedRun(run_id, folder, analysis.settings.pipeline, command, tracking_uri)

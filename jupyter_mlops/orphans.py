@@ -174,5 +174,9 @@ class Reaper:
                 while data:
                     data = data[os.write(self._pipe, data) :]
             except OSError:  # gone, or not reading: nothing more can be told
+                # A reaper merely slow to read would take the closed pipe for our death and
+                # reap a live run: it goes first. Cleaning up is best effort from here on.
+                if self._process is not None and self._process.poll() is None:
+                    self._process.kill()
                 os.close(self._pipe)
                 self._pipe = None

@@ -164,7 +164,6 @@ class PipelineRunner:
         self._settle_abandoned_runs()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._reaper.start(self.run_dir, self.tracker.tracking_uri)
-        self.started = True
         self.state = RunStateFile(
             RunState(
                 id=self.run_id,
@@ -179,6 +178,7 @@ class PipelineRunner:
                 tracking_uri=self.tracker.tracking_uri,
             )
         )
+        self.started = True  # its run.json exists: callers may read and end it
         # papermill and nbclient log what our own one-paragraph errors already say ("Kernel
         # died..."), and MLflow announces creating its tables: keep the terminal for ours.
         for noisy in ("papermill", "mlflow"):
@@ -210,7 +210,7 @@ class PipelineRunner:
         for folder in run_folders(self.options.runs_root):
             if folder.parent.name == self.bundle.name:
                 with contextlib.suppress(OSError, ValueError, TypeError):
-                    load_run(folder)
+                    load_run(folder, self.tracker.tracking_uri)
 
     def run_stage(self, name: str) -> StageOutcome:
         """Run one stage now; its upstream stages must have run (or been reused)."""
@@ -765,7 +765,8 @@ class _Flag:
 @contextmanager
 def _stop_requests(flag: _Flag) -> Iterator[None]:
     """Ctrl-C and SIGTERM (a cancel from the Jupyter server or the widget, a CI timeout)
-    ask the scheduling loop to stop; a second one stops it at once.
+    ask the scheduling loop to stop; a second Ctrl-C (a person insisting) stops it at once,
+    while SIGTERMs repeated by programs (a cancel, then a server's shutdown) change nothing.
 
     Raising KeyboardInterrupt from the handler, wherever the main thread happens to be,
     could leave a lock of `concurrent.futures.wait` taken (the handler ran between two of
@@ -777,7 +778,7 @@ def _stop_requests(flag: _Flag) -> Iterator[None]:
         return
 
     def request(signum: int, frame: Any) -> None:
-        if flag.is_set():
+        if flag.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt  # asked twice: the user means now
         flag.set()
 

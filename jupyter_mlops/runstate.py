@@ -130,7 +130,8 @@ class RunStateFile:
             self._write()
 
     def _write(self) -> None:
-        atomic_write(self.path, json.dumps(self.state.to_dict(), indent=1, default=str))
+        text = json.dumps(self.state.to_dict(), indent=1, default=str)
+        atomic_write(self.path, text, private=True)  # it may hold the tracking URI's password
 
 
 def read_run(run_dir: str | Path) -> RunState:

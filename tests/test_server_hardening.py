@@ -204,7 +204,8 @@ async def test_deeply_nested_parameters_are_400(api, jp_root_dir):
     assert "nested too deeply" in error["message"]
 
 
-async def test_a_secret_cut_by_the_log_tail_is_still_masked(api, jp_fetch, monkeypatch):
+@pytest.mark.parametrize("text", ["ascii", "multibyte"])
+async def test_a_secret_cut_by_the_log_tail_is_still_masked(api, jp_fetch, monkeypatch, text):
     secret = "krit-123-very-secret-value"
     monkeypatch.setenv("MY_API_KEY", secret)
     state = {
@@ -214,11 +215,13 @@ async def test_a_secret_cut_by_the_log_tail_is_still_masked(api, jp_fetch, monke
         "status": "failed",
         "stages": [{"name": "a", "status": "failed", "log": "a.log"}],
     }
-    # The 4,000-character tail starts in the middle of the secret.
-    log = secret + "x" * (4000 - len(secret) // 2)
+    if text == "ascii":  # the 4,000-character tail starts in the middle of the secret
+        log = secret + "x" * (4000 - len(secret) // 2)
+    else:  # a progress bar's 3-byte characters: the read starts in the middle of it
+        log = "x" * 5000 + secret + "\u2588" * 1364
     await _plant(jp_fetch, f"mlops-runs/p/{PLANTED}", {"run.json": json.dumps(state), "a.log": log})
     tail = (await api("GET", "runs", PLANTED))["stages"][0]["log_tail"]
-    assert "krit" not in tail and "secret-value" not in tail and "value" not in tail[:20]
+    assert "krit" not in tail and "secret-value" not in tail and "value" not in tail[:40]
 
 
 # --- a queue of runs ------------------------------------------------------------------------
@@ -273,12 +276,30 @@ async def test_broken_run_files_are_skipped_not_a_500(api, jp_fetch):
         "20261201-101500-000002": {**good, "status": ["running"]},
         "20261201-101500-000003": {**good, "created": "yesterday"},
         "20261201-101500-000004": "[" * 100_000 + "]" * 100_000,
+        "20261201-101500-000005": {**good, "source": 5},
+        "20261201-101500-000006": {**good, "models": ["x"]},
+        "20261201-101500-000007": {**good, "parameters": {"x": json.loads("[" * 500 + "]" * 500)}},
     }
     await _plant(jp_fetch, f"mlops-runs/p/{PLANTED}", {"run.json": json.dumps(good)})
     for run_id, state in broken.items():
         text = state if isinstance(state, str) else json.dumps({**state, "id": run_id})
         await _plant(jp_fetch, f"mlops-runs/p/{run_id}", {"run.json": text})
-    assert [run["id"] for run in (await api("GET", "runs"))["runs"]] == [PLANTED]
+    # A bundle that isn't UTF-8, and a stage it doesn't know: the run shows, without cells.
+    odd = "20261201-101500-000008"
+    await _plant(
+        jp_fetch,
+        f"mlops-runs/p/{odd}",
+        {
+            "run.json": json.dumps(
+                {**good, "id": odd, "stages": [{"name": "zzz", "status": "done"}]}
+            )
+        },
+    )
+    await _plant(
+        jp_fetch, f"mlops-runs/p/{odd}/bundle", {"pipeline.yaml": "name: p\nstages: [1]\n"}
+    )
+    assert [run["id"] for run in (await api("GET", "runs"))["runs"]] == [PLANTED, odd]
+    assert (await api("GET", "runs", odd))["stages"][0]["cells"] == []
     for run_id in broken:
         await api("GET", "runs", run_id, expect=404)
 

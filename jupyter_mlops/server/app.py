@@ -63,9 +63,10 @@ class MlopsExtension(ExtensionApp):
         "before it gives up on it (it happens in a worker process, never on the event loop).",
     )
     max_notebook_mb = Float(
-        50.0,
+        200.0,
         config=True,
-        help="Notebooks (files or request bodies) larger than this many MB are refused with 413.",
+        help="Notebooks (files or request bodies) larger than this many MB are refused with "
+        "413. Saved outputs count: a notebook of charts can be tens of MB.",
     )
 
     def initialize_settings(self) -> None:

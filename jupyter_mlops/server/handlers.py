@@ -27,7 +27,7 @@ from .redact import redact
 from .runs import RunManager
 from .schemas import AnalyzeRequest, ConvertRequest, RunRequest, Verification, VerifyRequest
 from .verifications import VerificationManager
-from .worker import TooSlow, WorkerPool
+from .worker import TooSlow, Unavailable, WorkerPool
 
 
 class ApiError(web.HTTPError):
@@ -46,6 +46,7 @@ class TooLarge(BadInput):
 STATUS: list[tuple[type[Exception], int]] = [
     (TooLarge, 413),
     (TooSlow, 413),
+    (Unavailable, 503),
     (OutsideRoot, 403),
     (BadInput, 400),
 ]
@@ -235,7 +236,13 @@ class VerificationHandler(_Handler):
         view = self.verifications.get(verification_id)
         if view is None:
             raise ApiError(404, f"no verification `{verification_id}`")
-        self.reply(Verification.model_validate(view).model_dump(mode="json"))
+        try:
+            checked = Verification.model_validate(view)
+        except ValidationError:  # a report.json that isn't the command's
+            view = {**view, "status": "failed", "report": None}
+            view["error"] = "its report.json is not a verification report"
+            checked = Verification.model_validate(view)
+        self.reply(checked.model_dump(mode="json"))
 
 
 def handlers() -> list[tuple[str, type[_Handler]]]:

@@ -10,6 +10,8 @@ so the history is the run folders and survives a server restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import signal
 import time
@@ -17,18 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..bundle import Bundle, read_bundle
-from ..errors import BadInput
+from ..bundle import read_bundle
 from ..history import find_run, load_run, run_folders, runner_alive
 from ..launcher import RUNNER_LOG, PreparedRun, prepare_run
 from ..orphans import owner_environment
-from ..runstate import RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, RunState
+from ..runstate import RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, STATE_FILE, RunState
 from ..tracking import MlflowLinks
 from .paths import relative_to_root
 from .redact import environment_secrets, redact
 from .worker import WorkerPool
 
+LOG = logging.getLogger(__name__)
 TAIL_BYTES = 4000
+MAX_STATE_BYTES = 5 * 1024 * 1024  # a run.json is kilobytes; a bigger one is not a run's
+MAX_BUNDLE_BYTES = 5 * 1024 * 1024
 RUN_QUEUED = "queued"  # waiting for one of the server's run slots; nothing started yet
 
 
@@ -40,6 +44,8 @@ class Launch:
     path: str
     created: float
     process: asyncio.subprocess.Process | None = None  # None while queued
+    starting: bool = False  # its process is being spawned
+    start_error: str | None = None  # why its process could not be started
     cancelled: bool = False  # asked to stop by this server
     waiter: asyncio.Task[None] | None = None  # starts the next queued run when this one ends
 
@@ -49,7 +55,7 @@ class Launch:
 
     @property
     def running(self) -> bool:
-        return self.process is not None and self.process.returncode is None
+        return self.starting or (self.process is not None and self.process.returncode is None)
 
 
 class RunManager:
@@ -100,19 +106,30 @@ class RunManager:
         return prepared.run_id
 
     async def _start_queued(self) -> None:
+        # A launch counts as running from the moment it leaves the queue (`starting`), so
+        # calls that overlap while a process is spawned never start more than the limit.
         while self.queue and self._running() < self.max_running:
             launch = self.launches[self.queue.pop(0)]
-            with open(launch.prepared.log, "wb") as log:
-                launch.process = await asyncio.create_subprocess_exec(
-                    *launch.prepared.command,
-                    cwd=self.root,
-                    stdout=log,
-                    stderr=asyncio.subprocess.STDOUT,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    # If this server dies without stopping its runs (SIGKILL, a handler that
-                    # exits at once), they stop themselves: cancelled, FAILED in MLflow.
-                    env=owner_environment(),
-                )
+            launch.starting = True
+            try:
+                with open(launch.prepared.log, "wb") as log:
+                    launch.process = await asyncio.create_subprocess_exec(
+                        *launch.prepared.command,
+                        cwd=self.root,
+                        stdout=log,
+                        stderr=asyncio.subprocess.STDOUT,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        # If this server dies without stopping its runs (SIGKILL, a handler
+                        # that exits at once), they stop themselves: cancelled, MLflow FAILED.
+                        env=owner_environment(),
+                    )
+            except OSError as error:  # its folder was removed meanwhile, say
+                launch.start_error = f"the run could not start: {error}"
+                continue
+            finally:
+                launch.starting = False
+            if launch.cancelled:  # cancelled while it was being started
+                launch.process.send_signal(signal.SIGTERM)
             launch.waiter = asyncio.create_task(self._next_when_done(launch.process))
 
     async def _next_when_done(self, process: asyncio.subprocess.Process) -> None:
@@ -129,7 +146,7 @@ class RunManager:
         views = []
         for folder in run_folders(self.runs_dir):
             seen.add(folder.name)
-            view = self._view(folder, with_logs=False)
+            view = self._view(folder, with_logs=False, path=path)
             if view and (path is None or view["path"] == path):
                 views.append(view)
         for run_id, launch in self.launches.items():  # started, run.json not written yet
@@ -145,13 +162,25 @@ class RunManager:
             return self._launch_view(run_id, self.launches[run_id], with_logs=True)
         return None
 
-    def _view(self, folder: Path, with_logs: bool) -> dict[str, Any] | None:
+    def _view(
+        self, folder: Path, with_logs: bool, path: str | None = None
+    ) -> dict[str, Any] | None:
+        """A run folder's view; None for one that can't be read or isn't a run's (it is
+        data anyone could have written: one broken folder must not break the listing)."""
         try:
+            if (folder / STATE_FILE).stat().st_size > MAX_STATE_BYTES:
+                return None
             state = load_run(folder, self.tracking_uri, background=True)
-        except (OSError, ValueError, TypeError):
+            if state.id != folder.name:
+                return None  # a run.json copied from another run: not this folder's run
+            if path is not None and _relative_or_none(self.root, Path(state.source or "")) != path:
+                return None  # another notebook's: no need to read its bundle
+            return self._checked_view(state, folder, with_logs)
+        except Exception as error:  # whatever it holds, skip it
+            LOG.debug("skipping the run folder %s: %s: %s", folder, type(error).__name__, error)
             return None
-        if state.id != folder.name:
-            return None  # a run.json copied from another run: not this folder's run
+
+    def _checked_view(self, state: RunState, folder: Path, with_logs: bool) -> dict[str, Any]:
         launch = self.launches.get(state.id)
         ended = launch is not None and launch.process and launch.process.returncode is not None
         if ended and state.status == RUN_RUNNING:  # it exited before writing its end
@@ -165,10 +194,10 @@ class RunManager:
 
     def _state_view(self, state: RunState, folder: Path, with_logs: bool) -> dict[str, Any]:
         data = state.to_dict()
-        bundle = _bundle(folder)
+        cells = _stage_cells(folder)
         path = state.source and _relative_or_none(self.root, Path(state.source))
         for stage in data["stages"]:
-            stage["cells"] = bundle.stage(stage["name"]).cells if bundle else []
+            stage["cells"] = cells.get(stage["name"], [])
             stage["mlflow_url"] = self.links.run(state.experiment_id, stage["mlflow_run_id"])
             if with_logs:
                 stage["log_tail"] = _tail(folder, stage["log"]) if stage["log"] else ""
@@ -202,18 +231,21 @@ class RunManager:
 
     def _launch_view(self, run_id: str, launch: Launch, with_logs: bool) -> dict[str, Any]:
         """A run with no run.json yet: queued, starting, or ended before it began."""
-        finished = launch.cancelled or (launch.process is not None and not launch.running)
+        ended = launch.start_error is not None or (
+            launch.process is not None and not launch.running
+        )
+        finished = launch.cancelled or ended
         if launch.cancelled:
             status = RUN_CANCELLED
         elif finished:
             status = RUN_FAILED
         else:
-            status = RUN_RUNNING if launch.process else RUN_QUEUED
+            status = RUN_RUNNING if launch.process or launch.starting else RUN_QUEUED
         log = _tail(launch.folder, RUNNER_LOG)
         if launch.cancelled:
             message = "the run was cancelled before it started"
         else:
-            message = _last_line(log) or "the run stopped before it started"
+            message = launch.start_error or _last_line(log) or "the run stopped before it started"
         view: dict[str, Any] = {
             "id": run_id,
             "pipeline": launch.prepared.pipeline,
@@ -257,6 +289,9 @@ class RunManager:
             self.queue.remove(run_id)
             launch.cancelled = True
             return True
+        if launch is not None and launch.starting:  # stopped once its process exists
+            launch.cancelled = True
+            return True
         folder = find_run(self.runs_dir, run_id)
         state = load_run(folder, self.tracking_uri, background=True) if folder else None
         if state is not None and state.status != RUN_RUNNING:
@@ -289,11 +324,31 @@ class RunManager:
                 launch.waiter.cancel()
 
 
-def _bundle(folder: Path) -> Bundle | None:
+def _stage_cells(folder: Path) -> dict[str, list[int]]:
+    """Each stage's cells, from the run's bundle; {} when it can't be read.
+
+    The sidebar polls a run every second: the parsed bundle is kept while its file is
+    unchanged, and one larger than a bundle ever is isn't parsed at all.
+    """
+    spec = folder / "bundle" / "pipeline.yaml"
     try:
-        return read_bundle(folder / "bundle" / "pipeline.yaml")
-    except BadInput:
-        return None
+        stat = spec.stat()
+    except OSError:
+        return {}
+    key = (str(spec), stat.st_mtime_ns, stat.st_size)
+    if key not in _CELLS:
+        cells: dict[str, list[int]] = {}
+        if stat.st_size <= MAX_BUNDLE_BYTES:
+            with contextlib.suppress(Exception):  # anyone could have written it
+                bundle = read_bundle(spec)
+                cells = {stage.name: list(stage.cells) for stage in bundle.stages}
+        if len(_CELLS) >= 1024:
+            _CELLS.clear()
+        _CELLS[key] = cells
+    return _CELLS[key]
+
+
+_CELLS: dict[tuple[str, int, int], dict[str, list[int]]] = {}
 
 
 def _relative_or_none(root: Path, path: Path) -> str | None:
@@ -315,10 +370,13 @@ def _tail(folder: Path, log: str) -> str:
     margin = max((len(secret) for secret in environment_secrets()), default=0)
     try:
         with open(path, "rb") as stream:
-            stream.seek(max(0, stream.seek(0, os.SEEK_END) - TAIL_BYTES - margin))
+            start = max(0, stream.seek(0, os.SEEK_END) - TAIL_BYTES - 4 * margin)
+            stream.seek(start)
             text = redact(stream.read().decode("utf-8", errors="replace"))
     except OSError:
         return ""
+    if start > 0:  # it may begin inside a secret, cut too short to be masked: drop that
+        text = text[margin:]
     return text[-TAIL_BYTES:]
 
 

@@ -101,9 +101,16 @@ class VerificationManager:
         return verification_id
 
     def get(self, verification_id: str) -> dict[str, Any] | None:
-        """The verification's view (docs/REST-API.md), or None for an unknown id."""
+        """The verification's view (docs/REST-API.md), or None for an unknown id, or for
+        a folder whose files are not what this server writes (anyone could write there)."""
         if not RUN_ID.fullmatch(verification_id):
             return None
+        try:
+            return self._view(verification_id)
+        except (TypeError, AttributeError, ValueError, RecursionError):
+            return None
+
+    def _view(self, verification_id: str) -> dict[str, Any] | None:
         folder = self.folder / verification_id
         try:
             request = json.loads((folder / REQUEST).read_text())

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from multiprocessing.pool import Pool
 from typing import Any, TypeVar
 
-from ..errors import BadInput
+from ..errors import BadInput, MlopsError
 
 T = TypeVar("T")
 STARTUP_SECONDS = 120  # a new worker imports the analysis (seconds on a busy machine)
@@ -37,6 +37,10 @@ class TooSlow(BadInput):
     """A job ran past its time budget and was stopped."""
 
 
+class Unavailable(MlopsError):
+    """The worker processes could not be started."""
+
+
 class WorkerPool:
     """Runs picklable top-level functions in child processes, each call within `budget` s."""
 
@@ -47,15 +51,30 @@ class WorkerPool:
         self._ready: asyncio.Future[None] | None = None  # the new pool's workers have imported
         self._lock = threading.Lock()
         self._pending: set[asyncio.Future[Any]] = set()
+        self._slots: asyncio.Semaphore | None = None  # made on the event loop that uses it
 
     async def call(self, what: str, function: Callable[..., T], *args: Any) -> T:
         """`function(*args)` in a worker; its exception is raised here as it was raised there.
 
-        `what` names the job in the error a user sees when it runs out of time.
+        `what` names the job in the error a user sees when it runs out of time. Jobs wait
+        for a free worker before their clock starts: one waiting behind others is not
+        charged for their time.
         """
-        pool, ready = self._pool_now()
-        await asyncio.wait_for(asyncio.shield(ready), STARTUP_SECONDS)
-        future: asyncio.Future[T] = self._submit(pool, function, *args)
+        async with self._free_worker():
+            return await self._run(what, function, *args)
+
+    async def _run(self, what: str, function: Callable[..., T], *args: Any) -> T:
+        try:
+            _, ready = self._pool_now()
+            await asyncio.wait_for(asyncio.shield(ready), STARTUP_SECONDS)
+            pool, _ = self._pool_now()  # a restart while it started makes a new one
+            future: asyncio.Future[T] = self._submit(pool, function, *args)
+        except (TimeoutError, ValueError, OSError) as error:  # a pool that can't start
+            self.close()
+            raise Unavailable(
+                f"the server's worker processes could not start ({type(error).__name__}: "
+                f"{error}); try again, and see the server's log"
+            ) from None
         self._pending.add(future)
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.budget)
@@ -68,9 +87,17 @@ class WorkerPool:
         finally:
             self._pending.discard(future)
 
+    def _free_worker(self) -> asyncio.Semaphore:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.processes)
+        return self._slots
+
     def close(self) -> None:
         with self._lock:
-            pool, self._pool, self._ready = self._pool, None, None
+            pool, ready = self._pool, self._ready
+            self._pool = self._ready = None
+        if ready is not None and not ready.done():  # those waiting for it ask the next pool
+            ready.set_result(None)
         if pool is not None:
             pool.terminate()
 

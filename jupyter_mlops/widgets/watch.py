@@ -137,9 +137,10 @@ class RunProcess:
         return process
 
     def _follow(self) -> None:
-        if SLOTS.full:
+        slots = SLOTS  # the one it took a slot from gets it back, even if SLOTS is replaced
+        if slots.full:
             self._on_queued()
-        if not SLOTS.acquire(self, lambda: self._cancelled):
+        if not slots.acquire(self, lambda: self._cancelled):
             try:
                 self._on_end(RunEnd(RUN_CANCELLED, None, "it was cancelled while queued"))
             finally:
@@ -148,7 +149,7 @@ class RunProcess:
         try:
             self.process = self._start()
         except OSError as error:
-            SLOTS.release()
+            slots.release()
             try:
                 self._on_end(RunEnd(RUN_FAILED, None, f"could not start the run: {error}"))
             finally:
@@ -164,7 +165,7 @@ class RunProcess:
                 time.sleep(self._interval)
         finally:
             self.process.wait()
-            SLOTS.release()
+            slots.release()
             try:
                 self._on_end(self._end())
             finally:
@@ -174,7 +175,7 @@ class RunProcess:
         if not (self.prepared.folder / STATE_FILE).is_file():
             return None  # the command is still starting
         try:
-            return load_run(self.prepared.folder)
+            return load_run(self.prepared.folder, self.prepared.tracking_uri or None)
         except (OSError, ValueError, TypeError):
             return None
 
