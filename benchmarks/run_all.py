@@ -26,6 +26,7 @@ BENCHMARKS = {
     "rerun": "Re-runs with the stage cache",
     "analyze_latency": "`analyze` latency through the Jupyter server",
     "memory": "Memory of the runner while stages hand over 1 GB",
+    "analysis_scaling": "Analysis time and memory against the size of the code",
 }
 README = Path(__file__).with_name("README.md")
 

@@ -75,7 +75,7 @@ def parse_parameters(python: str, cell: int | None = None) -> list[Parameter]:
 def _parse_parameters(python: str, cell: int | None) -> list[Parameter]:
     tree = ast.parse(python)
     comments = _trailing_comments(python)
-    found: list[Parameter] = []
+    found: dict[str, Parameter] = {}  # by name; assigned again, a name moves to the end
     for stmt in tree.body:
         if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
             continue
@@ -106,19 +106,17 @@ def _parse_parameters(python: str, cell: int | None) -> list[Parameter]:
         for name in names:
             if name in RESERVED:
                 raise ParameterProblem(f"`{name}` is reserved by jupyter-mlops", stmt.lineno)
-            found = [p for p in found if p.name != name]
-            found.append(
-                Parameter(
-                    name=name,
-                    type=kind,
-                    default=default,
-                    help=comments.get(stmt.lineno, ""),
-                    cell=cell,
-                    line=stmt.lineno,
-                    optional=optional or default is None,
-                )
+            found.pop(name, None)
+            found[name] = Parameter(
+                name=name,
+                type=kind,
+                default=default,
+                help=comments.get(stmt.lineno, ""),
+                cell=cell,
+                line=stmt.lineno,
+                optional=optional or default is None,
             )
-    return found
+    return list(found.values())
 
 
 def python_literal(value: Any) -> str:
