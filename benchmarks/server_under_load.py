@@ -206,18 +206,21 @@ def tracking_down(root: Path, source: Path | None) -> None:
         server.stop()
 
 
-def processes() -> tuple[int, int]:
-    runners = kernels = 0
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+def processes(root: Path) -> tuple[int, int]:
+    """Runners of notebooks under `root`, and the kernels they started (their children)."""
+    runners: set[str] = set()
+    kernel_parents: list[str] = []
+    for folder in Path("/proc").glob("[0-9]*"):
         try:
-            words = cmdline.read_bytes().split(b"\0")
-        except OSError:
+            words = (folder / "cmdline").read_bytes().split(b"\0")
+            parent = (folder / "stat").read_text().rsplit(")", 1)[1].split()[1]
+        except (OSError, IndexError):
             continue
-        if b"jupyter_mlops" in words and b"run" in words:
-            runners += 1
+        if b"jupyter_mlops" in words and b"run" in words and str(root).encode() in b" ".join(words):
+            runners.add(folder.name)
         elif any(b"ipykernel_launcher" in word for word in words):
-            kernels += 1
-    return runners, kernels
+            kernel_parents.append(parent)
+    return len(runners), sum(parent in runners for parent in kernel_parents)
 
 
 def burst(server: Server, root: Path, runs: int) -> None:
@@ -239,15 +242,14 @@ def burst(server: Server, root: Path, runs: int) -> None:
         },
     ]
     (root / "quick.ipynb").write_text(json.dumps(nb))
-    base_runners, base_kernels = processes()
     peak = [0, 0]
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            runners, kernels = processes()
-            peak[0] = max(peak[0], runners - base_runners)
-            peak[1] = max(peak[1], kernels - base_kernels)
+            runners, kernels = processes(root)
+            peak[0] = max(peak[0], runners)
+            peak[1] = max(peak[1], kernels)
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample)
