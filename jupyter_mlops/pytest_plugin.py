@@ -94,18 +94,16 @@ class NotebookPipeline(pytest.File):
         return self.runner
 
     def _start(self) -> PipelineRunner:
-        import yaml
-
         from .analysis import analyze_notebook
         from .bundle import write_bundle
         from .notebooks import read_notebook
-        from .parameters import resolve
+        from .parameters import read_values_file, resolve
         from .runner import PipelineRunner, RunOptions, new_run_id
 
         config = self.config
         given: dict[str, Any] = {}
         if config.getoption("mlops_params"):
-            given = yaml.safe_load(Path(config.getoption("mlops_params")).read_text()) or {}
+            given = read_values_file(Path(config.getoption("mlops_params")))  # as `-f` reads
         source = read_notebook(self.path)
         analysis = analyze_notebook(source.nb, self.path)
         runs_root = Path(config.getoption("mlops_runs_dir"))

@@ -2,8 +2,9 @@
 perhaps writes, and returns plain data.
 
 Top-level functions with plain arguments and results, so that they cross into a spawned
-process and back. They import nothing of the server (tornado, jupyter_server), which keeps a
-worker's start quick.
+process and back. They import nothing of the server (tornado, jupyter_server) themselves;
+a spawned worker still imports the script that started the server (`jupyter-lab`), as
+multiprocessing does, which is why workers are kept warm between requests.
 """
 
 from __future__ import annotations
