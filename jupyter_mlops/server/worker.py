@@ -79,6 +79,7 @@ class WorkerPool:
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.budget)
         except TimeoutError:
+            self._pending.discard(future)  # its own end is this error, not the others'
             self._restart(f"stopped: another request ({what}) ran out of time")
             raise TooSlow(
                 f"{what} took longer than {self.budget:g} s and was stopped; the notebook may "
