@@ -150,8 +150,8 @@ def read_run(run_dir: str | Path) -> RunState:
     state.run_dir = os.path.abspath(folder)
     real = os.path.realpath(folder)
     for stage in state.stages:
-        stage.log = _inside(real, stage.log)
-        stage.notebook = _inside(real, stage.notebook)
+        stage.log = inside_folder(real, stage.log)
+        stage.notebook = inside_folder(real, stage.notebook)
     return state
 
 
@@ -171,7 +171,7 @@ def _check_types(state: RunState) -> None:
         raise ValueError(f"run {state.id!r}: a field of its run.json has the wrong type")
 
 
-def _inside(real_folder: str, relative: Any) -> str | None:
+def inside_folder(real_folder: str, relative: Any) -> str | None:
     """`relative` if it names a file inside the folder (symlinks resolved), else None."""
     if not isinstance(relative, str) or not relative or os.path.isabs(relative):
         return None

@@ -23,7 +23,14 @@ from ..bundle import read_bundle
 from ..history import find_run, load_run, run_folders, runner_alive
 from ..launcher import RUNNER_LOG, PreparedRun, prepare_run
 from ..orphans import owner_environment
-from ..runstate import RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, STATE_FILE, RunState
+from ..runstate import (
+    RUN_CANCELLED,
+    RUN_FAILED,
+    RUN_RUNNING,
+    STATE_FILE,
+    RunState,
+    inside_folder,
+)
 from ..tracking import MlflowLinks
 from .paths import relative_to_root
 from .redact import environment_secrets, redact
@@ -364,9 +371,9 @@ def _tail(folder: Path, log: str) -> str:
     followed out of it.
     """
     real = os.path.realpath(folder)
-    path = os.path.realpath(os.path.join(real, log))
-    if not path.startswith(real + os.sep):
+    if inside_folder(real, log) is None:
         return ""
+    path = os.path.join(real, log)
     margin = max((len(secret) for secret in environment_secrets()), default=0)
     try:
         with open(path, "rb") as stream:
