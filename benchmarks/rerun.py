@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 from common import BIN, ROOT, table, timed_command
 
-from jupyter_mlops.runstate import read_run
+from jupyter_mlops.run.runstate import read_run
 
 
 def last_stage_seconds(work: Path, pipeline: str) -> tuple[str, float]:

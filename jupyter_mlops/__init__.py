@@ -1,6 +1,8 @@
 """jupyter-mlops: tagged notebooks become papermill stage jobs that log to MLflow."""
 
-__version__ = "0.1.0"
+from ._version import __version__
+
+__all__ = ["__version__"]
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:

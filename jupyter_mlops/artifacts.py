@@ -37,7 +37,7 @@ from typing import Any, BinaryIO
 import cloudpickle
 
 from .codecs import CodecChooser, decode
-from .errors import MlopsError
+from .errors import MlopsError, SerializationError
 from .files import atomic_write
 
 FORMAT = 1
@@ -45,12 +45,6 @@ ALIGNMENT = 64  # buffers start on cache-line boundaries so mapped arrays are al
 VALUES_FILE = "values.pkl"
 BUFFERS_FILE = "buffers.bin"
 INDEX_FILE = "buffers.json"  # [offset, length] of each out-of-band buffer, in order
-
-
-class SerializationError(MlopsError):
-    """A value a later stage needs can't be written; names the variable and a fix."""
-
-    exit_code = 1
 
 
 @dataclass

@@ -30,7 +30,7 @@ from typing import Any
 import nbformat
 from nbformat.v4.nbjson import writes as notebook_json
 
-from . import __version__
+from ._version import __version__
 from .analysis import Analysis, Stage, analyze_notebook, mapping
 from .errors import BadInput, NotebookError
 from .files import atomic_write

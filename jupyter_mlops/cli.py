@@ -22,13 +22,11 @@ from typing import Any  # noqa: E402
 
 import click  # noqa: E402
 
-from . import __version__, orchestration  # noqa: E402
+from ._version import __version__  # noqa: E402
 from .analysis import Diagnostic, analyze_notebook  # noqa: E402
 from .bundle import Bundle, bundle_for, raise_for_errors, read_bundle, write_bundle  # noqa: E402
 from .errors import BadInput, MlopsError, StageFailed  # noqa: E402
 from .exporters import BUNDLE_FOLDER, ExportOptions, exporters  # noqa: E402
-from .failures import DISK_FULL_HINT  # noqa: E402
-from .history import mark_abandoned  # noqa: E402
 from .junit import write_junit_xml  # noqa: E402
 from .notebooks import read_notebook  # noqa: E402
 from .parameters import read_values_file, resolve, standard_json  # noqa: E402
@@ -39,10 +37,13 @@ from .report import (  # noqa: E402
     run_summary,
     verify_report,
 )
-from .runner import DEFAULT_RUNS_ROOT, PipelineRunner, RunOptions, new_run_id  # noqa: E402
-from .runstate import RUN_RUNNING, StageError  # noqa: E402
+from .run import tasks  # noqa: E402
+from .run.failures import DISK_FULL_HINT  # noqa: E402
+from .run.history import mark_abandoned  # noqa: E402
+from .run.runner import DEFAULT_RUNS_ROOT, PipelineRunner, RunOptions, new_run_id  # noqa: E402
+from .run.runstate import RUN_RUNNING, StageError  # noqa: E402
+from .run.upload import upload  # noqa: E402
 from .tracking import without_credentials  # noqa: E402
-from .upload import upload  # noqa: E402
 
 
 class _Group(click.Group):
@@ -413,7 +414,7 @@ def begin(
     bundle = read_bundle(pipeline)
     given = {**_read_parameters_file(parameters_file), **_parameters_json(parameters_json)}
     values = resolve(bundle.parameters, given, list(parameters))
-    run = orchestration.begin(bundle, values, artifact_store, tracking_uri, run_id)
+    run = tasks.begin(bundle, values, artifact_store, tracking_uri, run_id)
     click.echo(f"pipeline run of `{bundle.name}`, MLflow run {run.parent_run_id}", err=True)
     click.echo(run.run_id)  # last line of output: what a scheduler passes to the next tasks
 
@@ -440,7 +441,7 @@ def stage(
 ) -> None:
     """Run one stage of a pipeline run started with `begin` (one scheduler task)."""
     bundle = read_bundle(pipeline)
-    orchestration.run_stage(bundle, stage_name, artifact_store, run_id, runs_dir, kernel)
+    tasks.run_stage(bundle, stage_name, artifact_store, run_id, runs_dir, kernel)
     click.echo(f"stage `{stage_name}` of run {run_id} done")
 
 
@@ -450,7 +451,7 @@ def stage(
 def end(pipeline: Path, run_id: str, artifact_store: str) -> None:
     """Finish a pipeline run started with `begin`: register models; exit 1 if a stage failed."""
     bundle = read_bundle(pipeline)
-    succeeded, models = orchestration.end(bundle, artifact_store, run_id)
+    succeeded, models = tasks.end(bundle, artifact_store, run_id)
     for model in models:
         click.echo(f"model: {model.name} v{model.version} -> {model.alias_uri}")
     if not succeeded:

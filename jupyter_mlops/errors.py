@@ -46,3 +46,47 @@ class RunInterrupted(MlopsError):
     """The user stopped the run (Ctrl-C, a cancel request). The run is marked FAILED."""
 
     exit_code = 130
+
+
+class TrackingUnavailable(MlopsError):
+    """The tracking server can't be reached when a run starts: nothing is run."""
+
+    exit_code = 2
+
+
+class TrackingLost(MlopsError):
+    """The tracking server went away during a run."""
+
+    exit_code = 1
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"lost the MLflow tracking server: {reason}")
+        self.reason = reason
+
+
+class SerializationError(MlopsError):
+    """A value a later stage needs can't be written; names the variable and a fix."""
+
+    exit_code = 1
+
+
+class NotebookFailed(MlopsError):
+    """The notebook itself does not run top to bottom: there is nothing to compare with."""
+
+    exit_code = 1
+
+
+class TooSlow(BadInput):
+    """A job ran past its time budget and was stopped."""
+
+
+class Unavailable(MlopsError):
+    """The worker processes could not be started."""
+
+
+class TooLarge(BadInput):
+    """A notebook over the server's size limit (MlopsExtension.max_notebook_mb)."""
+
+
+class OutsideRoot(BadInput, ValueError):
+    """A path that is absolute, climbs with `..`, or resolves (via symlinks) outside the root."""

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from .files import atomic_write
-from .runstate import CACHED, CANCELLED, FAILED, SKIPPED, RunState
+from .run.runstate import CACHED, CANCELLED, FAILED, SKIPPED, RunState
 
 
 def junit_xml(state: RunState) -> str:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .runner import PipelineRunner
+    from .run.runner import PipelineRunner
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -98,7 +98,7 @@ class NotebookPipeline(pytest.File):
         from .bundle import write_bundle
         from .notebooks import read_notebook
         from .parameters import read_values_file, resolve
-        from .runner import PipelineRunner, RunOptions, new_run_id
+        from .run.runner import PipelineRunner, RunOptions, new_run_id
 
         config = self.config
         given: dict[str, Any] = {}
@@ -150,7 +150,7 @@ class StageItem(pytest.Item):
     """One stage of a notebook's pipeline."""
 
     def runtest(self) -> None:
-        from .runstate import CACHED, DONE
+        from .run.runstate import CACHED, DONE
 
         succeeded = {DONE, CACHED}  # cached: unchanged since a run where it passed
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .analysis import Analysis, Diagnostic
-from .runstate import CACHED, CANCELLED, DONE, FAILED, RUNNING, SKIPPED, RunState
+from .run.runstate import CACHED, CANCELLED, DONE, FAILED, RUNNING, SKIPPED, RunState
 from .state import value_name
 from .tracking import without_credentials
 from .verify import Difference, VerifyReport

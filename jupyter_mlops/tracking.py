@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from .analysis import Stage
 from .artifacts import StageRecord, VariableInfo
 from .bundle import Bundle
-from .errors import MlopsError
+from .errors import TrackingLost, TrackingUnavailable
 
 CANDIDATE_ALIAS = "candidate"
 MAX_PARAM_LENGTH = 6000  # MLflow rejects longer parameter values
@@ -507,22 +507,6 @@ _UNREACHABLE = (
     "Read timed out",
     "RemoteDisconnected",
 )
-
-
-class TrackingUnavailable(MlopsError):
-    """The tracking server can't be reached when a run starts: nothing is run."""
-
-    exit_code = 2
-
-
-class TrackingLost(MlopsError):
-    """The tracking server went away during a run."""
-
-    exit_code = 1
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"lost the MLflow tracking server: {reason}")
-        self.reason = reason
 
 
 class GuardedClient:

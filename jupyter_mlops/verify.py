@@ -35,12 +35,12 @@ import cloudpickle
 from .analysis import Analysis, Stage, analyze_notebook
 from .artifacts import ArtifactStore, code_fingerprint, open_store
 from .bundle import bundle_for, raise_for_errors, reference_notebook, write_bundle
-from .errors import MlopsError, RunInterrupted
+from .errors import MlopsError, NotebookFailed, RunInterrupted
 from .files import atomic_write, papermill_path
-from .kernels import StageKernelManager, choose_kernel
 from .notebooks import SourceNotebook, read_notebook
 from .parameters import resolve
-from .runner import PipelineRunner, RunOptions, new_run_id
+from .run.kernels import StageKernelManager, choose_kernel
+from .run.runner import PipelineRunner, RunOptions, new_run_id
 from .state import RANDOM_STATE
 
 Progress = Callable[[str], None]
@@ -92,12 +92,6 @@ class VerifyReport:
         for entry, difference in zip(data["differences"], self.differences, strict=True):
             entry["label"] = difference.label
         return data
-
-
-class NotebookFailed(MlopsError):
-    """The notebook itself does not run top to bottom: there is nothing to compare with."""
-
-    exit_code = 1
 
 
 def verify(

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jupyter_mlops.artifacts import ArtifactStore, SerializationError, StageRecord, open_store
-from jupyter_mlops.errors import MlopsError
+from jupyter_mlops.artifacts import ArtifactStore, StageRecord, open_store
+from jupyter_mlops.errors import MlopsError, SerializationError
 
 
 def save(store: ArtifactStore, stage: str, values: dict) -> StageRecord:

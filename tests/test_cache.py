@@ -8,7 +8,7 @@ from conftest import cli, code, notebook, run_at_once, write
 from mlflow_helpers import client_for, pipeline_runs
 
 from jupyter_mlops.artifacts import open_store
-from jupyter_mlops.runstate import read_run
+from jupyter_mlops.run.runstate import read_run
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ from conftest import cli, code, notebook, write
 from mlflow_helpers import client_for
 
 from jupyter_mlops.bundle import read_bundle
-from jupyter_mlops.runstate import RunState, read_run
+from jupyter_mlops.run.runstate import RunState, read_run
 
 CORPUS = Path(__file__).parent / "corpus"
 EXPECTED: dict[str, dict[str, Any]] = yaml.safe_load(

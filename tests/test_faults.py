@@ -20,7 +20,7 @@ from mlflow_helpers import client_for, pipeline_runs
 from s3_server import free_port
 
 from jupyter_mlops.artifacts import open_store
-from jupyter_mlops.runstate import RunState, read_run
+from jupyter_mlops.run.runstate import RunState, read_run
 
 pytestmark = pytest.mark.slow
 

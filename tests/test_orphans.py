@@ -76,7 +76,7 @@ PARENT = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from jupyter_mlops.launcher import prepare_run
+    from jupyter_mlops.run.child import prepare_run
     from jupyter_mlops.widgets.watch import RunProcess
 
     prepared = prepare_run(Path("sleepy.ipynb"), {}, Path("mlops-runs").resolve(), sys.argv[1])

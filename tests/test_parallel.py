@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT, cli, code, notebook, write
 from mlflow_helpers import client_for, pipeline_runs
 
-from jupyter_mlops.runstate import read_run
+from jupyter_mlops.run.runstate import read_run
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from notebooks import fan_out_notebook

@@ -12,7 +12,7 @@ import pytest
 from conftest import cli, code, notebook, write
 from mlflow_helpers import artifact_paths, client_for, pipeline_runs
 
-from jupyter_mlops.runstate import read_run
+from jupyter_mlops.run.runstate import read_run
 
 pytestmark = pytest.mark.slow
 

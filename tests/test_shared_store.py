@@ -8,7 +8,7 @@ from mlflow_helpers import client_for, pipeline_runs
 from s3_server import s3  # noqa: F401 (fixture)
 
 from jupyter_mlops.artifacts import StageRecord, open_store
-from jupyter_mlops.runstate import read_run
+from jupyter_mlops.run.runstate import read_run
 
 
 def test_remote_store_round_trip(s3, tmp_path):  # noqa: F811

@@ -17,17 +17,17 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from pydantic import BaseModel, ValidationError
 from tornado import web
 
-from .. import __version__
-from ..errors import BadInput
-from ..history import RUN_ID
+from .._version import __version__
+from ..errors import BadInput, OutsideRoot, TooLarge, TooSlow, Unavailable
 from ..parameters import standard_json
+from ..run.history import RUN_ID
 from . import jobs
-from .paths import OutsideRoot, relative_to_root, resolve_in_root
+from .paths import relative_to_root, resolve_in_root
 from .redact import redact
 from .runs import RunManager
 from .schemas import AnalyzeRequest, ConvertRequest, RunRequest, Verification, VerifyRequest
 from .verifications import VerificationManager
-from .worker import TooSlow, Unavailable, WorkerPool
+from .worker import WorkerPool
 
 
 class ApiError(web.HTTPError):
@@ -36,10 +36,6 @@ class ApiError(web.HTTPError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(status, "%s", message)
         self.message = message
-
-
-class TooLarge(BadInput):
-    """A notebook over the server's size limit (MlopsExtension.max_notebook_mb)."""
 
 
 # The one map from what went wrong to the status the UI gets (most specific first).

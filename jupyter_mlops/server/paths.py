@@ -6,13 +6,9 @@ import os
 import unicodedata
 from pathlib import Path, PurePosixPath
 
-from ..errors import BadInput
+from ..errors import BadInput, OutsideRoot
 
 MAX_PATH = 4096  # PATH_MAX on Linux: a longer path can't name a file
-
-
-class OutsideRoot(ValueError):
-    """A path that is absolute, climbs with `..`, or resolves (via symlinks) outside the root."""
 
 
 def resolve_in_root(root: Path, relative: str) -> Path:

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from ..bundle import read_bundle
-from ..history import find_run, load_run, run_folders, runner_alive
-from ..launcher import RUNNER_LOG, PreparedRun, prepare_run
-from ..orphans import owner_environment
-from ..runstate import (
+from ..run.child import RUNNER_LOG, PreparedRun, prepare_run
+from ..run.history import find_run, load_run, run_folders, runner_alive
+from ..run.orphans import owner_environment
+from ..run.runstate import (
     RUN_CANCELLED,
     RUN_FAILED,
     RUN_RUNNING,

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput
-from ..history import RUN_ID, runner_alive
-from ..orphans import owner_environment
-from ..runner import new_run_id
+from ..run.history import RUN_ID, runner_alive
+from ..run.orphans import owner_environment
+from ..run.runner import new_run_id
 from . import jobs
 from .paths import relative_to_root
 from .worker import WorkerPool

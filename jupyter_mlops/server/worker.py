@@ -22,7 +22,7 @@ from collections.abc import Callable
 from multiprocessing.pool import Pool
 from typing import Any, TypeVar
 
-from ..errors import BadInput, MlopsError
+from ..errors import BadInput, TooSlow, Unavailable
 
 T = TypeVar("T")
 STARTUP_SECONDS = 120  # a new worker imports the analysis (seconds on a busy machine)
@@ -31,14 +31,6 @@ STARTUP_SECONDS = 120  # a new worker imports the analysis (seconds on a busy ma
 def _import_jobs() -> None:
     """What a worker does first: import what the jobs need, before any budget runs."""
     from . import jobs  # noqa: F401
-
-
-class TooSlow(BadInput):
-    """A job ran past its time budget and was stopped."""
-
-
-class Unavailable(MlopsError):
-    """The worker processes could not be started."""
 
 
 class WorkerPool:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..analysis import Analysis, Diagnostic
 from ..report import diagnostic_line, logged_metrics
-from ..runstate import FAILED, RUN_CANCELLED, RUN_SUCCEEDED, RunState
+from ..run.runstate import FAILED, RUN_CANCELLED, RUN_SUCCEEDED, RunState
 from ..server.runs import MlflowLinks
 from .palette import ERROR_COLOR, SUCCESS_COLOR, WARNING_COLOR
 

@@ -7,7 +7,7 @@ on its cells and in this panel. Keep the two lists in step.
 
 from __future__ import annotations
 
-from ..runstate import CACHED, CANCELLED, DONE, FAILED, QUEUED, RUNNING, SKIPPED
+from ..run.runstate import CACHED, CANCELLED, DONE, FAILED, QUEUED, RUNNING, SKIPPED
 
 STAGE_COLORS = (
     "#3566a8",  # blue

@@ -17,9 +17,9 @@ from traitlets import Unicode
 
 from ..analysis import Analysis, analyze_notebook
 from ..errors import MlopsError
-from ..launcher import prepare_run
 from ..notebooks import SourceNotebook, read_notebook
-from ..runstate import QUEUED, RUN_RUNNING, RUN_SUCCEEDED, RunState
+from ..run.child import prepare_run
+from ..run.runstate import QUEUED, RUN_RUNNING, RUN_SUCCEEDED, RunState
 from ..tracking import MlflowLinks, resolve_tracking_uri
 from . import messages
 from .form import ParameterForm

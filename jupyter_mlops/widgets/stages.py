@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 
 from ..analysis import Analysis, Stage
-from ..runstate import CACHED, RunState, StageState
+from ..run.runstate import CACHED, RunState, StageState
 from .messages import LINE
 from .palette import STATUS_STYLE, stage_color
 

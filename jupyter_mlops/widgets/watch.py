@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..history import load_run
-from ..launcher import PreparedRun
-from ..orphans import owner_environment
-from ..runstate import RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, STATE_FILE, RunState
+from ..run.child import PreparedRun
+from ..run.history import load_run
+from ..run.orphans import owner_environment
+from ..run.runstate import RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, STATE_FILE, RunState
 
 POLL_SECONDS = 0.5
 

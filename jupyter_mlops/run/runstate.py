@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_write
+from ..files import atomic_write
 
 STATE_FILE = "run.json"
 

@@ -114,7 +114,7 @@ def mark_abandoned(
             owner.update(stage.name, status=CANCELLED)
     owner.update(status=RUN_FAILED, finished=time.time(), error=StageError(message))
     if tracking_uri and state.tracking_uri == tracking_uri and state.parent_run_id:
-        from .tracking import FAIL_FAST
+        from ..tracking import FAIL_FAST
 
         for key, value in FAIL_FAST.items():  # here, not in the thread: os.environ isn't
             os.environ.setdefault(key, value)  # safe to change while others read it
@@ -134,7 +134,7 @@ def _fail_in_mlflow(state: RunState) -> None:
     try:
         from mlflow import MlflowClient
 
-        from .tracking import TAG_PREFIX, GuardedClient
+        from ..tracking import TAG_PREFIX, GuardedClient
 
         client = GuardedClient(MlflowClient(tracking_uri=state.tracking_uri))
         parent = client.get_run(state.parent_run_id)

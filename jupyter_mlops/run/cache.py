@@ -23,12 +23,12 @@ from typing import Any
 
 import nbformat
 
-from . import __version__
-from .analysis import Stage
-from .artifacts import ArtifactStore, StageRecord
-from .bundle import Bundle
-from .dataflow import analyze_code
-from .files import atomic_write
+from .._version import __version__
+from ..analysis import Stage
+from ..artifacts import ArtifactStore, StageRecord
+from ..bundle import Bundle
+from ..dataflow import analyze_code
+from ..files import atomic_write
 
 KEY_FORMAT = 1
 CACHE_FOLDER = ".cache"

@@ -14,7 +14,7 @@ from typing import Any
 
 import nbformat
 
-from .dataflow import analyze_code
+from ..dataflow import analyze_code
 from .runstate import StageError
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

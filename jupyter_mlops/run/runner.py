@@ -31,16 +31,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .analysis import Stage
-from .artifacts import RemoteArtifactStore, StageRecord, open_store
-from .bundle import ARTIFACTS_PARAMETER, Bundle
+from ..analysis import Stage
+from ..artifacts import RemoteArtifactStore, StageRecord, open_store
+from ..bundle import ARTIFACTS_PARAMETER, Bundle
+from ..errors import BadInput, RunInterrupted, StageFailed, TrackingLost
+from ..files import atomic_write, papermill_path
+from ..models import REQUIREMENTS_ENV
+from ..runtime import GATE_ENV, GATE_GO, GATE_STOP, WARM_UP_ENV
+from ..tracking import PipelineTracker, StageOutcome, resolve_tracking_uri
 from .cache import CachedStage, StageCache, stage_key
-from .errors import BadInput, RunInterrupted, StageFailed
 from .failures import describe_failure
-from .files import atomic_write, papermill_path
 from .history import load_run, run_folders
 from .kernels import StageKernelManager, choose_kernel
-from .models import REQUIREMENTS_ENV
 from .orphans import Reaper, stop_with_owner, without_owner
 from .runstate import (
     CACHED,
@@ -59,8 +61,6 @@ from .runstate import (
     StageState,
     read_run,
 )
-from .runtime import GATE_ENV, GATE_GO, GATE_STOP, WARM_UP_ENV
-from .tracking import PipelineTracker, StageOutcome, TrackingLost, resolve_tracking_uri
 
 DEFAULT_RUNS_ROOT = Path("mlops-runs")
 Listener = Callable[[RunState, str | None], None]

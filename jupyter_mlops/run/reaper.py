@@ -9,7 +9,7 @@ cleaned up itself and the reaper leaves quietly; otherwise the reaper kills the 
 groups, removes the paths, and marks the run failed in run.json and MLflow, as reading the
 history of an abandoned run would.
 
-It runs as ``python -m jupyter_mlops.reaper FD`` next to every run, so it imports nothing
+It runs as ``python -m jupyter_mlops.run.reaper FD`` next to every run, so it imports nothing
 but ``contextlib``, ``os``, ``signal`` and ``sys`` until it has work to do.
 
 One message a line: a verb, a tab, a value. Paths and URIs never hold NUL, so a newline in

@@ -16,12 +16,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .artifacts import ArtifactStore, open_store
-from .bundle import Bundle
-from .errors import BadInput
+from ..artifacts import ArtifactStore, open_store
+from ..bundle import Bundle
+from ..errors import BadInput
+from ..tracking import PipelineTracker, RegisteredModel, StageOutcome, resolve_tracking_uri
 from .runner import PipelineRunner, RunOptions, new_run_id
 from .runstate import RunState
-from .tracking import PipelineTracker, RegisteredModel, StageOutcome, resolve_tracking_uri
 
 MANIFEST = "pipeline-run.json"
 

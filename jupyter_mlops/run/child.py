@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .analysis import analyze_notebook
-from .bundle import bundle_for, raise_for_errors
-from .notebooks import read_notebook
-from .parameters import resolve, values_json_text
+from ..analysis import analyze_notebook
+from ..bundle import bundle_for, raise_for_errors
+from ..notebooks import read_notebook
+from ..parameters import resolve, values_json_text
 from .runner import PipelineRunner, RunOptions, new_run_id
 
 RUNNER_LOG = "runner.log"

@@ -20,7 +20,7 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from jupyter_client.manager import AsyncKernelManager, KernelManager
 from jupyter_core.utils import run_sync
 
-from .errors import BadInput
+from ..errors import BadInput
 from .orphans import Reaper
 
 FALLBACK_KERNEL = "python3"

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .artifacts import StageRecord, open_store
-from .bundle import read_bundle
-from .errors import BadInput
+from ..artifacts import StageRecord, open_store
+from ..bundle import read_bundle
+from ..errors import BadInput
+from ..tracking import PipelineTracker, StageOutcome, resolve_tracking_uri
 from .runstate import CACHED, DONE, FAILED, RUN_FAILED, RUN_SUCCEEDED, RunStateFile, read_run
-from .tracking import PipelineTracker, StageOutcome, resolve_tracking_uri
 
 LOGGED = (DONE, CACHED, FAILED)  # stage statuses that have results to log
 
