@@ -129,7 +129,7 @@ def _log_models(
     if not os.environ.get("MLFLOW_RUN_ID"):
         print("jupyter-mlops: no MLflow run (plain papermill), so models are not logged")
         return {}
-    from .models import log_model
+    from .tracking.models import log_model
 
     logged = {}
     for variable, fit_data in models.items():

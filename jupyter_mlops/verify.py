@@ -42,6 +42,7 @@ from .parameters import resolve
 from .run.kernels import StageKernelManager, choose_kernel
 from .run.runner import PipelineRunner, RunOptions, new_run_id
 from .state import RANDOM_STATE
+from .tracking.client import quiet_logs
 
 Progress = Callable[[str], None]
 METRIC = "metric:"  # a metric a stage logs, compared beside the values it hands on
@@ -126,9 +127,7 @@ def verify(
         use_cache=False,
     )
     runner = PipelineRunner(bundle, options)
-    import mlflow  # noqa: F401  (configures its loggers, which the next line quiets)
-
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # the temporary store's tables
+    quiet_logs(logging.WARNING)  # the temporary store announcing its tables
     runner.connect()
     write_bundle(source, analysis, bundle.root)
     # The two runs are independent: the plain one in a thread, the pipeline here (its runner

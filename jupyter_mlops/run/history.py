@@ -114,40 +114,18 @@ def mark_abandoned(
             owner.update(stage.name, status=CANCELLED)
     owner.update(status=RUN_FAILED, finished=time.time(), error=StageError(message))
     if tracking_uri and state.tracking_uri == tracking_uri and state.parent_run_id:
-        from ..tracking import FAIL_FAST
+        from ..tracking.client import set_fail_fast_defaults
+        from ..tracking.runs import fail_abandoned
 
-        for key, value in FAIL_FAST.items():  # here, not in the thread: os.environ isn't
-            os.environ.setdefault(key, value)  # safe to change while others read it
+        set_fail_fast_defaults()  # here, not in the thread: os.environ isn't thread-safe
+        args = (
+            state.tracking_uri,
+            state.parent_run_id,
+            state.id,
+            [stage.mlflow_run_id for stage in state.stages if stage.mlflow_run_id],
+        )
         if background:
-            threading.Thread(target=_fail_in_mlflow, args=(state,), daemon=True).start()
+            threading.Thread(target=fail_abandoned, args=args, daemon=True).start()
         else:
-            _fail_in_mlflow(state)
+            fail_abandoned(*args)
     return state
-
-
-def _fail_in_mlflow(state: RunState) -> None:
-    """Best effort, failing fast: the tracking server may be the very thing that went away.
-
-    Only MLflow runs that are this run's: the parent whose run folder tag names this run,
-    and stage runs under that parent. A run.json naming someone else's runs fails nothing.
-    """
-    try:
-        from mlflow import MlflowClient
-
-        from ..tracking import TAG_PREFIX, GuardedClient
-
-        client = GuardedClient(MlflowClient(tracking_uri=state.tracking_uri))
-        parent = client.get_run(state.parent_run_id)
-        if Path(parent.data.tags.get(TAG_PREFIX + "run_dir", "")).name != state.id:
-            return
-        runs = [parent]
-        for stage in state.stages:
-            if stage.mlflow_run_id:
-                run = client.get_run(stage.mlflow_run_id)
-                if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id:
-                    runs.append(run)
-        for run in runs:
-            if run.info.status == "RUNNING":
-                client.set_terminated(run.info.run_id, "FAILED")
-    except Exception:  # unreachable store: run.json still says failed
-        pass

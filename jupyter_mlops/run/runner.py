@@ -36,9 +36,9 @@ from ..artifacts import RemoteArtifactStore, StageRecord, open_store
 from ..bundle import ARTIFACTS_PARAMETER, Bundle
 from ..errors import BadInput, RunInterrupted, StageFailed, TrackingLost
 from ..files import atomic_write, papermill_path
-from ..models import REQUIREMENTS_ENV
 from ..runtime import GATE_ENV, GATE_GO, GATE_STOP, WARM_UP_ENV
 from ..tracking import PipelineTracker, StageOutcome, resolve_tracking_uri
+from ..tracking.models import REQUIREMENTS_ENV
 from .cache import CachedStage, StageCache, stage_key
 from .failures import describe_failure
 from .history import load_run, run_folders
@@ -228,13 +228,12 @@ class PipelineRunner:
                 left = CANCELLED if cancelled else SKIPPED
                 self.state.update(stage.name, status=left)
         ordered = [self.outcomes[n] for n in self.bundle.stage_names if n in self.outcomes]
-        mlflow_status = "FINISHED" if status == RUN_SUCCEEDED else "FAILED"
         # A scheduler's `end` task ends a parent run it doesn't own here.
         attached = self.options.parent_run_id is not None
         models = []
         if not attached and not self.tracker.lost:
             with contextlib.suppress(TrackingLost):
-                models = self.tracker.finish(mlflow_status, ordered)
+                models = self.tracker.end(ordered, complete=status == RUN_SUCCEEDED).models
         if self.tracker.lost:
             status = RUN_CANCELLED if cancelled else RUN_FAILED
         self.state.update(

@@ -105,12 +105,10 @@ def end(bundle: Bundle, artifact_store: str, run_id: str) -> tuple[bool, list[Re
     outcomes = []
     for name in bundle.stage_names:
         child = children.get(name)
-        status = child.info.status if child else "FAILED"
-        record = store.read_record(name) if status == "FINISHED" else None
-        duration = child.data.metrics.get("duration_s", 0.0) if child else 0.0
-        outcomes.append(
-            StageOutcome(name, child.info.run_id if child else "", status, duration, record)
-        )
-    succeeded = all(o.status == "FINISHED" for o in outcomes)
-    models = tracker.finish("FINISHED" if succeeded else "FAILED", outcomes)
-    return succeeded, models
+        if child is None:  # its task never ran
+            outcomes.append(StageOutcome(name, "", "FAILED", 0.0))
+            continue
+        record = store.read_record(name) if child.status == "FINISHED" else None
+        outcomes.append(StageOutcome(name, child.run_id, child.status, child.duration, record))
+    ended = tracker.end(outcomes)
+    return ended.succeeded, ended.models

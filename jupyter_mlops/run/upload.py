@@ -31,7 +31,7 @@ def upload(run_dir: Path, tracking_uri: str | None = None) -> RunStateFile:
     tracker = PipelineTracker(resolve_tracking_uri(tracking_uri or state.tracking_uri), bundle)
     owner = RunStateFile(state)
     children = {}
-    if state.parent_run_id and _exists(tracker, state.parent_run_id):
+    if state.parent_run_id and tracker.has_run(state.parent_run_id):
         tracker.attach(state.parent_run_id, state.parameters)
         children = tracker.stage_runs()
     else:
@@ -47,9 +47,9 @@ def upload(run_dir: Path, tracking_uri: str | None = None) -> RunStateFile:
             continue
         stage = bundle.stage(stage_state.name)
         child = children.get(stage.name)
-        finished = child is not None and child.info.status in ("FINISHED", "FAILED")
+        finished = child is not None and child.ended
         run_id = (
-            child.info.run_id
+            child.run_id
             if child
             else tracker.start_stage(stage, bundle.stage_names.index(stage.name) + 1)
         )
@@ -67,20 +67,10 @@ def upload(run_dir: Path, tracking_uri: str | None = None) -> RunStateFile:
         owner.update(stage.name, mlflow_run_id=run_id)
         outcomes.append(StageOutcome(stage.name, run_id, status, duration, record))
     complete = all(s.status in (DONE, CACHED) for s in state.stages)
-    models = tracker.finish("FINISHED" if complete else "FAILED", outcomes)
+    models = tracker.end(outcomes, complete=complete).models
     owner.update(
         status=RUN_SUCCEEDED if complete else RUN_FAILED,
         models=[m.to_dict() for m in models],
         error=None if complete else state.error,
     )
     return owner
-
-
-def _exists(tracker: PipelineTracker, run_id: str) -> bool:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        tracker.client.get_run(run_id)
-    except MlflowException:
-        return False
-    return True

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..analysis import Analysis, Diagnostic
 from ..report import diagnostic_line, logged_metrics
 from ..run.runstate import FAILED, RUN_CANCELLED, RUN_SUCCEEDED, RunState
-from ..server.runs import MlflowLinks
+from ..tracking import MlflowLinks
 from .palette import ERROR_COLOR, SUCCESS_COLOR, WARNING_COLOR
 
 # ipywidgets gives HTML the height of an input box as line height; text wraps tighter

@@ -1,0 +1,186 @@
+"""Reaching MLflow: the tracking URI, one guarded client that fails fast, links into the UI.
+
+Every MLflow client the package opens comes from `connect` or `open_client`, so all of them
+share the fail-fast settings: a tracking server that went away is reported within seconds,
+once, instead of by every call waiting out its own retries.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..errors import TrackingLost, TrackingUnavailable
+
+TAG_PREFIX = "jupyter_mlops."  # of every tag we set on MLflow runs and model versions
+
+# MLflow retries an unreachable server for minutes by default; a pipeline should say so
+# within seconds and keep its results (`jupyter-mlops log` uploads them later). Users' own
+# settings of these variables win.
+FAIL_FAST = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+_UNREACHABLE = (
+    "Max retries exceeded",
+    "Failed to establish a new connection",
+    "Connection refused",
+    "Connection aborted",
+    "Read timed out",
+    "RemoteDisconnected",
+)
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """`--tracking-uri`, else MLFLOW_TRACKING_URI, else MLflow's default; sqlite made absolute.
+
+    Stage kernels start in the notebook's folder, so a relative `sqlite:///mlflow.db` must be
+    pinned to the folder the user ran from, or each stage would log to a different file.
+    """
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        import mlflow
+
+        uri = mlflow.get_tracking_uri()
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        uri = prefix + str(Path(uri[len(prefix) :]).resolve())
+    return uri
+
+
+def without_credentials(url: str) -> str:
+    """`url` without the user and password it may carry, for logging and showing it.
+
+    A remote cloned as `https://user:token@host/repo.git` keeps the token in its URL, and
+    the repository URL is logged as a tag that the MLflow UI shows to anyone who can read the
+    experiment. Over HTTP the user part is often the token itself, so both go, as do a query
+    and a fragment (`?private_token=...`); ssh keeps its user name, which is no secret
+    (`ssh://git@host/repo`). scp-like remotes (`git@host:repo`) can't hold a password.
+    """
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:  # a path, or scp-like `git@host:repo`
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    if parts.scheme.lower() in ("ssh", "git+ssh", "ssh+git") and userinfo:
+        host = f"{userinfo.partition(':')[0]}@{host}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class MlflowLinks:
+    """Links into the MLflow UI, or None everywhere when there is no UI to link to."""
+
+    def __init__(self, ui_url: str | None) -> None:
+        self.ui = ui_url.rstrip("/") if ui_url else None
+
+    def run(self, experiment_id: str | None, run_id: str | None) -> str | None:
+        if not (self.ui and experiment_id and run_id):
+            return None
+        return f"{self.ui}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def model(self, name: str, version: str) -> str | None:
+        return f"{self.ui}/#/models/{name}/versions/{version}" if self.ui else None
+
+
+def set_fail_fast_defaults() -> None:
+    """FAIL_FAST into the environment, for this process and the stage kernels it starts.
+
+    Call it from the main thread: os.environ isn't safe to change while others read it.
+    """
+    for key, value in FAIL_FAST.items():
+        os.environ.setdefault(key, value)
+
+
+def quiet_logs(level: int = logging.WARNING) -> None:
+    """Quiet MLflow's own loggers (a new store announcing its tables).
+
+    MLflow configures its loggers when imported, so it is imported first: a level set
+    before that would be reset.
+    """
+    import mlflow  # noqa: F401
+
+    logging.getLogger("mlflow").setLevel(level)
+
+
+class GuardedClient:
+    """An MlflowClient whose calls, once the server is unreachable, all fail at once with
+    TrackingLost instead of each waiting out its own retries."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.lost: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.lost is not None:
+                raise TrackingLost(self.lost)
+            try:
+                return attribute(*args, **kwargs)
+            except Exception as error:
+                text = str(error)
+                if not any(sign in text for sign in _UNREACHABLE):
+                    raise
+                self.lost = next(s for s in _UNREACHABLE if s in text).lower()
+                raise TrackingLost(self.lost) from None
+
+        return call
+
+
+def open_client(tracking_uri: str) -> GuardedClient:
+    """A guarded client for `tracking_uri`, without checking the store is there.
+
+    The caller sets the fail-fast defaults (`set_fail_fast_defaults`) beforehand.
+    """
+    from mlflow import MlflowClient
+
+    return GuardedClient(MlflowClient(tracking_uri=tracking_uri))
+
+
+def connect(tracking_uri: str) -> GuardedClient:
+    """A guarded client for a store that answers; within seconds, TrackingUnavailable if not.
+
+    A new sqlite store gets its tables here, one process at a time.
+    """
+    set_fail_fast_defaults()
+    with _sqlite_setup_lock(tracking_uri):
+        client = open_client(tracking_uri)
+        try:
+            client.search_experiments(max_results=1)  # creates a new store's tables
+        except TrackingLost as lost:
+            raise TrackingUnavailable(
+                f"can't reach the MLflow tracking server at {tracking_uri} "
+                f"({lost.reason}); nothing was run. Check --tracking-uri or "
+                "MLFLOW_TRACKING_URI, or start the server"
+            ) from None
+    return client
+
+
+@contextmanager
+def _sqlite_setup_lock(uri: str) -> Iterator[None]:
+    """Let one process at a time create a new sqlite store's tables.
+
+    MLflow migrates a new sqlite database on first use; runs started at the same moment
+    (CI matrix jobs, a user clicking twice) would otherwise race and fail half-way.
+    """
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        yield
+        return
+    lock_path = Path(uri[len(prefix) :] + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

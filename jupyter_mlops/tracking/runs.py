@@ -1,0 +1,336 @@
+"""A pipeline run in MLflow: one parent run, a nested child run per stage.
+
+The parent run holds the parameters, source tags and the bundle's files; each stage's child
+run its parameters, metrics, executed notebook as .ipynb and .html, and the data frames and
+arrays it consumed as dataset inputs. Each stage's kernel logs into its own child run
+(through ``MLFLOW_RUN_ID``); the models it logged are registered when the parent run ends
+with every stage succeeded (`PipelineTracker.end`, the one way a parent run ends).
+
+Everything goes through one guarded ``MlflowClient``, never MLflow's global fluent state, so
+stages running in parallel threads can't log into each other's runs. What callers get back
+is plain data (`StageRun`, `RunEnd`), never MLflow's objects.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..analysis import Stage
+from ..artifacts import StageRecord
+from ..bundle import Bundle
+from .card import param_text
+from .client import TAG_PREFIX, connect, open_client, without_credentials
+from .datasets import dataset_inputs
+from .registry import RegisteredModel, register_models
+
+
+def git_info(path: Path | None) -> dict[str, str]:
+    """Commit, branch and whether the notebook has uncommitted changes; {} outside git."""
+    if path is None:
+        return {}
+
+    def git(*args: str) -> str:
+        result = subprocess.run(
+            ["git", *args], cwd=path.parent, capture_output=True, text=True, timeout=10
+        )
+        if result.returncode != 0:
+            raise RuntimeError(result.stderr)
+        return result.stdout.strip()
+
+    try:
+        info = {"commit": git("rev-parse", "HEAD")}
+    except (RuntimeError, OSError, subprocess.SubprocessError):
+        return {}
+    try:
+        info["path"] = git("ls-files", "--full-name", "--", path.name) or path.name
+        info["branch"] = git("rev-parse", "--abbrev-ref", "HEAD")
+        info["dirty"] = "true" if git("status", "--porcelain", "--", path.name) else "false"
+        info["repo_url"] = without_credentials(git("config", "--get", "remote.origin.url"))
+    except (RuntimeError, OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+@dataclass
+class StageOutcome:
+    """What the tracker needs to know about a finished stage to end the parent run."""
+
+    stage: str
+    run_id: str
+    status: str  # MLflow's: FINISHED, FAILED (SKIPPED for a stage that never ran)
+    duration: float
+    record: StageRecord | None = None
+
+
+@dataclass
+class StageRun:
+    """A stage's child run as MLflow has it."""
+
+    stage: str
+    run_id: str
+    status: str  # RUNNING, FINISHED, FAILED, KILLED
+    duration: float  # its `duration_s` metric; 0.0 before the stage ended
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ("FINISHED", "FAILED")
+
+
+@dataclass
+class RunEnd:
+    """How a parent run ended: whether every stage succeeded, and the models registered."""
+
+    succeeded: bool
+    models: list[RegisteredModel]
+
+
+@dataclass
+class PipelineTracker:
+    tracking_uri: str
+    bundle: Bundle
+    parent_run_id: str | None = None
+    experiment_id: str | None = None
+    git: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.client = connect(self.tracking_uri)
+
+    @property
+    def lost(self) -> bool:
+        """Whether the tracking server went away during the run."""
+        return self.client.lost is not None
+
+    # --- the parent run -------------------------------------------------------------------
+
+    def start(self, parameters: dict[str, Any], run_dir: Path) -> str:
+        """Create the parent run: parameters, source tags and the bundle's files."""
+        self.parameters = parameters
+        self.experiment_id = self._experiment()
+        source = self.bundle.source_path
+        self.git = git_info(source)
+        tags = {
+            "mlflow.runName": self.bundle.name,
+            "mlflow.source.type": "NOTEBOOK",
+            "mlflow.source.name": str(source) if source else self.bundle.name,
+            TAG_PREFIX + "pipeline": self.bundle.name,
+            TAG_PREFIX + "run_dir": str(run_dir),
+            TAG_PREFIX + "stages": ",".join(self.bundle.stage_names),
+        }
+        if self.bundle.source_sha256:
+            tags[TAG_PREFIX + "notebook_sha256"] = self.bundle.source_sha256
+        for key, tag in (
+            ("commit", "mlflow.source.git.commit"),
+            ("branch", "mlflow.source.git.branch"),
+            ("repo_url", "mlflow.source.git.repoURL"),
+            ("dirty", TAG_PREFIX + "git_dirty"),
+        ):
+            if self.git.get(key):
+                tags[tag] = self.git[key]
+        run = self.client.create_run(self.experiment_id, tags=tags)
+        self.parent_run_id = run.info.run_id
+        self._log_params(self.parent_run_id, parameters)
+        for name in ("pipeline.yaml", "params.yaml", "requirements.txt"):
+            path = self.bundle.root / name
+            if path.is_file():
+                self.client.log_artifact(self.parent_run_id, str(path))
+        if source is not None and source.is_file():
+            self.client.log_artifact(self.parent_run_id, str(source), "source")
+        return self.parent_run_id
+
+    def has_run(self, run_id: str) -> bool:
+        """Whether the store has the run (an upload continues it, or starts anew)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_run(run_id)
+        except MlflowException:
+            return False
+        return True
+
+    def attach(self, parent_run_id: str, parameters: dict[str, Any]) -> None:
+        """Log into a parent run another process created (a scheduler's `begin` task)."""
+        self.parameters = parameters
+        self.parent_run_id = parent_run_id
+        self.experiment_id = self.client.get_run(parent_run_id).info.experiment_id
+        self.git = git_info(self.bundle.source_path)
+
+    def stage_runs(self) -> dict[str, StageRun]:
+        """The parent's child runs by stage (the newest when a stage was retried)."""
+        found: dict[str, StageRun] = {}
+        runs = self.client.search_runs(
+            [str(self.experiment_id)],
+            filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}'",
+            order_by=["attributes.start_time ASC"],
+        )
+        for run in runs:
+            stage = run.data.tags.get(TAG_PREFIX + "stage", "")
+            found[stage] = StageRun(
+                stage,
+                run.info.run_id,
+                run.info.status,
+                run.data.metrics.get("duration_s", 0.0),
+            )
+        return found
+
+    def end(self, outcomes: list[StageOutcome], complete: bool = True) -> RunEnd:
+        """End the parent run from its stages' outcomes.
+
+        FINISHED, with the models the stages logged registered as candidates, when the run is
+        `complete` and every outcome FINISHED; else FAILED. The stages' metrics go onto the
+        parent too, so runs compare in one table. The parent is ended even when logging or
+        registering fails, so nothing stays RUNNING.
+        """
+        from mlflow.entities import Metric
+
+        assert self.parent_run_id
+        succeeded = complete and all(o.status == "FINISHED" for o in outcomes)
+        registered: list[RegisteredModel] = []
+        try:
+            now = int(time.time() * 1000)
+            metrics = [
+                Metric(k, v, now, 0)
+                for o in outcomes
+                if o.record
+                for k, v in o.record.metrics.items()
+            ]
+            if metrics:
+                self.client.log_batch(self.parent_run_id, metrics=metrics)
+            if succeeded:
+                registered = register_models(self, outcomes)
+        finally:
+            self.client.set_terminated(self.parent_run_id, "FINISHED" if succeeded else "FAILED")
+        return RunEnd(succeeded, registered)
+
+    def _experiment(self) -> str:
+        existing = self.client.get_experiment_by_name(self.bundle.experiment)
+        if existing is not None:
+            if existing.lifecycle_stage == "deleted":
+                self.client.restore_experiment(existing.experiment_id)
+            return existing.experiment_id
+        try:
+            return self.client.create_experiment(self.bundle.experiment)
+        except Exception:  # created concurrently by another run
+            found = self.client.get_experiment_by_name(self.bundle.experiment)
+            if found is None:
+                raise
+            return found.experiment_id
+
+    # --- the stages' child runs -----------------------------------------------------------
+
+    def start_stage(self, stage: Stage, position: int) -> str:
+        assert self.parent_run_id and self.experiment_id
+        run = self.client.create_run(
+            self.experiment_id,
+            tags={
+                "mlflow.parentRunId": self.parent_run_id,
+                "mlflow.runName": stage.name,
+                TAG_PREFIX + "stage": stage.name,
+                TAG_PREFIX + "position": str(position),
+                TAG_PREFIX + "cells": ",".join(str(c) for c in stage.cells),
+            },
+        )
+        params = {n: self.parameters[n] for n in stage.parameters if n in self.parameters}
+        self._log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def cached_stage(
+        self,
+        stage: Stage,
+        position: int,
+        record: StageRecord,
+        source_run: str | None,
+        records: dict[str, StageRecord],
+    ) -> str:
+        """A child run for a stage whose outputs were reused rather than recomputed."""
+        run_id = self.start_stage(stage, position)
+        self.client.set_tag(run_id, TAG_PREFIX + "cached_from", source_run or "")
+        self.log_inputs(run_id, stage, records)
+        self.finish_stage(run_id, "FINISHED", 0.0, record, [])
+        return run_id
+
+    def discard_run(self, run_id: str) -> None:
+        """Remove the run of a stage that was prepared but never ran (skipped or cached)."""
+        self.client.delete_run(run_id)
+
+    def log_inputs(self, run_id: str, stage: Stage, records: dict[str, StageRecord]) -> None:
+        """Data frames and arrays the stage consumed, as MLflow dataset inputs (lineage)."""
+        datasets = dataset_inputs(stage, records)
+        if datasets:
+            self._log_inputs_racing_others(run_id, datasets)
+
+    def _log_inputs_racing_others(self, run_id: str, datasets: list[Any]) -> None:
+        """MLflow's SQL store inserts a dataset it hasn't seen, racing any parallel stage that
+        consumes the same one; the loser retries and then finds it existing."""
+        from mlflow.exceptions import MlflowException
+
+        for attempt in range(5):
+            try:
+                self.client.log_inputs(run_id, datasets=datasets)
+                return
+            except MlflowException as error:
+                if "unique constraint" not in str(error).lower() or attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def finish_stage(
+        self,
+        run_id: str,
+        status: str,
+        duration: float,
+        record: StageRecord | None,
+        notebooks: list[Path],
+        error: str | None = None,
+    ) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric("duration_s", duration, now, 0)]
+        if record is not None:
+            metrics += [Metric(k, v, now, 0) for k, v in record.metrics.items()]
+        self.client.log_batch(run_id, metrics=metrics)
+        for path in notebooks:
+            if path.is_file():
+                self.client.log_artifact(run_id, str(path), "notebook")
+        if error:
+            self.client.set_tag(run_id, TAG_PREFIX + "error", error[:5000])
+        self.client.set_terminated(run_id, status)
+
+    def _log_params(self, run_id: str, parameters: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        params = [Param(k, param_text(v)) for k, v in parameters.items()]
+        for start in range(0, len(params), 100):  # MLflow's batch limit
+            self.client.log_batch(run_id, params=params[start : start + 100])
+
+
+def fail_abandoned(
+    tracking_uri: str, parent_run_id: str, run_folder: str, stage_run_ids: list[str]
+) -> None:
+    """Mark a dead runner's MLflow runs FAILED; best effort, failing fast.
+
+    The tracking server may be the very thing that went away, so errors are swallowed (the
+    run folder's run.json already says failed); call `set_fail_fast_defaults` first, from
+    the main thread. Only runs that are this run's are touched: the parent whose run folder
+    tag names `run_folder`, and stage runs under that parent. A run.json naming someone
+    else's runs fails nothing.
+    """
+    try:
+        client = open_client(tracking_uri)
+        parent = client.get_run(parent_run_id)
+        if Path(parent.data.tags.get(TAG_PREFIX + "run_dir", "")).name != run_folder:
+            return
+        runs = [parent]
+        for run_id in stage_run_ids:
+            run = client.get_run(run_id)
+            if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id:
+                runs.append(run)
+        for run in runs:
+            if run.info.status == "RUNNING":
+                client.set_terminated(run.info.run_id, "FAILED")
+    except Exception:  # unreachable store: run.json still says failed
+        pass
