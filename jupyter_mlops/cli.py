@@ -24,12 +24,13 @@ import click  # noqa: E402
 
 from ._version import __version__  # noqa: E402
 from .analysis import Diagnostic, analyze_notebook  # noqa: E402
-from .bundle import Bundle, bundle_for, raise_for_errors, read_bundle, write_bundle  # noqa: E402
+from .bundle import read_bundle, write_bundle  # noqa: E402
 from .errors import BadInput, MlopsError, StageFailed  # noqa: E402
 from .exporters import BUNDLE_FOLDER, ExportOptions, exporters  # noqa: E402
 from .junit import write_junit_xml  # noqa: E402
 from .notebooks import read_notebook  # noqa: E402
 from .parameters import read_values_file, resolve, standard_json  # noqa: E402
+from .pipeline import prepare  # noqa: E402
 from .report import (  # noqa: E402
     ProgressPrinter,
     check_report,
@@ -39,9 +40,7 @@ from .report import (  # noqa: E402
 )
 from .run import tasks  # noqa: E402
 from .run.failures import DISK_FULL_HINT  # noqa: E402
-from .run.history import mark_abandoned  # noqa: E402
-from .run.runner import DEFAULT_RUNS_ROOT, PipelineRunner, RunOptions, new_run_id  # noqa: E402
-from .run.runstate import RUN_RUNNING, StageError  # noqa: E402
+from .run.runner import DEFAULT_RUNS_ROOT, RunOptions  # noqa: E402
 from .run.upload import upload  # noqa: E402
 from .tracking import without_credentials  # noqa: E402
 
@@ -249,23 +248,7 @@ def run(
     run_id: str | None,
 ) -> None:
     """Run a notebook (converted on the fly) or a bundle's pipeline.yaml, logging to MLflow."""
-    run_id = run_id or new_run_id()
-    given = _read_parameters_file(parameters_file)
-    if target.suffix == ".ipynb":  # checked before anything is written
-        source = read_notebook(target)
-        analysis = analyze_notebook(source.nb, target)
-        _warn(analysis.warnings)
-        raise_for_errors(analysis)
-        values = resolve(analysis.parameters, given, list(parameters))
-        out = runs_dir / analysis.settings.pipeline / run_id / "bundle"
-        bundle = bundle_for(source, analysis, out)  # written once the run request is checked
-    else:
-        source = None
-        bundle = read_bundle(target)
-        _warn_if_stale(bundle)
-        values = resolve(bundle.parameters, given, list(parameters))
     options = RunOptions(
-        parameters=values,
         jobs=jobs,
         from_stage=from_stage,
         only=list(only),
@@ -277,46 +260,21 @@ def run(
         artifact_store=artifact_store,
         use_cache=not no_cache,
     )
-    runner = PipelineRunner(bundle, options, listeners=[ProgressPrinter()])
-    runner.connect()  # an unreachable tracking server stops us before anything is written
-    if source is not None:
-        write_bundle(source, analysis, bundle.root)
-    for warning in runner.warnings:
+    given = _read_parameters_file(parameters_file)
+    runner = prepare(target, options, given, list(parameters), [ProgressPrinter()])
+    for warning in [*runner.notices, *runner.warnings]:
         click.echo(click.style("warning: ", fg="yellow") + warning, err=True)
-    selected, total = len(runner.selected), len(bundle.stages)
+    runner.connect()  # an unreachable tracking server stops us before anything is written
+    selected, total = len(runner.selected), len(runner.bundle.stages)
     stages = f"{total} stage" + ("s" if total != 1 else "")
     count = stages if selected == total else f"{selected} of {stages}"
-    click.echo(f"running `{bundle.name}`: {count}, run {run_id}", err=True)
+    click.echo(f"running `{runner.bundle.name}`: {count}, run {runner.run_id}", err=True)
     try:
         state = runner.run()
-    except BaseException as error:
-        _end_unfinished_run(runner, error)
-        raise
     finally:
         if junit_xml is not None and runner.started:
             write_junit_xml(runner.state.state, junit_xml)
     click.echo(run_summary(state))
-
-
-def _end_unfinished_run(runner: PipelineRunner, error: BaseException) -> None:
-    """Record the end of a run that an error stopped before it recorded its own end.
-
-    The runner ends its runs itself when a stage fails, on Ctrl-C and when MLflow goes away;
-    anything else (a bug, an artifact store it can't write to) would leave the parent MLflow
-    run, created first, RUNNING for good. So it and its stages' runs end FAILED, in run.json
-    and MLflow, as a runner found dead would be, with the error that stopped it.
-    """
-    if not runner.started or runner.state.state.status != RUN_RUNNING:
-        return  # nothing was recorded yet, or the runner recorded its end
-    tracker = runner.tracker
-    if tracker is not None and tracker.parent_run_id:  # it may have died creating the parent
-        runner.state.update(
-            parent_run_id=tracker.parent_run_id, experiment_id=tracker.experiment_id
-        )
-    reachable = tracker is not None and not tracker.lost
-    mark_abandoned(runner.state.state, tracker.tracking_uri if reachable else None)
-    reason = str(error) if isinstance(error, MlopsError) else f"{type(error).__name__}: {error}"
-    runner.state.update(error=StageError(f"the run stopped on an unexpected error: {reason}"))
 
 
 @main.command()
@@ -349,20 +307,6 @@ def verify(
     report = run_verify(notebook, runs_dir, kernel, jobs, progress, keep)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else verify_report(report))
     sys.exit(0 if report.identical else 1)
-
-
-def _warn_if_stale(bundle: Bundle) -> None:
-    path = bundle.source_path
-    if path is None or not path.is_file():
-        return
-    current = read_notebook(path)
-    if current.sha256 != bundle.source_sha256:
-        click.echo(
-            click.style("warning: ", fg="yellow")
-            + f"{path.name} changed since this bundle was converted; run "
-            "`jupyter-mlops convert` again to pick up the changes",
-            err=True,
-        )
 
 
 def _read_parameters_file(path: Path | None) -> dict[str, Any]:

@@ -94,27 +94,16 @@ class NotebookPipeline(pytest.File):
         return self.runner
 
     def _start(self) -> PipelineRunner:
-        from .analysis import analyze_notebook
-        from .bundle import write_bundle
-        from .notebooks import read_notebook
-        from .parameters import read_values_file, resolve
-        from .run.runner import PipelineRunner, RunOptions, new_run_id
+        from .parameters import read_values_file
+        from .pipeline import prepare
+        from .run.runner import RunOptions
 
         config = self.config
         given: dict[str, Any] = {}
         if config.getoption("mlops_params"):
             given = read_values_file(Path(config.getoption("mlops_params")))  # as `-f` reads
-        source = read_notebook(self.path)
-        analysis = analyze_notebook(source.nb, self.path)
-        runs_root = Path(config.getoption("mlops_runs_dir"))
-        run_id = new_run_id()
-        bundle = write_bundle(
-            source, analysis, runs_root / analysis.settings.pipeline / run_id / "bundle"
-        )
-        options = RunOptions(
-            parameters=resolve(analysis.parameters, given), runs_root=runs_root, run_id=run_id
-        )
-        runner = PipelineRunner(bundle, options)
+        options = RunOptions(runs_root=Path(config.getoption("mlops_runs_dir")))
+        runner = prepare(self.path, options, given)
         runner.start()
         return runner
 

@@ -32,15 +32,15 @@ from typing import Any
 
 import cloudpickle
 
-from .analysis import Analysis, Stage, analyze_notebook
+from .analysis import Analysis, Stage
 from .artifacts import ArtifactStore, code_fingerprint, open_store
-from .bundle import bundle_for, raise_for_errors, reference_notebook, write_bundle
+from .bundle import reference_notebook
 from .errors import MlopsError, NotebookFailed, RunInterrupted
 from .files import atomic_write, papermill_path
-from .notebooks import SourceNotebook, read_notebook
-from .parameters import resolve
+from .notebooks import SourceNotebook
+from .pipeline import open_pipeline, prepare
 from .run.kernels import StageKernelManager, choose_kernel
-from .run.runner import PipelineRunner, RunOptions, new_run_id
+from .run.runner import RunOptions, new_run_id
 from .state import RANDOM_STATE
 from .tracking.client import quiet_logs
 
@@ -105,10 +105,9 @@ def verify(
 ) -> VerifyReport:
     """Run the notebook plainly and as a pipeline, and compare what the stages hand on."""
     say = progress or (lambda _: None)
-    source = read_notebook(notebook)
-    analysis = analyze_notebook(source.nb, notebook)
-    raise_for_errors(analysis)
-    values = resolve(analysis.parameters)
+    pipeline = open_pipeline(notebook)
+    source, analysis = pipeline.source, pipeline.analysis
+    assert source is not None and analysis is not None
     folder = (runs_dir / analysis.settings.pipeline / f"verify-{new_run_id()}").resolve()
     folder.mkdir(parents=True)
     kernel_name = choose_kernel(kernel, analysis.settings.kernel).name
@@ -117,19 +116,15 @@ def verify(
         f"running it top to bottom, as papermill does, and as a pipeline of {len(analysis.stages)}"
         " stages, side by side"
     )
-    bundle = bundle_for(source, analysis, folder / "bundle")
     options = RunOptions(
-        parameters=values,
         jobs=jobs,
         tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
         runs_root=folder / "runs",
         kernel=kernel,
         use_cache=False,
     )
-    runner = PipelineRunner(bundle, options)
+    runner = prepare(pipeline, options)
     quiet_logs(logging.WARNING)  # the temporary store announcing its tables
-    runner.connect()
-    write_bundle(source, analysis, bundle.root)
     # The two runs are independent: the plain one in a thread, the pipeline here (its runner
     # stops its kernels on signals, which only the main thread receives).
     kernels: list[StageKernelManager] = []

@@ -2,10 +2,10 @@
 
 The runner owns a run folder (``<runs root>/<pipeline>/<run id>/``) holding ``run.json``
 (the live state), the executed stage notebooks and their HTML, one log per stage, and the
-artifact store the stages hand values through. Scheduling is a small loop over futures:
-a stage starts once every upstream stage is done, up to ``jobs`` at a time. Each stage is
-one call to :meth:`PipelineRunner._execute_stage`, which is where caching and pre-started
-kernels plug in.
+artifact store the stages hand values through. The runner runs in the process that runs the
+pipeline (``jupyter-mlops run``, a scheduler's ``stage`` task, the pytest plugin) and does
+the bookkeeping: run.json, MLflow runs through ``tracking``, the cache. What to start when is
+decided by ``scheduling`` (pure), one stage's kernel is ``stage``, reused outputs ``reuse``.
 
 Stopping is first-class: Ctrl-C or SIGTERM kills every kernel the run started (process
 groups included), marks unfinished stages cancelled and every MLflow run FAILED. So does the
@@ -34,16 +34,16 @@ from typing import Any
 from ..analysis import Stage
 from ..artifacts import RemoteArtifactStore, StageRecord, open_store
 from ..bundle import ARTIFACTS_PARAMETER, Bundle
-from ..errors import BadInput, RunInterrupted, StageFailed, TrackingLost
-from ..files import atomic_write, papermill_path
+from ..errors import MlopsError, RunInterrupted, StageFailed, TrackingLost
+from ..files import atomic_write
 from ..runtime import GATE_ENV, GATE_GO, GATE_STOP, WARM_UP_ENV
 from ..tracking import PipelineTracker, StageOutcome, resolve_tracking_uri
 from ..tracking.models import REQUIREMENTS_ENV
-from .cache import CachedStage, StageCache, stage_key
-from .failures import describe_failure
-from .history import load_run, run_folders
+from .cache import CachedStage
+from .history import load_run, mark_abandoned, run_folders
 from .kernels import StageKernelManager, choose_kernel
 from .orphans import Reaper, stop_with_owner, without_owner
+from .reuse import Reuse, earlier_outputs, shared_records
 from .runstate import (
     CACHED,
     CANCELLED,
@@ -52,6 +52,7 @@ from .runstate import (
     QUEUED,
     RUN_CANCELLED,
     RUN_FAILED,
+    RUN_RUNNING,
     RUN_SUCCEEDED,
     RUNNING,
     SKIPPED,
@@ -59,8 +60,11 @@ from .runstate import (
     RunStateFile,
     StageError,
     StageState,
-    read_run,
+    run_folder,
+    store_location,
 )
+from .scheduling import OPEN, Schedule, outside_producers, select_stages
+from .stage import StageJob, Watchdog, execute, render_html
 
 DEFAULT_RUNS_ROOT = Path("mlops-runs")
 Listener = Callable[[RunState, str | None], None]
@@ -87,31 +91,54 @@ def new_run_id() -> str:
 
 
 class PipelineRunner:
+    """One pipeline run: made (and checked) by ``pipeline.prepare``, then `run`."""
+
     def __init__(
-        self, bundle: Bundle, options: RunOptions, listeners: list[Listener] | None = None
+        self,
+        bundle: Bundle,
+        options: RunOptions,
+        listeners: list[Listener] | None = None,
+        write_bundle: Callable[[Bundle], None] | None = None,
+        notices: list[str] | None = None,
     ) -> None:
         self.bundle = bundle
         self.options = options
         self.listeners = listeners or []
-        self.selected = self._select_stages()
+        self.notices = notices or []  # for the user before it runs (not recorded)
+        self._write_bundle = write_bundle  # a notebook's bundle, written once connected
+        for name in [options.from_stage, *options.only]:
+            if name is not None:
+                bundle.stage(name)  # raises a BadInput that lists the stages
+        self.selected = select_stages(
+            bundle.stage_names, bundle.downstream, options.from_stage, options.only
+        )
         self.kernel = choose_kernel(options.kernel, bundle.kernel)
         run_id = options.run_id or new_run_id()
-        self.run_dir = (options.runs_root / bundle.name / run_id).resolve()
+        self.run_dir = run_folder(options.runs_root, bundle.name, run_id).resolve()
         self.store = open_store(
-            f"{options.artifact_store.rstrip('/')}/{bundle.name}/{run_id}"
-            if options.artifact_store
-            else self.run_dir / "artifacts"
+            store_location(options.artifact_store, self.run_dir, bundle.name, run_id)
         )
         # Caching needs the objects on this machine; a scheduler's task runs what it's told.
         local = not isinstance(self.store, RemoteArtifactStore)
-        self.cache = None if options.parent_run_id or not local else StageCache(options.runs_root)
-        # --from / --only ask for these stages to run again, whatever the cache holds.
-        self._forced = self.selected if (options.from_stage or options.only) else set()
+        self.reuse = Reuse(
+            bundle,
+            options.runs_root,
+            options.parameters,
+            self.kernel.name,
+            cache=local and not options.parent_run_id,
+            use_cache=options.use_cache,
+            forced=self.selected if (options.from_stage or options.only) else set(),
+        )
         self.records: dict[str, StageRecord] = {}
         # These may refuse the run, so they come before any file is written.
-        self.earlier = {} if options.parent_run_id else self._find_earlier_outputs()
+        producers = outside_producers(
+            self.selected, {s.name: s.inputs.values() for s in bundle.stages}
+        )
+        self.earlier: dict[str, Path] = {}
         if options.parent_run_id:
-            self._read_upstream_records()
+            self.records.update(shared_records(self.store, producers))
+        else:
+            self.earlier = self.reuse.find_earlier(producers, self.run_dir)
         self._kernels: dict[str, StageKernelManager] = {}
         self._stopping = threading.Event()
         self._stop_requested = _Flag()
@@ -143,8 +170,31 @@ class PipelineRunner:
                 else:
                     cancelled = False
             return self.finish(cancelled=cancelled)
+        except BaseException as error:
+            self._end_unfinished(error)
+            raise
         finally:
             self._reaper.release()  # a run that could not start has nothing left running
+
+    def _end_unfinished(self, error: BaseException) -> None:
+        """Record the end of a run that an error stopped before it recorded its own end.
+
+        The runner ends its runs itself when a stage fails, on Ctrl-C and when MLflow goes
+        away; anything else (a bug, an artifact store it can't write to) would leave the
+        parent MLflow run, created first, RUNNING for good. So it and its stages' runs end
+        FAILED, in run.json and MLflow, as a runner found dead would be, with the error.
+        """
+        if not self.started or self.state.state.status != RUN_RUNNING:
+            return  # nothing was recorded yet, or the run recorded its end
+        tracker = self.tracker
+        if tracker is not None and tracker.parent_run_id:  # it may have died creating it
+            self.state.update(
+                parent_run_id=tracker.parent_run_id, experiment_id=tracker.experiment_id
+            )
+        reachable = tracker is not None and not tracker.lost
+        mark_abandoned(self.state.state, tracker.tracking_uri if reachable else None)
+        reason = str(error) if isinstance(error, MlopsError) else f"{type(error).__name__}: {error}"
+        self.state.update(error=StageError(f"the run stopped on an unexpected error: {reason}"))
 
     def _owner_ended(self, pid: int) -> None:
         """The process that started us ended (called from the owner watch's thread)."""
@@ -161,6 +211,9 @@ class PipelineRunner:
         `start`, `run_stage` for each stage in order, then `finish`.
         """
         self.connect()
+        if self._write_bundle is not None:  # connected: now the run may write its files
+            self._write_bundle(self.bundle)
+            self._write_bundle = None
         self._settle_abandoned_runs()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._reaper.start(self.run_dir, self.tracker.tracking_uri)
@@ -196,8 +249,8 @@ class PipelineRunner:
     def connect(self) -> PipelineTracker:
         """Reach the tracking store; within seconds, a TrackingUnavailable when it can't be.
 
-        Callers that write files for a run (the bundle) connect first, so an unreachable
-        server leaves nothing behind.
+        `start` connects first, and only then writes files (the bundle of a notebook), so an
+        unreachable server leaves nothing behind.
         """
         if self.tracker is None:
             uri = resolve_tracking_uri(self.options.tracking_uri)
@@ -274,90 +327,71 @@ class PipelineRunner:
         )
 
     def _schedule(self) -> None:
-        """Run the selected stages, each as soon as its upstream stages are done.
+        """Run the selected stages as `Schedule` decides, each in a worker thread.
 
-        Up to `jobs` stages run at once. Up to `jobs` more are *pre-started*: their kernel
-        starts and runs the setup cells while their upstream stages still run, then waits at
-        its gate (in `load_inputs`) until this loop opens it. Every decision about a stage is
-        taken here, in one thread: start it, open its gate, serve it from the cache, skip it.
-        A failure stops the run: stages already running finish, no other stage starts.
+        Every decision about a stage is taken here, in one thread, between two waits: start
+        it, open its gate, serve it from the cache, skip it. A pre-started stage's kernel
+        runs its setup cells, then waits at its gate (in `load_inputs`) until this loop
+        opens it, or stops it there.
         """
         jobs = max(1, self.options.jobs)
         order = [s.name for s in self.bundle.stages if s.name in self.selected]
-        ok = {name for name in self.bundle.stage_names if name not in self.selected}
-        bad: set[str] = set()
-        launches: dict[Future[StageOutcome], _Launch] = {}
+        upstream = {s.name: s.upstream for s in self.bundle.stages}
+        launches: dict[str, _Launch] = {}
         gates_dir = Path(tempfile.mkdtemp(prefix="mlops-gates-"))
         self._reaper.track(gates_dir)
 
-        def collect(futures: set[Future[StageOutcome]]) -> None:
-            for future in futures:
-                launch = launches.pop(future)
-                outcome = self.outcomes[launch.stage.name] = future.result()
-                (ok if outcome.status == "FINISHED" else bad).add(launch.stage.name)
+        def launch_of(name: str) -> _Launch:
+            if name not in launches:
+                launches[name] = self._new_launch(self.bundle.stage(name), gates_dir / name)
+            return launches[name]
+
+        def in_cache(name: str) -> bool:
+            launch = launch_of(name)
+            self._check_cache(launch)
+            return launch.hit is not None
+
+        schedule = Schedule(upstream, order, jobs, in_cache)
+        futures: dict[Future[StageOutcome], str] = {}
+
+        def collect(done: set[Future[StageOutcome]]) -> None:
+            for future in done:
+                name = futures.pop(future)
+                outcome = self.outcomes[name] = future.result()
+                schedule.ended(name, outcome.status == "FINISHED")
 
         with ThreadPoolExecutor(max_workers=2 * jobs) as pool:
             try:
-                while order or launches:
+                while not schedule.over:
                     if self._stop_requested.is_set():
                         raise KeyboardInterrupt  # here, between two decisions: a safe point
-                    self._decide_gates(list(launches.values()), ok, bad, jobs)
-                    for name in list(order):
-                        upstream = set(self.bundle.stage(name).upstream)
-                        if bad or self._stopping.is_set() or self.tracker.lost:
-                            order.remove(name)
-                            self.state.update(name, status=SKIPPED)
-                            bad.add(name)
-                            continue
-                        stage = self.bundle.stage(name)
-                        # Pre-start only behind stages that really run (not ones being
-                        # served from the cache, which end in a moment).
-                        running = {n.stage.name for n in launches.values() if not n.hit}
-                        waiting = sum(not launch.opened for launch in launches.values())
-                        if not upstream <= ok | running or len(launches) >= 2 * jobs:
-                            continue
-                        if not upstream <= ok and waiting >= jobs:
-                            continue  # enough kernels warming up already
-                        order.remove(name)
-                        launch = self._new_launch(stage, gates_dir / name)
-                        if upstream <= ok:  # its inputs are known: maybe no kernel is needed
-                            self._check_cache(launch)
-                        task = self._reuse if launch.hit else self._launch_stage
-                        launches[pool.submit(task, launch)] = launch
-                    if not launches:
+                    halted = self._stopping.is_set() or bool(self.tracker and self.tracker.lost)
+                    for name, decision in schedule.gates(halted):
+                        if decision == OPEN:
+                            self._open_gate(launches[name])
+                        else:
+                            self._stop_at_gate(launches[name], decision)
+                    skipped, starts = schedule.starts(halted)
+                    for name in skipped:
+                        self.state.update(name, status=SKIPPED)
+                    for start in starts:
+                        launch = launch_of(start.stage)
+                        task = self._reuse if start.cached else self._launch_stage
+                        futures[pool.submit(task, launch)] = start.stage
+                    if not futures:
                         break
-                    finished, _ = wait(launches, timeout=0.05, return_when=FIRST_COMPLETED)
+                    finished, _ = wait(futures, timeout=0.05, return_when=FIRST_COMPLETED)
                     collect(finished)
             except BaseException:
                 # Ctrl-C, or anything unexpected here: kernels waiting at their gates would
                 # otherwise wait forever, and with them this pool's shutdown.
                 self._stop()
                 with contextlib.suppress(Exception):
-                    collect(set(launches))  # their kernels are dead: they return promptly
+                    collect(set(futures))  # their kernels are dead: they return promptly
                 raise
             finally:
                 shutil.rmtree(gates_dir, ignore_errors=True)
                 self._reaper.untrack(gates_dir)
-
-    def _decide_gates(
-        self, launches: list[_Launch], ok: set[str], bad: set[str], jobs: int
-    ) -> None:
-        """Open the gates of stages whose turn has come; stop those that won't run."""
-        running = sum(launch.opened and not launch.decision for launch in launches)
-        for launch in launches:
-            if launch.opened or launch.decision:
-                continue
-            upstream = set(launch.stage.upstream)
-            if bad or self._stopping.is_set() or self.tracker.lost:
-                self._stop_at_gate(launch, "skip")
-            elif upstream <= ok:
-                if not launch.checked:  # its inputs are known now: is it in the cache?
-                    self._check_cache(launch)
-                if launch.hit is not None:
-                    self._stop_at_gate(launch, "cached")
-                elif running < jobs:
-                    self._open_gate(launch)
-                    running += 1
 
     def _open_gate(self, launch: _Launch) -> None:
         now = time.time()
@@ -390,29 +424,14 @@ class PipelineRunner:
 
     def _check_cache(self, launch: _Launch) -> None:
         launch.checked = True
-        launch.key = self._cache_key(launch.stage)
-        launch.hit = self._cache_hit(launch.stage, launch.key)
-
-    def _cache_key(self, stage: Stage) -> str | None:
-        if self.cache is None:
-            return None
-        return stage_key(
-            self.bundle, stage, self.options.parameters, self.records, self.kernel.name
-        )
-
-    def _cache_hit(self, stage: Stage, key: str | None) -> CachedStage | None:
-        forced = not self.options.use_cache or stage.name in self._forced
-        if key is None or forced or self.cache is None:
-            return None
-        return self.cache.lookup(key)
+        launch.key = self.reuse.key(launch.stage, self.records)
+        launch.hit = self.reuse.lookup(launch.stage, launch.key)
 
     def _execute_stage(self, stage: Stage) -> StageOutcome:
         """Run a stage now (its upstream stages are done), or reuse its cached outputs."""
-        key = self._cache_key(stage)
-        hit = self._cache_hit(stage, key)
         launch = self._new_launch(stage, gate=None)
-        launch.key, launch.hit = key, hit
-        if hit is not None:
+        self._check_cache(launch)
+        if launch.hit is not None:
             return self._reuse(launch)
         launch.opened = True
         self.state.update(stage.name, status=RUNNING, started=time.time())
@@ -420,7 +439,7 @@ class PipelineRunner:
         return self._launch_stage(launch)
 
     def _new_launch(self, stage: Stage, gate: Path | None) -> _Launch:
-        return _Launch(stage, gate, watchdog=_Watchdog(self.options.stage_timeout))
+        return _Launch(stage, gate, watchdog=Watchdog(self.options.stage_timeout))
 
     def _launch_stage(self, launch: _Launch) -> StageOutcome:
         """Run one stage's notebook (waiting at its gate when pre-started) and record it."""
@@ -447,7 +466,7 @@ class PipelineRunner:
                 record = self.store.read_record(stage.name)
                 with self._lock:
                     self.records[stage.name] = record
-            notebooks = [executed, *[p for p in [_render_html(executed)] if p]]
+            notebooks = [executed, *[p for p in [render_html(executed)] if p]]
         except Exception as unexpected:  # MLflow or the disk failing around the stage
             error = StageError(
                 f"stage `{stage.name}` could not run: {type(unexpected).__name__}: {unexpected}"
@@ -466,8 +485,8 @@ class PipelineRunner:
                     notebooks,
                     error.message if error else None,
                 )
-        if record is not None and launch.key is not None and self.cache is not None:
-            self.cache.save(launch.key, record, self.store, run_id)
+        if record is not None:
+            self.reuse.save(launch.key, record, self.store, run_id)
         self.state.update(
             stage.name,
             status=status,
@@ -496,7 +515,7 @@ class PipelineRunner:
         """Serve a stage from the cache: its outputs, metrics and models as recorded."""
         stage, hit = launch.stage, launch.hit
         assert hit is not None
-        self.store.adopt(self.cache.objects, hit.record)  # type: ignore[union-attr]
+        self.store.adopt(self.reuse.cache.objects, hit.record)  # type: ignore[union-attr]
         with self._lock:
             self.records[stage.name] = hit.record
         run_id = ""
@@ -523,65 +542,49 @@ class PipelineRunner:
     def _papermill(
         self, launch: _Launch, executed: Path, log: Path, run_id: str
     ) -> StageError | None:
-        """Run the stage notebook; None on success, else what went wrong and where."""
-        import papermill
-        from papermill.exceptions import PapermillExecutionError
-
+        """Run the stage notebook in a kernel; None on success, else what went wrong."""
         stage = launch.stage
-        executed.parent.mkdir(parents=True, exist_ok=True)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        stream = open(log, "w", encoding="utf-8")  # noqa: SIM115 (closed in `finally`)
         env = self._kernel_env(run_id)
         if launch.gate is not None:
             env[GATE_ENV] = str(launch.gate)
             if stage.models:  # import MLflow while waiting, not after the work
                 env[WARM_UP_ENV] = "mlflow"
-        kernel = StageKernelManager(
-            kernel_name=self.kernel.name,
-            cwd=str(self.bundle.workdir_path),
-            env=env,
-            log=stream,
-            reaper=self._reaper,
-        )
-        with self._lock:
-            if self._stopping.is_set() or launch.decision:
-                stream.close()
-                return StageError(f"stage `{stage.name}` was cancelled before it started")
-            self._kernels[stage.name] = kernel
-            if launch.opened:
-                launch.watchdog.start(kernel)
         parameters = {n: self.options.parameters[n] for n in stage.parameters}
         parameters[ARTIFACTS_PARAMETER] = self.store.location
-        reason = None
-        try:
-            papermill.execute_notebook(
-                papermill_path(self.bundle.notebook_path(stage.name)),
-                papermill_path(executed),
-                parameters=parameters,
-                kernel_name=self.kernel.name,
-                km=kernel,
-                progress_bar=False,
-                stdout_file=stream,
-                stderr_file=stream,
-            )
-            if self.store.has_record(stage.name):
-                return None
-            # The notebook ended without handing its outputs over: `sys.exit(0)` in a cell
-            # ends a kernel's execution "successfully" for papermill.
-        except PapermillExecutionError:
-            pass
-        except Exception as error:  # the kernel died, was killed, or never started
-            reason = _reason(error, launch.watchdog, self._stopping)
-        finally:
-            launch.watchdog.cancel()
-            kernel.shutdown()
-            stream.close()
+        job = StageJob(
+            name=stage.name,
+            notebook=self.bundle.notebook_path(stage.name),
+            executed=executed,
+            log=log,
+            parameters=parameters,
+            kernel_name=self.kernel.name,
+            cwd=self.bundle.workdir_path,
+            env=env,
+            source_name=Path(self.bundle.source_notebook or "the notebook").name,
+        )
+
+        def admit(kernel: StageKernelManager) -> bool:
+            with self._lock:
+                if self._stopping.is_set() or launch.decision:
+                    return False
+                self._kernels[stage.name] = kernel
+                if launch.opened:
+                    launch.watchdog.start(kernel)
+                return True
+
+        def release() -> None:
             with self._lock:
                 self._kernels.pop(stage.name, None)
-        if launch.watchdog.fired or self._stopping.is_set():
-            reason = _reason(None, launch.watchdog, self._stopping)
-        source = Path(self.bundle.source_notebook or "the notebook").name
-        return describe_failure(stage.name, executed, source, reason)
+
+        return execute(
+            job,
+            launch.watchdog,
+            self._stopping,
+            self._reaper,
+            admit,
+            release,
+            lambda: self.store.has_record(stage.name),
+        )
 
     def _kernel_env(self, run_id: str) -> dict[str, str]:
         env = without_owner(dict(os.environ))
@@ -596,45 +599,15 @@ class PipelineRunner:
         )
         return env
 
-    # --- choosing stages and reusing earlier outputs ------------------------------------
-
-    def _select_stages(self) -> set[str]:
-        names = set(self.bundle.stage_names)
-        for name in [self.options.from_stage, *self.options.only]:
-            if name is not None and name not in names:
-                self.bundle.stage(name)  # raises a BadInput that lists the stages
-        if self.options.only:
-            return set(self.options.only)
-        if self.options.from_stage:
-            return self.bundle.downstream({self.options.from_stage})
-        return names
-
-    def _find_earlier_outputs(self) -> dict[str, Path]:
-        """With --from/--only: the earlier run folder holding each needed stage's outputs."""
-        found = {}
-        for producer in sorted(self._needed_producers()):
-            earlier = self._earlier_run_with(producer)
-            if earlier is None:
-                raise BadInput(
-                    f"stage `{producer}` is not part of this run, and no earlier run of "
-                    f"`{self.bundle.name}` in {self.options.runs_root} has its outputs; "
-                    "run the whole pipeline once first"
-                )
-            found[producer] = earlier
-        return found
+    # --- outputs reused from earlier runs ------------------------------------------------
 
     def _copy_earlier_outputs(self) -> None:
         for producer, earlier in self.earlier.items():
-            source = open_store(read_run(earlier).artifact_store or earlier / "artifacts")
-            record = source.read_record(producer)
-            self.store.adopt(source, record)
-            self.records[producer] = record
-            earlier_stage = read_run(earlier).stage(producer)
+            found = earlier_outputs(producer, earlier)
+            self.store.adopt(found.store, found.record)
+            self.records[producer] = found.record
             self.state.update(
-                producer,
-                status=CACHED,
-                cached_from=earlier_stage.mlflow_run_id or earlier.name,
-                metrics=record.metrics,
+                producer, status=CACHED, cached_from=found.origin, metrics=found.record.metrics
             )
 
     def _log_cached_stages(self) -> dict[str, StageOutcome]:
@@ -652,58 +625,6 @@ class PipelineRunner:
             outcomes[state.name] = StageOutcome(state.name, run_id, "FINISHED", 0.0, record)
         return outcomes
 
-    def _read_upstream_records(self) -> None:
-        """In a scheduler's run, upstream stages ran as other tasks into the shared store."""
-        for producer in sorted(self._needed_producers()):
-            if not self.store.has_record(producer):
-                raise BadInput(
-                    f"stage `{producer}` has not finished in this pipeline run yet (no outputs "
-                    f"in {self.store.location}); the scheduler must run it first"
-                )
-            self.records[producer] = self.store.read_record(producer)
-
-    def _needed_producers(self) -> set[str]:
-        return {
-            producer
-            for name in self.selected
-            for producer in self.bundle.stage(name).inputs.values()
-            if producer not in self.selected
-        }
-
-    def _earlier_run_with(self, stage: str) -> Path | None:
-        """The newest earlier run of this pipeline whose store has the stage's outputs."""
-        for folder in run_folders(self.options.runs_root):
-            if folder.parent.name != self.bundle.name or folder == self.run_dir:
-                continue
-            location = read_run(folder).artifact_store or folder / "artifacts"
-            if open_store(location).has_record(stage):
-                return folder
-        return None
-
-
-class _Watchdog:
-    """Kills a stage's kernel when it runs longer than --stage-timeout (counted from when
-    its gate opened, not from when its kernel was pre-started)."""
-
-    def __init__(self, seconds: float | None) -> None:
-        self.seconds = seconds
-        self.fired = False
-        self._timer: threading.Timer | None = None
-
-    def start(self, kernel: StageKernelManager | None) -> None:
-        if self.seconds and kernel is not None and self._timer is None:
-            self._timer = threading.Timer(self.seconds, self._fire, args=(kernel,))
-            self._timer.daemon = True
-            self._timer.start()
-
-    def _fire(self, kernel: StageKernelManager) -> None:
-        self.fired = True
-        kernel.kill_now()
-
-    def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-
 
 @dataclass
 class _Launch:
@@ -716,36 +637,7 @@ class _Launch:
     checked: bool = False  # looked up in the cache (once its upstream stages were done)
     decision: str | None = None  # "cached" or "skip": stopped at the gate, never ran
     hit: CachedStage | None = None
-    watchdog: _Watchdog = field(default_factory=lambda: _Watchdog(None))
-
-
-def _reason(error: BaseException | None, watchdog: _Watchdog, stopping: threading.Event) -> str:
-    if watchdog.fired:
-        return f"it ran longer than --stage-timeout ({watchdog.seconds:g} s) and was stopped"
-    if stopping.is_set():
-        return "the run was stopped"
-    name = type(error).__name__ if error else "Error"
-    if name == "DeadKernelError":
-        return (
-            "the kernel died (it exited, was killed, or crashed: out of memory, os._exit(), "
-            "a crash in native code)"
-        )
-    return f"{name}: {error}"
-
-
-def _render_html(executed: Path) -> Path | None:
-    """The executed notebook as HTML, for reviewers in the MLflow UI; None if impossible."""
-    if not executed.is_file():
-        return None
-    from nbconvert import HTMLExporter
-
-    try:
-        body, _ = HTMLExporter().from_filename(str(executed))
-    except Exception:  # a notebook nbconvert can't render still has its .ipynb
-        return None
-    html = executed.with_suffix(".html")
-    html.write_text(body, encoding="utf-8")
-    return html
+    watchdog: Watchdog = field(default_factory=lambda: Watchdog(None))
 
 
 class _Flag:

@@ -18,6 +18,29 @@ from typing import Any
 from ..files import atomic_write
 
 STATE_FILE = "run.json"
+# A run folder's layout: <runs root>/<pipeline>/<run id>/ holds run.json, the bundle a
+# notebook was converted to, the executed notebooks, the logs, and (unless the run was given
+# a shared store) the artifact store the stages hand values through.
+RUN_BUNDLE = "bundle"
+RUN_ARTIFACTS = "artifacts"
+
+
+def run_folder(runs_root: Path, pipeline: str, run_id: str) -> Path:
+    """Where a run's folder is (not created here)."""
+    return runs_root / pipeline / run_id
+
+
+def store_location(artifact_store: str | None, folder: Path, pipeline: str, run_id: str) -> str:
+    """Where a run's stages hand values over: under the shared store given to the run (an
+    fsspec URL every machine reaches), else in the run folder."""
+    if artifact_store:
+        return f"{artifact_store.rstrip('/')}/{pipeline}/{run_id}"
+    return str(folder / RUN_ARTIFACTS)
+
+
+def recorded_store(state: RunState, folder: Path) -> str:
+    """The artifact store an earlier run used, as its run.json says (older runs: the folder)."""
+    return state.artifact_store or str(folder / RUN_ARTIFACTS)
 
 # Stage statuses, in the order a stage moves through them.
 QUEUED, RUNNING, DONE, FAILED, CACHED, SKIPPED, CANCELLED = (

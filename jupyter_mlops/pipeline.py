@@ -1,0 +1,121 @@
+"""The one entry point from a notebook (or a bundle) to a run that is ready to start.
+
+Every face starts a run through here: the command line (``run``, ``begin``), the Jupyter
+server and the widget (``run.child.prepare_run``), the pytest plugin and ``verify``. So the
+checks a run request gets are the same wherever it comes from, in the same order, as
+papermill's own command line only calls ``execute_notebook``:
+
+1. the notebook is read and analysed, and a tagging error stops everything (a bundle is read,
+   and a warning says when its notebook changed since it was converted);
+2. parameter values (a values file, then ``-p NAME VALUE`` strings) are checked against their
+   declared types;
+3. the run gets its id and its folder, ``<runs root>/<pipeline>/<run id>/``, with the bundle
+   of a notebook in its ``bundle/`` subfolder;
+4. the runner checks the stages asked for and finds the outputs ``--from``/``--only`` reuse.
+
+Nothing is written until the runner starts: it connects to the tracking store first, then
+writes the bundle of a notebook, so a bad request or an unreachable server leaves no files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .analysis import Analysis, analyze_notebook
+from .bundle import Bundle, bundle_for, raise_for_errors, read_bundle, write_bundle
+from .notebooks import SourceNotebook, read_notebook
+from .parameters import resolve
+from .run.runner import Listener, PipelineRunner, RunOptions, new_run_id
+from .run.runstate import RUN_BUNDLE, run_folder
+
+
+@dataclass
+class Pipeline:
+    """A checked notebook, or a bundle: what a run is made from."""
+
+    bundle: Bundle | None  # a bundle given as such; None for a notebook (one per run)
+    source: SourceNotebook | None = None
+    analysis: Analysis | None = None
+    warnings: list[str] = field(default_factory=list)  # told before it runs, not recorded
+
+    @property
+    def name(self) -> str:
+        if self.analysis is not None:
+            return self.analysis.settings.pipeline
+        assert self.bundle is not None
+        return self.bundle.name
+
+    def bundle_in(self, folder: Path) -> Bundle:
+        """The bundle a run in `folder` runs: the given one, or the notebook's, laid out in
+        the run's ``bundle/`` subfolder (described here, written when the run starts)."""
+        if self.bundle is not None:
+            return self.bundle
+        assert self.source is not None and self.analysis is not None
+        return bundle_for(self.source, self.analysis, folder / RUN_BUNDLE)
+
+    def write(self, bundle: Bundle) -> None:
+        """Write a notebook's bundle where `bundle_in` laid it out (a given bundle exists)."""
+        if self.source is not None and self.analysis is not None:
+            write_bundle(self.source, self.analysis, bundle.root)
+
+
+def open_pipeline(target: Path) -> Pipeline:
+    """Read and check a notebook (``.ipynb``) or a bundle's ``pipeline.yaml``.
+
+    Raises NotebookError for a notebook with tagging errors, BadInput for anything unreadable.
+    """
+    if target.suffix == ".ipynb":
+        from .report import diagnostic_line  # (the report module imports verify, which uses us)
+
+        source = read_notebook(target)
+        analysis = analyze_notebook(source.nb, target)
+        raise_for_errors(analysis)
+        warnings = [diagnostic_line(d) for d in analysis.warnings]
+        return Pipeline(None, source, analysis, warnings)
+    bundle = read_bundle(target)
+    return Pipeline(bundle, warnings=_stale(bundle))
+
+
+def prepare(
+    target: Path | Pipeline,
+    options: RunOptions,
+    values: Mapping[str, Any] | None = None,
+    overrides: Sequence[tuple[str, str]] = (),
+    listeners: list[Listener] | None = None,
+) -> PipelineRunner:
+    """A checked runner for `target`: parameters resolved, run id and folder chosen.
+
+    `values` are parameter values as read from a file or sent as JSON (typed), `overrides`
+    ``-p NAME VALUE`` strings; both are checked against the declared types, overrides last.
+    `options.parameters` and `options.run_id` are filled in here. Raises BadInput.
+    """
+    pipeline = target if isinstance(target, Pipeline) else open_pipeline(target)
+    specs = pipeline.analysis.parameters if pipeline.analysis else pipeline.bundle.parameters  # type: ignore[union-attr]
+    resolved = resolve(specs, dict(values or {}), list(overrides))
+    run_id = options.run_id or new_run_id()
+    options = dataclasses.replace(options, parameters=resolved, run_id=run_id)
+    bundle = pipeline.bundle_in(run_folder(options.runs_root, pipeline.name, run_id))
+    return PipelineRunner(
+        bundle, options, listeners, write_bundle=pipeline.write, notices=pipeline.warnings
+    )
+
+
+def _stale(bundle: Bundle) -> list[str]:
+    """A warning when the bundle's notebook changed since it was converted."""
+    path = bundle.source_path
+    if path is None or not path.is_file():
+        return []
+    try:
+        current = read_notebook(path)
+    except Exception:  # an unreadable notebook beside a bundle doesn't stop the bundle
+        return []
+    if current.sha256 == bundle.source_sha256:
+        return []
+    return [
+        f"{path.name} changed since this bundle was converted; run `jupyter-mlops convert` "
+        "again to pick up the changes"
+    ]
