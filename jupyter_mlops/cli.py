@@ -23,14 +23,14 @@ from typing import Any  # noqa: E402
 import click  # noqa: E402
 
 from ._version import __version__  # noqa: E402
-from .analysis import Diagnostic, analyze_notebook  # noqa: E402
-from .bundle import read_bundle, write_bundle  # noqa: E402
+from .analysis import Diagnostic  # noqa: E402
+from .bundle import read_bundle  # noqa: E402
 from .errors import BadInput, MlopsError, StageFailed  # noqa: E402
 from .exporters import BUNDLE_FOLDER, ExportOptions, exporters  # noqa: E402
 from .junit import write_junit_xml  # noqa: E402
-from .notebooks import read_notebook  # noqa: E402
 from .parameters import read_values_file, resolve, standard_json  # noqa: E402
-from .pipeline import prepare  # noqa: E402
+from .pipeline import convert as convert_notebook  # noqa: E402
+from .pipeline import prepare, read_analyzed  # noqa: E402
 from .report import (  # noqa: E402
     ProgressPrinter,
     check_report,
@@ -147,12 +147,11 @@ def check(notebooks: tuple[Path, ...], as_json: bool, only_tagged: bool) -> None
     code = 0
     for notebook in notebooks:
         try:
-            source = read_notebook(notebook)
+            _, analysis = read_analyzed(notebook)
         except BadInput as error:
             click.echo(click.style("error: ", fg="red", bold=True) + str(error), err=True)
             code = 2
             continue
-        analysis = analyze_notebook(source.nb, notebook)
         untagged = {d.code for d in analysis.errors} <= {"no-stages", "no-cells"}
         if only_tagged and not analysis.stages and untagged:
             continue
@@ -172,12 +171,8 @@ def check(notebooks: tuple[Path, ...], as_json: bool, only_tagged: bool) -> None
 @_output_option("Folder to write the bundle into.")
 def convert(notebook: Path, out: Path) -> None:
     """Write the bundle: one papermill notebook per stage, pipeline.yaml, params, requirements."""
-    source = read_notebook(notebook)
-    analysis = analyze_notebook(source.nb, notebook)
-    _warn(analysis.warnings)
-    bundle = write_bundle(source, analysis, out)
-    files = ["pipeline.yaml", "params.yaml", "requirements.txt", *bundle.notebooks.values()]
-    click.echo(f"wrote {out}/: " + ", ".join(files))
+    converted = convert_notebook(notebook, out, _warn)
+    click.echo(f"wrote {out}/: " + ", ".join(converted.files))
 
 
 @main.command()
@@ -433,10 +428,7 @@ def export(
     """Export a notebook or bundle to a CI workflow or a scheduler."""
     source_notebook = None
     if target.suffix == ".ipynb":
-        source = read_notebook(target)
-        analysis = analyze_notebook(source.nb, target)
-        _warn(analysis.warnings)
-        bundle = write_bundle(source, analysis, out / BUNDLE_FOLDER)
+        bundle = convert_notebook(target, out / BUNDLE_FOLDER, _warn).bundle
         source_notebook = target
     else:
         bundle = read_bundle(target)

@@ -20,12 +20,12 @@ writes the bundle of a notebook, so a bad request or an unreachable server leave
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .analysis import Analysis, analyze_notebook
+from .analysis import Analysis, Diagnostic, analyze_notebook
 from .bundle import Bundle, bundle_for, raise_for_errors, read_bundle, write_bundle
 from .notebooks import SourceNotebook, read_notebook
 from .parameters import resolve
@@ -63,6 +63,38 @@ class Pipeline:
             write_bundle(self.source, self.analysis, bundle.root)
 
 
+def read_analyzed(notebook: Path) -> tuple[SourceNotebook, Analysis]:
+    """A notebook file and its analysis (tagging errors included, not raised)."""
+    source = read_notebook(notebook)
+    return source, analyze_notebook(source.nb, notebook)
+
+
+@dataclass
+class Converted:
+    """A bundle written by `convert`."""
+
+    analysis: Analysis
+    bundle: Bundle
+
+    @property
+    def files(self) -> list[str]:
+        """The bundle's files, relative to its folder."""
+        return ["pipeline.yaml", "params.yaml", "requirements.txt", *self.bundle.notebooks.values()]
+
+
+def convert(
+    notebook: Path, out: Path, warn: Callable[[list[Diagnostic]], None] | None = None
+) -> Converted:
+    """Write a notebook's bundle into `out` (`warn` hears the analysis' warnings first).
+
+    Raises NotebookError for tagging errors, BadInput when the folder can't take the bundle.
+    """
+    source, analysis = read_analyzed(notebook)
+    if warn is not None:
+        warn(analysis.warnings)
+    return Converted(analysis, write_bundle(source, analysis, out))
+
+
 def open_pipeline(target: Path) -> Pipeline:
     """Read and check a notebook (``.ipynb``) or a bundle's ``pipeline.yaml``.
 
@@ -71,8 +103,7 @@ def open_pipeline(target: Path) -> Pipeline:
     if target.suffix == ".ipynb":
         from .report import diagnostic_line  # (the report module imports verify, which uses us)
 
-        source = read_notebook(target)
-        analysis = analyze_notebook(source.nb, target)
+        source, analysis = read_analyzed(target)
         raise_for_errors(analysis)
         warnings = [diagnostic_line(d) for d in analysis.warnings]
         return Pipeline(None, source, analysis, warnings)

@@ -74,11 +74,9 @@ class NotebookPipeline(pytest.File):
     runner: PipelineRunner | None = None
 
     def collect(self) -> Any:
-        from .analysis import analyze_notebook
-        from .notebooks import read_notebook
+        from .pipeline import read_analyzed
 
-        source = read_notebook(self.path)
-        analysis = analyze_notebook(source.nb, self.path)
+        _, analysis = read_analyzed(self.path)
         if not analysis.stages and {d.code for d in analysis.errors} <= {"no-stages", "no-cells"}:
             return  # an untagged notebook in a folder: not a pipeline
         if analysis.errors:

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis import analyze_notebook
-from ..bundle import raise_for_errors, write_bundle
+from ..bundle import raise_for_errors
 from ..notebooks import parse_notebook, read_notebook
+from ..pipeline import convert as convert_notebook
+from ..pipeline import read_analyzed
 
 
 def analyze(notebook: dict[str, Any] | None, path: Path | None, name: str) -> dict[str, Any]:
@@ -25,13 +27,10 @@ def analyze(notebook: dict[str, Any] | None, path: Path | None, name: str) -> di
 
 def convert(notebook: Path, output: Path) -> tuple[list[str], dict[str, Any]]:
     """Write the bundle; its files (relative to `output`) and the analysis."""
-    source = read_notebook(notebook)
-    analysis = analyze_notebook(source.nb, notebook)
-    bundle = write_bundle(source, analysis, output)
-    files = ["pipeline.yaml", "params.yaml", "requirements.txt", *bundle.notebooks.values()]
-    return files, analysis.to_dict()
+    converted = convert_notebook(notebook, output)
+    return converted.files, converted.analysis.to_dict()
 
 
 def check_tagging(notebook: Path) -> None:
     """Raise BadInput when the notebook can't be read or its tagging has errors."""
-    raise_for_errors(analyze_notebook(read_notebook(notebook).nb, notebook))
+    raise_for_errors(read_analyzed(notebook)[1])
