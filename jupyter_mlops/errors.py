@@ -1,12 +1,41 @@
-"""Typed errors. Each carries the exit code the CLI returns and a message a user can act on."""
+"""Typed errors. Each carries the exit code the CLI returns, a message a user can act on,
+and (`data()`) the same as structured data, for a program that acts on it rather than shows
+it: the REST API's error bodies, whose HTTP statuses are mapped in the server's handlers."""
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MlopsError(Exception):
-    """Base of every error jupyter-mlops reports to a user (never shown as a traceback)."""
+    """Base of every error jupyter-mlops reports to a user (never shown as a traceback).
+
+    The fields a subclass sets in its constructor (a failed stage's cell and line, say) are
+    its structured data: `data()` gives them, and they survive pickling, so an error raised
+    in a worker process reaches the server whole.
+    """
 
     exit_code = 2
+
+    def fields(self) -> dict[str, Any]:
+        """The error's own fields, besides its message (none for most errors)."""
+        return {name: value for name, value in vars(self).items() if not name.startswith("_")}
+
+    def data(self) -> dict[str, Any]:
+        """What went wrong, as data: its kind (the class name), its message, its fields."""
+        return {"kind": type(self).__name__, "message": str(self), **self.fields()}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception pickles only `args`: keyword fields would be lost, or a required one
+        # (StageFailed's stage) would make unpickling fail.
+        return (_rebuild, (type(self), self.args, dict(vars(self))))
+
+
+def _rebuild(kind: type[MlopsError], args: tuple[Any, ...], fields: dict[str, Any]) -> MlopsError:
+    error = kind.__new__(kind)
+    Exception.__init__(error, *args)
+    error.__dict__.update(fields)
+    return error
 
 
 class BadInput(MlopsError):
@@ -90,3 +119,11 @@ class TooLarge(BadInput):
 
 class OutsideRoot(BadInput, ValueError):
     """A path that is absolute, climbs with `..`, or resolves (via symlinks) outside the root."""
+
+
+class NotFound(BadInput):
+    """A file, run or verification the request names does not exist."""
+
+
+class Conflict(BadInput):
+    """The request doesn't fit what it names now: cancelling a run that has already ended."""

@@ -2,15 +2,17 @@
 verification manager.
 
 Every handler is authenticated; Jupyter's APIHandler checks the XSRF token of cookie-
-authenticated POST and DELETE requests. Errors are JSON `{"message": ...}` the UI shows.
-Every response goes out with the server's secrets masked (see `redact`).
+authenticated POST and DELETE requests. Every answer is a model of `schemas`; errors are
+`ErrorBody`: the `message` the UI shows and the error's structured data, with the status the
+base class's one map gives. Every response goes out with the server's secrets masked (see
+`redact`).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
@@ -18,57 +20,76 @@ from pydantic import BaseModel, ValidationError
 from tornado import web
 
 from .._version import __version__
-from ..errors import BadInput, OutsideRoot, TooLarge, TooSlow, Unavailable
+from ..errors import (
+    BadInput,
+    Conflict,
+    MlopsError,
+    NotFound,
+    OutsideRoot,
+    TooLarge,
+    TooSlow,
+    Unavailable,
+)
 from ..parameters import standard_json
 from ..run.history import RUN_ID
 from . import jobs
 from .paths import relative_to_root, resolve_in_root
 from .redact import redact
 from .runs import RunManager
-from .schemas import AnalyzeRequest, ConvertRequest, RunRequest, Verification, VerifyRequest
+from .schemas import (
+    Analysis,
+    AnalyzeRequest,
+    ConvertRequest,
+    ConvertResponse,
+    ErrorBody,
+    ErrorData,
+    Run,
+    RunList,
+    RunRequest,
+    ServerConfig,
+    VerificationStarted,
+    VerifyRequest,
+)
 from .verifications import VerificationManager
 from .worker import WorkerPool
 
 
-class ApiError(web.HTTPError):
-    """An error whose message the UI shows as is (it may contain `%` or quotes)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(status, "%s", message)
-        self.message = message
-
-
-# The one map from what went wrong to the status the UI gets (most specific first).
-STATUS: list[tuple[type[Exception], int]] = [
-    (TooLarge, 413),
-    (TooSlow, 413),
-    (Unavailable, 503),
-    (OutsideRoot, 403),
-    (BadInput, 400),
-]
-
-
-def _api_error(error: BaseException) -> ApiError | None:
-    if isinstance(error, ApiError):
-        return error
-    for kind, status in STATUS:
-        if isinstance(error, kind):
-            return ApiError(status, str(error))
-    return None
-
-
 class _Handler(ExtensionHandlerMixin, APIHandler):
+    """What every handler shares: errors as JSON with their HTTP status, bodies read into
+    request models, answers sent from answer models (`schemas`), secrets masked."""
+
+    # The one map from what went wrong to the status the UI gets (most specific first).
+    # Anything else is a server error: logged, and answered by Jupyter's own handler.
+    STATUS: ClassVar[list[tuple[type[MlopsError], int]]] = [
+        (TooLarge, 413),
+        (TooSlow, 413),
+        (Unavailable, 503),
+        (OutsideRoot, 403),
+        (NotFound, 404),
+        (Conflict, 409),
+        (BadInput, 400),
+    ]
+
+    @classmethod
+    def status_of(cls, error: BaseException | None) -> int | None:
+        """The HTTP status an error is answered with; None when it is not one of ours."""
+        for kind, status in cls.STATUS:
+            if isinstance(error, kind):
+                return status
+        return None
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        error = _api_error(kwargs.get("exc_info", (None, None))[1])
-        if error is not None:
-            self.set_status(error.status_code)
-            self.set_header("Content-Type", "application/json")
-            self.finish(redact(json.dumps({"message": error.message})))
-        else:
+        error = kwargs.get("exc_info", (None, None))[1]
+        status = self.status_of(error)
+        if status is None:
             super().write_error(status_code, **kwargs)
+            return
+        assert isinstance(error, MlopsError)
+        self.set_header("Content-Type", "application/json")
+        self.reply(ErrorBody(message=str(error), error=ErrorData(**error.data())), status)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if _api_error(value) is None:  # ours are answers, not server errors to log
+        if self.status_of(value) is None:  # ours are answers, not server errors to log
             super().log_exception(typ, value, tb)
 
     @property
@@ -103,28 +124,39 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
         try:
             data = json.loads(self.request.body or b"{}")
         except (ValueError, RecursionError):
-            raise ApiError(400, "the request body is not JSON (or is nested too deeply)") from None
+            raise BadInput("the request body is not JSON (or is nested too deeply)") from None
         try:
             return model.model_validate(data)
         except RecursionError:
-            raise ApiError(400, "the request body is nested too deeply") from None
+            raise BadInput("the request body is nested too deeply") from None
         except ValidationError as error:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
                 for e in error.errors()
             )
-            raise ApiError(400, f"bad request: {problems}") from None
+            raise BadInput(f"bad request: {problems}") from None
 
     def notebook_path(self, relative: str) -> Path:
         path = resolve_in_root(self.root, relative)
         if not path.is_file():
-            raise ApiError(404, f"no notebook at `{relative}`")
+            raise NotFound(f"no notebook at `{relative}`")
         self.check_size(path.stat().st_size, f"`{relative}`")
         return path
 
-    def reply(self, data: Any, status: int = 200) -> None:
+    def run(self, run_id: str) -> Run:
+        """A run's view; BadInput for what is not a run id, NotFound for an unknown run."""
+        if not RUN_ID.fullmatch(run_id):
+            raise BadInput(f"`{run_id}` is not a run id (like 20261127-101500-3fa2c1)")
+        view = self.runs.get(run_id)
+        if view is None:
+            raise NotFound(f"no run `{run_id}`")
+        return view
+
+    def reply(self, answer: BaseModel, status: int = 200) -> None:
+        """Send an answer model as JSON, as strict readers accept it (a NaN or infinite value
+        is sent as text), with the server's secrets masked."""
         self.set_status(status)
-        self.finish(redact(standard_json(data, default=str)))
+        self.finish(redact(standard_json(answer.model_dump(mode="json"))))
 
 
 class ConfigHandler(_Handler):
@@ -132,14 +164,14 @@ class ConfigHandler(_Handler):
     def get(self) -> None:
         app = self.extensionapp
         self.reply(
-            {
-                "version": __version__,
-                "tracking_uri": app.resolved_tracking_uri,  # type: ignore[attr-defined]
-                "mlflow_ui_url": app.links.ui,  # type: ignore[attr-defined]
-                "runs_dir": relative_to_root(self.root, self.runs.runs_dir)
+            ServerConfig(
+                version=__version__,
+                tracking_uri=app.resolved_tracking_uri,  # type: ignore[attr-defined]
+                mlflow_ui_url=app.links.ui,  # type: ignore[attr-defined]
+                runs_dir=relative_to_root(self.root, self.runs.runs_dir)
                 if self.root in self.runs.runs_dir.parents
                 else str(self.runs.runs_dir),
-            }
+            )
         )
 
 
@@ -156,7 +188,7 @@ class AnalyzeHandler(_Handler):
             assert request.path is not None
             path = self.notebook_path(request.path)
             analysis = await self.worker.call("analysis", jobs.analyze, None, path, request.path)
-        self.reply(analysis)
+        self.reply(Analysis.model_validate(analysis))
 
 
 class ConvertHandler(_Handler):
@@ -170,14 +202,18 @@ class ConvertHandler(_Handler):
         output = resolve_in_root(self.root, relative)
         files, analysis = await self.worker.call("conversion", jobs.convert, notebook, output)
         self.reply(
-            {"output": relative_to_root(self.root, output), "files": files, "analysis": analysis}
+            ConvertResponse(
+                output=relative_to_root(self.root, output),
+                files=files,
+                analysis=Analysis.model_validate(analysis),
+            )
         )
 
 
 class RunsHandler(_Handler):
     @web.authenticated
     def get(self) -> None:
-        self.reply({"runs": self.runs.list(self.get_query_argument("path", None))})
+        self.reply(RunList(runs=self.runs.list(self.get_query_argument("path", None))))
 
     @web.authenticated
     async def post(self) -> None:
@@ -191,30 +227,20 @@ class RunsHandler(_Handler):
             request.from_stage,
             request.only,
         )
-        self.reply(self.runs.get(run_id), status=202)
+        self.reply(self.run(run_id), status=202)
 
 
 class RunHandler(_Handler):
-    def run_id(self, run_id: str) -> str:
-        if not RUN_ID.fullmatch(run_id):
-            raise ApiError(400, f"`{run_id}` is not a run id (like 20261127-101500-3fa2c1)")
-        return run_id
-
     @web.authenticated
     def get(self, run_id: str) -> None:
-        view = self.runs.get(self.run_id(run_id))
-        if view is None:
-            raise ApiError(404, f"no run `{run_id}`")
-        self.reply(view)
+        self.reply(self.run(run_id))
 
     @web.authenticated
     def delete(self, run_id: str) -> None:
-        view = self.runs.get(self.run_id(run_id))
-        if view is None:
-            raise ApiError(404, f"no run `{run_id}`")
+        view = self.run(run_id)
         if not self.runs.cancel(run_id):
-            raise ApiError(409, f"run `{run_id}` has already finished ({view['status']})")
-        self.reply(self.runs.get(run_id), status=202)
+            raise Conflict(f"run `{run_id}` has already finished ({view.status})")
+        self.reply(self.run(run_id), status=202)
 
 
 class VerificationsHandler(_Handler):
@@ -223,7 +249,7 @@ class VerificationsHandler(_Handler):
         request: VerifyRequest = self.body(VerifyRequest)
         notebook = self.notebook_path(request.path)
         verification_id = await self.verifications.start(self.worker, notebook)
-        self.reply({"id": verification_id}, status=202)
+        self.reply(VerificationStarted(id=verification_id), status=202)
 
 
 class VerificationHandler(_Handler):
@@ -231,14 +257,8 @@ class VerificationHandler(_Handler):
     def get(self, verification_id: str) -> None:
         view = self.verifications.get(verification_id)
         if view is None:
-            raise ApiError(404, f"no verification `{verification_id}`")
-        try:
-            checked = Verification.model_validate(view)
-        except ValidationError:  # a report.json that isn't the command's
-            view = {**view, "status": "failed", "report": None}
-            view["error"] = "its report.json is not a verification report"
-            checked = Verification.model_validate(view)
-        self.reply(checked.model_dump(mode="json"))
+            raise NotFound(f"no verification `{verification_id}`")
+        self.reply(view)
 
 
 def handlers() -> list[tuple[str, type[_Handler]]]:

@@ -34,6 +34,7 @@ from ..run.runstate import (
 from ..tracking import MlflowLinks
 from .paths import relative_to_root
 from .redact import environment_secrets, redact
+from .schemas import Run
 from .worker import WorkerPool
 
 LOG = logging.getLogger(__name__)
@@ -148,20 +149,20 @@ class RunManager:
 
     # --- reading ------------------------------------------------------------------------
 
-    def list(self, path: str | None = None) -> list[dict[str, Any]]:
+    def list(self, path: str | None = None) -> list[Run]:
         seen = set()
         views = []
         for folder in run_folders(self.runs_dir):
             seen.add(folder.name)
             view = self._view(folder, with_logs=False, path=path)
-            if view and (path is None or view["path"] == path):
+            if view and (path is None or view.path == path):
                 views.append(view)
         for run_id, launch in self.launches.items():  # started, run.json not written yet
             if run_id not in seen and (path is None or launch.path == path):
                 views.append(self._launch_view(run_id, launch, with_logs=False))
-        return sorted(views, key=lambda v: v["id"], reverse=True)
+        return sorted(views, key=lambda v: v.id, reverse=True)
 
-    def get(self, run_id: str) -> dict[str, Any] | None:
+    def get(self, run_id: str) -> Run | None:
         folder = find_run(self.runs_dir, run_id)
         if folder is not None:
             return self._view(folder, with_logs=True)
@@ -169,9 +170,7 @@ class RunManager:
             return self._launch_view(run_id, self.launches[run_id], with_logs=True)
         return None
 
-    def _view(
-        self, folder: Path, with_logs: bool, path: str | None = None
-    ) -> dict[str, Any] | None:
+    def _view(self, folder: Path, with_logs: bool, path: str | None = None) -> Run | None:
         """A run folder's view; None for one that can't be read or isn't a run's (it is
         data anyone could have written: one broken folder must not break the listing)."""
         try:
@@ -187,7 +186,7 @@ class RunManager:
             LOG.debug("skipping the run folder %s: %s: %s", folder, type(error).__name__, error)
             return None
 
-    def _checked_view(self, state: RunState, folder: Path, with_logs: bool) -> dict[str, Any]:
+    def _checked_view(self, state: RunState, folder: Path, with_logs: bool) -> Run:
         launch = self.launches.get(state.id)
         ended = launch is not None and launch.process and launch.process.returncode is not None
         if ended and state.status == RUN_RUNNING:  # it exited before writing its end
@@ -199,7 +198,7 @@ class RunManager:
                 stage.mlflow_run_id = None
         return self._state_view(state, folder, with_logs)
 
-    def _state_view(self, state: RunState, folder: Path, with_logs: bool) -> dict[str, Any]:
+    def _state_view(self, state: RunState, folder: Path, with_logs: bool) -> Run:
         data = state.to_dict()
         cells = _stage_cells(folder)
         path = state.source and _relative_or_none(self.root, Path(state.source))
@@ -234,9 +233,9 @@ class RunManager:
         }
         if with_logs:
             view["log_tail"] = _tail(folder, RUNNER_LOG)
-        return view
+        return Run.model_validate(view)  # a run.json of another shape: skipped by _view
 
-    def _launch_view(self, run_id: str, launch: Launch, with_logs: bool) -> dict[str, Any]:
+    def _launch_view(self, run_id: str, launch: Launch, with_logs: bool) -> Run:
         """A run with no run.json yet: queued, starting, or ended before it began."""
         ended = launch.start_error is not None or (
             launch.process is not None and not launch.running
@@ -282,7 +281,7 @@ class RunManager:
         }
         if with_logs:
             view["log_tail"] = log
-        return view
+        return Run.model_validate(view)
 
     # --- stopping -----------------------------------------------------------------------
 

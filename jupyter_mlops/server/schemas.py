@@ -1,11 +1,17 @@
-"""Request bodies of the REST API, and the answers about verifications, validated with
-pydantic (docs/REST-API.md)."""
+"""The REST API's requests and answers as pydantic models: the one description of its JSON.
+
+Requests are validated with them; every answer is built as one of them, so what the server
+sends is checked against the same description that `docs/REST-API.md`'s reference and the
+TypeScript client's types are generated from (`python -m jupyter_mlops.server.apidoc`).
+Fields are declared in the order they go out on the wire.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from typing_extensions import TypeAliasType
 
 
 class _Body(BaseModel):
@@ -40,38 +46,311 @@ class VerifyRequest(_Body):
     path: str
 
 
-# --- responses: shaped here so that the API's answer is checked against its documentation --
+# --- answers ------------------------------------------------------------------------------
+
+# A JSON number: an int stays an int on the wire (a float field would turn 3 into 3.0).
+Number = int | float
 
 
 class _Reply(BaseModel):
-    # Fields the command adds later pass through: the JSON report is its contract.
+    """An answer of ours: every field declared. A NaN or infinite float is kept as a float
+    here and sent as the text JavaScript prints for it (`parameters.standard_json`)."""
+
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
+
+
+def _absent_when_none(value: Any) -> bool:
+    return value is None
+
+
+# A log tail: sent by `GET runs/{id}` (and `POST`/`DELETE`), left out of `GET runs` listings.
+LogTail = Annotated[
+    str | None,
+    WithJsonSchema({"type": "string", "description": "absent in `GET runs` listings"}),
+    Field(default=None, exclude_if=_absent_when_none),
+]
+
+
+class ServerConfig(_Reply):
+    """`GET config`."""
+
+    version: str
+    tracking_uri: str
+    mlflow_ui_url: str | None = Field(description="null when no MLflow UI is reachable")
+    runs_dir: str = Field(description="relative to the server root when inside it")
+
+
+# --- the analysis (POST analyze, POST convert) ---------------------------------------------
+
+Severity = TypeAliasType("Severity", Literal["error", "warning"])
+CellRole = TypeAliasType(
+    "CellRole",
+    Literal["stage", "setup", "skip", "parameters", "unassigned", "markdown", "raw"],
+)
+ParameterType = TypeAliasType(
+    "ParameterType", Literal["int", "float", "str", "bool", "list", "dict", "any"]
+)
+
+
+class PipelineSettings(_Reply):
+    """Notebook-wide settings from the notebook's `jupyter_mlops` metadata."""
+
+    pipeline: str
+    experiment: str
+    model_name: str
+    kernel: str | None
+    fit_data: dict[str, str] = Field(description="model variable -> its fit data expression")
+
+
+class Stage(_Reply):
+    """A stage of the analysed notebook, in run order."""
+
+    name: str
+    cells: list[int]
+    inputs: dict[str, str] = Field(description="variable -> the stage it comes from")
+    outputs: list[str]
+    parameters: list[str]
+    after: list[str]
+    upstream: list[str]
+    metrics: list[str]
+    models: dict[str, str | None] = Field(
+        description="variable -> the expression its input example comes from"
+    )
+    touched: list[str]
+    definitions: dict[str, int] = Field(
+        description="functions and classes of earlier stages used here -> the cell defining them"
+    )
+    early_inputs: list[str] = Field(description="inputs those need before they are defined")
+    replay: list[str] = Field(description="configuring statements of earlier stages made again")
+
+
+class Edge(_Reply):
+    source: str
+    target: str
+    variables: list[str]
+    explicit: bool = Field(description="from an `after:` tag")
+
+
+class Parameter(_Reply):
+    name: str
+    type: ParameterType
+    default: Any
+    help: str
+    cell: int
+    line: int
+    optional: bool = Field(description="None is accepted as well")
+
+
+class CellInfo(_Reply):
+    """One per notebook cell, markdown included."""
+
+    index: int
+    cell_type: str
+    role: CellRole
+    stage: str | None
+    after_skip: int | None = Field(
+        description="the skip cell an untagged cell follows (it joins the stage before)"
+    )
+    tags: list[str]
+    metrics: bool
+    models: list[str]
+    after: list[str]
+    reads: list[str]
+    touches: list[str]
+
+
+class Diagnostic(_Reply):
+    severity: Severity
+    code: str = Field(description="a stable identifier, e.g. `undefined-name`")
+    message: str
+    cell: int | None
+    related_cell: int | None
+    line: int | None
+
+
+class Analysis(_Reply):
+    """`POST analyze`: what the tags make of the notebook."""
+
+    settings: PipelineSettings
+    stages: list[Stage]
+    edges: list[Edge]
+    parameters: list[Parameter]
+    setup_cells: list[int]
+    cells: list[CellInfo]
+    diagnostics: list[Diagnostic]
+    imports: list[str]
+    random_generators: list[str] = Field(description="the global ones the notebook seeds")
+    ok: bool = Field(description="false when there are errors")
+
+
+class ConvertResponse(_Reply):
+    """`POST convert`."""
+
+    output: str
+    files: list[str]
+    analysis: Analysis
+
+
+# --- runs (POST runs, GET runs, GET/DELETE runs/{id}) ---------------------------------------
+
+RunStatus = TypeAliasType(
+    "RunStatus", Literal["queued", "running", "succeeded", "failed", "cancelled"]
+)
+StageStatus = TypeAliasType(
+    "StageStatus",
+    Literal["queued", "running", "done", "failed", "cached", "skipped", "cancelled"],
+)
+
+
+class StageError(_Reply):
+    message: str
+    cell: int | None = Field(description="0-based index into the notebook's cells")
+    line: int | None
+    exception: str | None = Field(description='e.g. "ValueError: boom"')
+    traceback: str | None
+
+
+class StageRun(_Reply):
+    name: str
+    status: StageStatus
+    started: Number | None = Field(description="seconds since the epoch")
+    finished: Number | None
+    notebook: str | None = Field(description="the executed notebook, in the run folder")
+    log: str | None = Field(description="its log, in the run folder")
+    mlflow_run_id: str | None
+    cached_from: str | None
+    error: StageError | None
+    metrics: dict[str, Number] = Field(description="what its `metrics` cell logged")
+    duration: Number | None
+    cells: list[int]
+    mlflow_url: str | None
+    log_tail: LogTail
+
+
+class RegisteredModel(_Reply):
+    name: str
+    version: str
+    variable: str
+    stage: str
+    uri: str
+    alias_uri: str
+    flavor: str
+    url: str | None
+
+
+class MlflowRun(_Reply):
+    tracking_uri: str | None
+    experiment_id: str | None
+    run_id: str | None
+    url: str | None
+
+
+class Run(_Reply):
+    """A run: `GET runs/{id}`, and the answer to `POST runs` and `DELETE runs/{id}`."""
+
+    id: str
+    pipeline: str
+    status: RunStatus
+    created: Number = Field(description="seconds since the epoch")
+    finished: Number | None
+    parameters: dict[str, Any]
+    stages: list[StageRun]
+    error: StageError | None = Field(description="the failing stage's error, when failed")
+    models: list[RegisteredModel]
+    warnings: list[str]
+    path: str | None = Field(description="the notebook, relative to the server root")
+    mlflow: MlflowRun
+    log_tail: LogTail
+
+
+class RunList(_Reply):
+    """`GET runs`: newest first."""
+
+    runs: list[Run]
+
+
+# --- verifications --------------------------------------------------------------------------
+
+
+class VerificationStarted(_Reply):
+    """`POST verifications`."""
+
+    id: str
+
+
+class _Report(_Reply):
+    # Fields the command adds later pass through: its JSON report is its contract.
     model_config = ConfigDict(extra="allow")
 
 
-class VerifyDifference(_Reply):
+VerificationStatus = TypeAliasType(
+    "VerificationStatus", Literal["running", "identical", "divergent", "failed"]
+)
+
+
+class VerifyDifference(_Report):
+    """A value a stage hands on that is not what the notebook computed."""
+
     stage: str
-    variable: str
-    label: str
-    readers: list[str]
-    cell: int | None
+    variable: str = Field(description="the handed-over name")
+    label: str = Field(description="how to name it to a person")
+    readers: list[str] = Field(description="the stages that read it")
+    cell: int | None = Field(description="the stage's last cell that sets it")
     detail: str
-    unseeded: bool
+    unseeded: bool = Field(description="randomness the notebook itself doesn't reproduce")
 
 
-class VerifyReport(_Reply):
+class VerifyReport(_Report):
+    """What `jupyter-mlops verify --json` prints."""
+
     notebook: str
-    folder: str
+    folder: str = Field(description="the runs kept to look into; '' when identical")
     stages: int
-    values: int
+    values: int = Field(description="handed-over values compared")
     plain_seconds: float
     pipeline_seconds: float
     identical: bool
     differences: list[VerifyDifference]
 
 
-class Verification(_Reply):
+class Verification(_Report):
+    """`GET verifications/{id}`."""
+
     id: str
     path: str | None
-    status: Literal["running", "identical", "divergent", "failed"]
-    report: VerifyReport | None
-    error: str | None
+    status: VerificationStatus
+    report: VerifyReport | None = Field(description="once the command has reported")
+    error: str | None = Field(description="the command's one-paragraph error, when failed")
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class ErrorData(_Reply):
+    """The error as data (`MlopsError.data()`): its kind and message, and its own fields
+    (a failed stage's `stage`, `cell`, `line`, say)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str = Field(description="the error's class, e.g. `NotFound`, `TooLarge`")
+    message: str
+
+
+class ErrorBody(_Reply):
+    """Every error our handlers answer, with its HTTP status."""
+
+    message: str = Field(description="one sentence the UI can show")
+    error: ErrorData
+
+
+REQUESTS: list[type[BaseModel]] = [AnalyzeRequest, ConvertRequest, RunRequest, VerifyRequest]
+ANSWERS: list[type[BaseModel]] = [
+    ServerConfig,
+    Analysis,
+    ConvertResponse,
+    Run,
+    RunList,
+    VerificationStarted,
+    Verification,
+    ErrorBody,
+]

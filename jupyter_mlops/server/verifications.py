@@ -23,12 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..errors import BadInput
 from ..run.history import RUN_ID, runner_alive
 from ..run.orphans import owner_environment
 from ..run.runner import new_run_id
 from . import jobs
 from .paths import relative_to_root
+from .schemas import Verification
 from .worker import WorkerPool
 
 FOLDER = ".verifications"
@@ -47,7 +50,7 @@ _ERROR = re.compile(r"^error: ", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass
-class Verification:
+class Started:
     """A verification this server started (its process, while the server lives)."""
 
     folder: Path
@@ -60,7 +63,7 @@ class VerificationManager:
         self.root = root
         self.runs_dir = runs_dir
         self.folder = runs_dir / FOLDER
-        self.started: dict[str, Verification] = {}
+        self.started: dict[str, Started] = {}
 
     async def start(self, worker: WorkerPool, notebook: Path) -> str:
         """Check the notebook, then run `jupyter-mlops verify` on it in a child process.
@@ -97,18 +100,26 @@ class VerificationManager:
         request = {"id": verification_id, "path": path, "created": time.time()}
         (folder / REQUEST).write_text(json.dumps({**request, "pid": process.pid}))
         waiter = asyncio.create_task(_record_exit(process, folder))
-        self.started[verification_id] = Verification(folder, process, waiter)
+        self.started[verification_id] = Started(folder, process, waiter)
         return verification_id
 
-    def get(self, verification_id: str) -> dict[str, Any] | None:
+    def get(self, verification_id: str) -> Verification | None:
         """The verification's view (docs/REST-API.md), or None for an unknown id, or for
         a folder whose files are not what this server writes (anyone could write there)."""
         if not RUN_ID.fullmatch(verification_id):
             return None
         try:
-            return self._view(verification_id)
+            view = self._view(verification_id)
         except (TypeError, AttributeError, ValueError, RecursionError):
             return None
+        if view is None:
+            return None
+        try:
+            return Verification.model_validate(view)
+        except ValidationError:  # a report.json that isn't the command's
+            view = {**view, "status": FAILED, "report": None}
+            view["error"] = "its report.json is not a verification report"
+            return Verification.model_validate(view)
 
     def _view(self, verification_id: str) -> dict[str, Any] | None:
         folder = self.folder / verification_id

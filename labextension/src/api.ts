@@ -1,60 +1,87 @@
 /**
  * Typed access to the jupyter-mlops server extension (docs/REST-API.md).
  *
- * The interfaces mirror the JSON of that document field for field; keep them in step with
- * it. Requests go through `ServerConnection.makeRequest`, which adds the token and the
- * XSRF header that the server checks on POST and DELETE.
+ * The interfaces say what the UI reads of the server's JSON. They are checked against the
+ * server's own models when this file is compiled: `generated/api-types.ts` is generated from
+ * them (`python -m jupyter_mlops.server.apidoc`), and the `Contract` at the end fails to
+ * compile when an answer the server sends is not a value of the type the UI reads it as, or a
+ * request the UI sends is not one the server accepts. Requests go through
+ * `ServerConnection.makeRequest`, which adds the token and the XSRF header that the server
+ * checks on POST and DELETE.
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import type * as nbformat from '@jupyterlab/nbformat';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { ApiError } from './errors';
+import type * as wire from './generated/api-types';
+import type {
+  ServerConfig,
+  Verification,
+  VerificationStarted,
+  VerifyRequest
+} from './generated/api-types';
 
 /** The URL namespace of the server extension, under the server's base URL. */
 export const API_NAMESPACE = 'jupyter-mlops';
 
-// --- GET config -------------------------------------------------------------------------
+// --- the server's JSON -------------------------------------------------------------------
+//
+// The generated types, as the server sends them; where the UI reads less (a field it never
+// reads left out, so that its tests need not make one up) or differently, the `Contract` at
+// the end checks that what the server sends is still what the UI reads.
 
-export interface ServerConfig {
-  version: string;
-  tracking_uri: string;
-  mlflow_ui_url: string | null;
-  runs_dir: string;
-}
+export type {
+  CellInfo,
+  CellRole,
+  ConvertRequest,
+  Diagnostic,
+  Edge,
+  MlflowRun,
+  Parameter,
+  ParameterType,
+  PipelineSettings,
+  RegisteredModel,
+  RunStatus,
+  ServerConfig,
+  Severity,
+  StageError,
+  StageStatus,
+  VerificationStarted,
+  VerificationStatus,
+  Verification,
+  VerifyDifference,
+  VerifyReport,
+  VerifyRequest
+} from './generated/api-types';
 
-// --- POST analyze -----------------------------------------------------------------------
+/** `POST runs`. */
+export type StartRunRequest = wire.RunRequest;
 
+/** `POST analyze`: the notebook as JupyterLab holds it, or its path. */
 export interface AnalyzeRequest {
   notebook?: nbformat.INotebookContent;
   path?: string;
 }
 
-export interface PipelineSettings {
-  pipeline: string;
-  experiment: string;
-  model_name: string;
-  kernel: string | null;
-  fit_data: Record<string, string>;
-}
+export type Stage = Omit<wire.Stage, 'early_inputs'>;
 
-export interface Stage {
-  name: string;
-  cells: number[];
-  /** variable -> the stage it comes from */
-  inputs: Record<string, string>;
-  outputs: string[];
-  parameters: string[];
-  after: string[];
-  upstream: string[];
-  metrics: string[];
-  /** variable -> the expression its input example comes from */
-  models: Record<string, string>;
-  touched: string[];
-  /** functions and classes of earlier stages defined again here -> the cell defining them */
-  definitions: Record<string, number>;
-  /** configuring statements of earlier stages made again at the start */
-  replay: string[];
+export type Analysis = Omit<wire.Analysis, 'stages' | 'random_generators'> & { stages: Stage[] };
+
+export type ConvertResponse = Omit<wire.ConvertResponse, 'analysis'> & { analysis: Analysis };
+
+export type StageRun = Omit<wire.StageRun, 'notebook' | 'log'>;
+
+/** A run as the UI reads it: `mlflow` may be missing from a run it makes up itself. */
+export type Run = Omit<wire.Run, 'path' | 'stages' | 'mlflow'> & {
+  /** the notebook (null only for one outside the server root: see `ListedRun`) */
+  path: string;
+  stages: StageRun[];
+  mlflow: wire.MlflowRun | null;
+};
+
+export interface RunList {
+  runs: Run[];
 }
 
 /** The value the seeded random generators' state travels as (jupyter_mlops.state). */
@@ -63,209 +90,6 @@ export const RANDOM_STATE = '__mlops_random_state__';
 /** A handed-over value as the user knows it. */
 export function valueName(variable: string): string {
   return variable === RANDOM_STATE ? '(random state)' : variable;
-}
-
-export interface Edge {
-  source: string;
-  target: string;
-  variables: string[];
-  explicit: boolean;
-}
-
-export type ParameterType = 'int' | 'float' | 'str' | 'bool' | 'list' | 'dict' | 'any';
-
-export interface Parameter {
-  name: string;
-  type: ParameterType;
-  default: unknown;
-  help: string | null;
-  cell: number;
-  line: number;
-  optional: boolean;
-}
-
-export type CellRole =
-  'stage' | 'setup' | 'skip' | 'parameters' | 'unassigned' | 'markdown' | 'raw';
-
-export interface CellInfo {
-  index: number;
-  cell_type: 'code' | 'markdown' | 'raw';
-  role: CellRole;
-  stage: string | null;
-  tags: string[];
-  metrics: boolean;
-  models: string[];
-  after: string[];
-  reads: string[];
-  touches: string[];
-}
-
-export type Severity = 'error' | 'warning';
-
-export interface Diagnostic {
-  severity: Severity;
-  code: string;
-  message: string;
-  cell: number | null;
-  related_cell: number | null;
-  line: number | null;
-}
-
-export interface Analysis {
-  ok: boolean;
-  settings: PipelineSettings;
-  stages: Stage[];
-  edges: Edge[];
-  parameters: Parameter[];
-  setup_cells: number[];
-  cells: CellInfo[];
-  diagnostics: Diagnostic[];
-  imports: string[];
-}
-
-// --- POST convert -----------------------------------------------------------------------
-
-export interface ConvertRequest {
-  path: string;
-  output?: string;
-}
-
-export interface ConvertResponse {
-  output: string;
-  files: string[];
-  analysis: Analysis;
-}
-
-// --- runs -------------------------------------------------------------------------------
-
-export interface StartRunRequest {
-  path: string;
-  parameters?: Record<string, unknown>;
-  jobs?: number;
-  from_stage?: string | null;
-  only?: string[];
-}
-
-/** `queued`: waiting for one of the server's run slots (MlopsExtension.max_concurrent_runs). */
-export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-
-export type StageStatus =
-  'queued' | 'running' | 'done' | 'failed' | 'cached' | 'skipped' | 'cancelled';
-
-export interface StageError {
-  message: string;
-  cell: number | null;
-  line: number | null;
-  exception: string;
-  traceback: string;
-}
-
-export interface StageRun {
-  name: string;
-  status: StageStatus;
-  started: number | null;
-  finished: number | null;
-  duration: number | null;
-  cells: number[];
-  mlflow_run_id: string | null;
-  mlflow_url: string | null;
-  cached_from: string | null;
-  error: StageError | null;
-  /** what the stage's `metrics` cell logged (numeric scalars only) */
-  metrics: Record<string, number>;
-  /** absent in `GET runs` listings */
-  log_tail?: string;
-}
-
-export interface MlflowRun {
-  tracking_uri: string;
-  experiment_id: string | null;
-  run_id: string | null;
-  url: string | null;
-}
-
-export interface RegisteredModel {
-  name: string;
-  version: string;
-  variable: string;
-  stage: string;
-  uri: string;
-  alias_uri: string;
-  flavor: string;
-  url: string | null;
-}
-
-export interface Run {
-  id: string;
-  pipeline: string;
-  path: string;
-  status: RunStatus;
-  created: number;
-  finished: number | null;
-  parameters: Record<string, unknown>;
-  stages: StageRun[];
-  error: StageError | null;
-  mlflow: MlflowRun | null;
-  models: RegisteredModel[];
-  warnings: string[];
-  /** absent in `GET runs` listings */
-  log_tail?: string;
-}
-
-export interface RunList {
-  runs: Run[];
-}
-
-// --- verifications ----------------------------------------------------------------------
-
-export interface VerifyRequest {
-  path: string;
-}
-
-export interface VerificationStarted {
-  id: string;
-}
-
-export type VerificationStatus = 'running' | 'identical' | 'divergent' | 'failed';
-
-/** A value a stage hands on that is not what the notebook computed. */
-export interface VerifyDifference {
-  stage: string;
-  /** the handed-over name (`np.random` style names are a random generator's state) */
-  variable: string;
-  /** how to name it to a person: the variable, or "the state of X's random generator" */
-  label: string;
-  /** the stages that read it */
-  readers: string[];
-  /** the stage's last cell that sets it: where to look */
-  cell: number | null;
-  detail: string;
-  /** randomness the notebook itself doesn't reproduce: a note, not a divergence */
-  unseeded: boolean;
-}
-
-/** What `jupyter-mlops verify --json` prints. */
-export interface VerifyReport {
-  notebook: string;
-  /** the runs kept to look into (relative to the server root when inside it); '' if identical */
-  folder: string;
-  stages: number;
-  /** handed-over values compared */
-  values: number;
-  plain_seconds: number;
-  pipeline_seconds: number;
-  identical: boolean;
-  differences: VerifyDifference[];
-}
-
-export interface Verification {
-  id: string;
-  path: string | null;
-  status: VerificationStatus;
-  /** set once the command has reported (identical or divergent) */
-  report: VerifyReport | null;
-  /** the command's one-paragraph error, when failed */
-  error: string | null;
 }
 
 // --- requests ---------------------------------------------------------------------------
@@ -360,3 +184,27 @@ export function startVerification(body: VerifyRequest): Promise<VerificationStar
 export function getVerification(id: string): Promise<Verification> {
   return requestAPI<Verification>(`verifications/${encodeURIComponent(id)}`);
 }
+
+// --- the contract with the server's models ------------------------------------------------
+
+/** Compiles only when `Server` (what the server sends) is a `Client` (what the UI reads). */
+type Reads<Client, Server extends Client> = [Client, Server];
+
+/**
+ * A run as the UI gets it: its `path` is null only for a run of a notebook outside the server
+ * root, and the UI only asks for the runs of the notebook it shows (and the ones it starts).
+ */
+type ListedRun = Omit<wire.Run, 'path'> & { path: string };
+
+/**
+ * Answers: each one the server sends is a value of the type the UI reads it as. Requests:
+ * each one the UI sends is one the server accepts. Not used at run time: `tsc` is the test.
+ */
+export type Contract = [
+  Reads<Analysis, wire.Analysis>,
+  Reads<ConvertResponse, wire.ConvertResponse>,
+  Reads<Run, ListedRun>,
+  Reads<RunList, wire.RunList & { runs: ListedRun[] }>,
+  Reads<{ message: string }, wire.ErrorBody>,
+  Reads<wire.AnalyzeRequest, AnalyzeRequest>
+];

@@ -1,0 +1,294 @@
+/**
+ * The REST API's JSON, as the server accepts and sends it: generated from the pydantic
+ * models in jupyter_mlops/server/schemas.py by `python -m jupyter_mlops.server.apidoc`.
+ * Do not edit: change the models and run it. api.ts checks its own types against these.
+ */
+
+export interface AnalyzeRequest {
+  notebook?: Record<string, unknown> | null;
+  path?: string | null;
+}
+
+export interface ConvertRequest {
+  path: string;
+  output?: string | null;
+}
+
+export interface RunRequest {
+  path: string;
+  parameters?: Record<string, unknown>;
+  jobs?: number;
+  from_stage?: string | null;
+  only?: string[];
+}
+
+export interface VerifyRequest {
+  path: string;
+}
+
+/** `GET config`. */
+export interface ServerConfig {
+  version: string;
+  tracking_uri: string;
+  /** null when no MLflow UI is reachable */
+  mlflow_ui_url: string | null;
+  /** relative to the server root when inside it */
+  runs_dir: string;
+}
+
+/** `POST analyze`: what the tags make of the notebook. */
+export interface Analysis {
+  settings: PipelineSettings;
+  stages: Stage[];
+  edges: Edge[];
+  parameters: Parameter[];
+  setup_cells: number[];
+  cells: CellInfo[];
+  diagnostics: Diagnostic[];
+  imports: string[];
+  /** the global ones the notebook seeds */
+  random_generators: string[];
+  /** false when there are errors */
+  ok: boolean;
+}
+
+/** Notebook-wide settings from the notebook's `jupyter_mlops` metadata. */
+export interface PipelineSettings {
+  pipeline: string;
+  experiment: string;
+  model_name: string;
+  kernel: string | null;
+  /** model variable -> its fit data expression */
+  fit_data: Record<string, string>;
+}
+
+/** A stage of the analysed notebook, in run order. */
+export interface Stage {
+  name: string;
+  cells: number[];
+  /** variable -> the stage it comes from */
+  inputs: Record<string, string>;
+  outputs: string[];
+  parameters: string[];
+  after: string[];
+  upstream: string[];
+  metrics: string[];
+  /** variable -> the expression its input example comes from */
+  models: Record<string, string | null>;
+  touched: string[];
+  /** functions and classes of earlier stages used here -> the cell defining them */
+  definitions: Record<string, number>;
+  /** inputs those need before they are defined */
+  early_inputs: string[];
+  /** configuring statements of earlier stages made again */
+  replay: string[];
+}
+
+export interface Edge {
+  source: string;
+  target: string;
+  variables: string[];
+  /** from an `after:` tag */
+  explicit: boolean;
+}
+
+export interface Parameter {
+  name: string;
+  type: ParameterType;
+  default: unknown;
+  help: string;
+  cell: number;
+  line: number;
+  /** None is accepted as well */
+  optional: boolean;
+}
+
+export type ParameterType = 'int' | 'float' | 'str' | 'bool' | 'list' | 'dict' | 'any';
+
+/** One per notebook cell, markdown included. */
+export interface CellInfo {
+  index: number;
+  cell_type: string;
+  role: CellRole;
+  stage: string | null;
+  /** the skip cell an untagged cell follows (it joins the stage before) */
+  after_skip: number | null;
+  tags: string[];
+  metrics: boolean;
+  models: string[];
+  after: string[];
+  reads: string[];
+  touches: string[];
+}
+
+export type CellRole =
+  'stage' | 'setup' | 'skip' | 'parameters' | 'unassigned' | 'markdown' | 'raw';
+
+export interface Diagnostic {
+  severity: Severity;
+  /** a stable identifier, e.g. `undefined-name` */
+  code: string;
+  message: string;
+  cell: number | null;
+  related_cell: number | null;
+  line: number | null;
+}
+
+export type Severity = 'error' | 'warning';
+
+/** `POST convert`. */
+export interface ConvertResponse {
+  output: string;
+  files: string[];
+  analysis: Analysis;
+}
+
+/** A run: `GET runs/{id}`, and the answer to `POST runs` and `DELETE runs/{id}`. */
+export interface Run {
+  id: string;
+  pipeline: string;
+  status: RunStatus;
+  /** seconds since the epoch */
+  created: number;
+  finished: number | null;
+  parameters: Record<string, unknown>;
+  stages: StageRun[];
+  /** the failing stage's error, when failed */
+  error: StageError | null;
+  models: RegisteredModel[];
+  warnings: string[];
+  /** the notebook, relative to the server root */
+  path: string | null;
+  mlflow: MlflowRun;
+  /** absent in `GET runs` listings */
+  log_tail?: string;
+}
+
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface StageRun {
+  name: string;
+  status: StageStatus;
+  /** seconds since the epoch */
+  started: number | null;
+  finished: number | null;
+  /** the executed notebook, in the run folder */
+  notebook: string | null;
+  /** its log, in the run folder */
+  log: string | null;
+  mlflow_run_id: string | null;
+  cached_from: string | null;
+  error: StageError | null;
+  /** what its `metrics` cell logged */
+  metrics: Record<string, number>;
+  duration: number | null;
+  cells: number[];
+  mlflow_url: string | null;
+  /** absent in `GET runs` listings */
+  log_tail?: string;
+}
+
+export type StageStatus =
+  'queued' | 'running' | 'done' | 'failed' | 'cached' | 'skipped' | 'cancelled';
+
+export interface StageError {
+  message: string;
+  /** 0-based index into the notebook's cells */
+  cell: number | null;
+  line: number | null;
+  /** e.g. "ValueError: boom" */
+  exception: string | null;
+  traceback: string | null;
+}
+
+export interface RegisteredModel {
+  name: string;
+  version: string;
+  variable: string;
+  stage: string;
+  uri: string;
+  alias_uri: string;
+  flavor: string;
+  url: string | null;
+}
+
+export interface MlflowRun {
+  tracking_uri: string | null;
+  experiment_id: string | null;
+  run_id: string | null;
+  url: string | null;
+}
+
+/** `GET runs`: newest first. */
+export interface RunList {
+  runs: Run[];
+}
+
+/** `POST verifications`. */
+export interface VerificationStarted {
+  id: string;
+}
+
+/** `GET verifications/{id}`. */
+export interface Verification {
+  id: string;
+  path: string | null;
+  status: VerificationStatus;
+  /** once the command has reported */
+  report: VerifyReport | null;
+  /** the command's one-paragraph error, when failed */
+  error: string | null;
+  [field: string]: unknown;
+}
+
+export type VerificationStatus = 'running' | 'identical' | 'divergent' | 'failed';
+
+/** What `jupyter-mlops verify --json` prints. */
+export interface VerifyReport {
+  notebook: string;
+  /** the runs kept to look into; '' when identical */
+  folder: string;
+  stages: number;
+  /** handed-over values compared */
+  values: number;
+  plain_seconds: number;
+  pipeline_seconds: number;
+  identical: boolean;
+  differences: VerifyDifference[];
+  [field: string]: unknown;
+}
+
+/** A value a stage hands on that is not what the notebook computed. */
+export interface VerifyDifference {
+  stage: string;
+  /** the handed-over name */
+  variable: string;
+  /** how to name it to a person */
+  label: string;
+  /** the stages that read it */
+  readers: string[];
+  /** the stage's last cell that sets it */
+  cell: number | null;
+  detail: string;
+  /** randomness the notebook itself doesn't reproduce */
+  unseeded: boolean;
+  [field: string]: unknown;
+}
+
+/** Every error our handlers answer, with its HTTP status. */
+export interface ErrorBody {
+  /** one sentence the UI can show */
+  message: string;
+  error: ErrorData;
+}
+
+/**
+ * The error as data (`MlopsError.data()`): its kind and message, and its own fields (a failed
+ * stage's `stage`, `cell`, `line`, say).
+ */
+export interface ErrorData {
+  /** the error's class, e.g. `NotFound`, `TooLarge` */
+  kind: string;
+  message: string;
+  [field: string]: unknown;
+}
