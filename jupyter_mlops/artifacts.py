@@ -270,6 +270,10 @@ def _link_or_copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
+def _sha256(data: memoryview) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
 class _Digest:
     """The content hash of one variable as it is written: its pickle bytes, plus its
     out-of-band buffers hashed in chunks on worker threads (hashlib lets go of the GIL), so
@@ -286,7 +290,7 @@ class _Digest:
         data = data.cast("B")
         for start in range(0, len(data), self.CHUNK):
             chunk = data[start : start + self.CHUNK]
-            self.chunks.append(self.pool.submit(lambda c=chunk: hashlib.sha256(c).digest()))
+            self.chunks.append(self.pool.submit(_sha256, chunk))
 
     def hexdigest(self) -> str:
         total = hashlib.sha256(self.pickled.digest())
@@ -364,12 +368,17 @@ class _Pickler(cloudpickle.Pickler):
             if codec is not None:
                 description, data = codec.encode(obj)
                 return decode, (codec.name, description, pickle.PickleBuffer(data))
-        if isinstance(obj, type | FunctionType) and getattr(obj, "__module__", "") == "__main__":
-            name = obj.__qualname__
-            if getattr(self.main, name, None) is obj:
-                pickled = cloudpickle.dumps(obj, protocol=5)
-                return notebook_object, (name, code_fingerprint(obj), pickled)
+        if isinstance(obj, type | FunctionType) and self._defined_in_notebook(obj):
+            pickled = cloudpickle.dumps(obj, protocol=5)
+            return notebook_object, (obj.__qualname__, code_fingerprint(obj), pickled)
         return super().reducer_override(obj)
+
+    def _defined_in_notebook(self, obj: type | FunctionType) -> bool:
+        """Whether `obj` is the notebook's own definition of its name (not a nested one, nor
+        one the name no longer holds)."""
+        if getattr(obj, "__module__", "") != "__main__":
+            return False
+        return getattr(self.main, obj.__qualname__, None) is obj
 
 
 def notebook_object(name: str, fingerprint: str, pickled: bytes) -> Any:

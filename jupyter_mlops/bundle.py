@@ -31,7 +31,7 @@ import nbformat
 from nbformat.v4.nbjson import writes as notebook_json
 
 from ._version import __version__
-from .analysis import Analysis, Stage, analyze_notebook, mapping
+from .analysis import Analysis, Stage, mapping
 from .errors import BadInput, NotebookError
 from .files import atomic_write
 from .notebooks import SourceNotebook
@@ -284,16 +284,23 @@ def reference_notebook(source: SourceNotebook, analysis: Analysis, store: str) -
     return nbformat.from_dict(notebook)
 
 
-def _cell(cell_type: str, source: str, metadata: dict[str, Any], cell_id: str) -> dict:
+def _cell(cell_type: str, source: str, metadata: dict[str, Any], cell_id: str) -> dict[str, Any]:
     """A cell as nbformat 4.5 lays it out. Built directly: nbformat's constructors validate
     every cell against the JSON schema, which dominated converting large notebooks."""
-    cell = {"cell_type": cell_type, "id": cell_id, "metadata": metadata, "source": source}
+    cell: dict[str, Any] = {
+        "cell_type": cell_type,
+        "id": cell_id,
+        "metadata": metadata,
+        "source": source,
+    }
     if cell_type == "code":
         cell.update(execution_count=None, outputs=[])
     return cell
 
 
-def _generated(kind: str, source: str, cell_type: str = "code", tags: list[str] | None = None):
+def _generated(
+    kind: str, source: str, cell_type: str = "code", tags: list[str] | None = None
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {"jupyter_mlops": {"generated": kind}}
     if tags:
         metadata["tags"] = tags
@@ -539,9 +546,3 @@ def _bundle_from_spec(spec: dict[str, Any], root: Path) -> Bundle:
         generator=spec.get("generator", ""),
         notebooks=notebooks,
     )
-
-
-def convert(source: SourceNotebook, out: str | Path) -> tuple[Analysis, Bundle]:
-    """Analyse and write the bundle: the whole of `jupyter-mlops convert`."""
-    analysis = analyze_notebook(source.nb, source.path)
-    return analysis, write_bundle(source, analysis, out)

@@ -35,7 +35,7 @@ import re
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -345,7 +345,7 @@ def _bound_names(node: ast.AST) -> set[str]:
     return bound
 
 
-def _loaded_names(nodes: list[ast.AST]) -> list[tuple[str, int]]:
+def _loaded_names(nodes: Sequence[ast.AST]) -> list[tuple[str, int]]:
     found = []
     for node in nodes:
         for child in ast.walk(node):
@@ -690,7 +690,7 @@ class _Collector:
         if not isinstance(node, ast.Name):
             self.expr(node)
 
-    def _effect(self, dotted: str | None, node: ast.AST) -> None:
+    def _effect(self, dotted: str | None, node: ast.stmt | ast.expr) -> None:
         """Record a call or assignment that may change process-wide state (classified later,
         once the notebook's imports are known). What would replay it: the call alone (its
         statement may bind names the replay must not rebind), or an assignment into a
@@ -826,7 +826,7 @@ class _Collector:
         finally:
             self.calls = calls
 
-    def expr_nodes(self, nodes: list[ast.AST]) -> None:
+    def expr_nodes(self, nodes: Sequence[ast.AST]) -> None:
         for node in nodes:
             self.expr(node)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import metadata
 
@@ -11,7 +12,7 @@ OWN_DISTRIBUTION = "jupyter-mlops"
 
 
 @lru_cache(maxsize=1)
-def _module_distributions() -> dict[str, list[str]]:
+def _module_distributions() -> Mapping[str, list[str]]:
     return metadata.packages_distributions()
 
 

@@ -174,7 +174,7 @@ def _docstring(**values: str) -> str:
     """DOCSTRING filled in and wrapped: names and paths of any length stay within the lines."""
     # Names come from notebook metadata: keep a backslash or quotes from ending the docstring.
     safe = {k: printable(v.replace("\\", "\\\\").replace('"', '\\"')) for k, v in values.items()}
-    blocks = []
+    blocks: list[str] = []
     for number, paragraph in enumerate(DOCSTRING):
         item = paragraph.startswith("- ")
         text = textwrap.fill(
