@@ -120,6 +120,16 @@ def _output_option(help_text: str) -> Callable[[Any], Any]:
     )
 
 
+def _runs_dir_option(help_text: str) -> Callable[[Any], Any]:
+    return click.option(
+        "--runs-dir",
+        type=click.Path(path_type=Path),
+        default=DEFAULT_RUNS_ROOT,
+        show_default=True,
+        help=help_text,
+    )
+
+
 def _fail(message: str, code: int, notebook: str | None = None) -> None:
     click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
     if notebook:
@@ -202,13 +212,7 @@ def convert(notebook: Path, out: Path) -> None:
     metavar="SECONDS",
     help="Stop a stage that runs longer than this.",
 )
-@click.option(
-    "--runs-dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_RUNS_ROOT,
-    show_default=True,
-    help="Where run folders are created.",
-)
+@_runs_dir_option("Where run folders are created.")
 @click.option(
     "--no-cache",
     is_flag=True,
@@ -276,13 +280,7 @@ def run(
 @click.argument("notebook", type=click.Path(path_type=Path))
 @JOBS_OPTION
 @click.option("--kernel", help="Kernelspec to run the notebook and the stages with.")
-@click.option(
-    "--runs-dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_RUNS_ROOT,
-    show_default=True,
-    help="Where the two runs are made (kept when they differ).",
-)
+@_runs_dir_option("Where the two runs are made (kept when they differ).")
 @click.option("--keep", is_flag=True, help="Keep the runs even when they are identical.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(
@@ -363,13 +361,7 @@ def begin(
 @click.argument("stage_name", metavar="STAGE")
 @SCHEDULED_RUN_OPTIONS
 @click.option("--kernel", help="Kernelspec to run the stage with.")
-@click.option(
-    "--runs-dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_RUNS_ROOT,
-    show_default=True,
-    help="Where this task's run folder goes.",
-)
+@_runs_dir_option("Where this task's run folder goes.")
 def stage(
     pipeline: Path,
     stage_name: str,
