@@ -19,14 +19,12 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +63,7 @@ from .runstate import (
 )
 from .scheduling import OPEN, Schedule, outside_producers, select_stages
 from .stage import StageJob, Watchdog, execute, render_html
+from .stopping import StopFlag, stop_requests
 
 DEFAULT_RUNS_ROOT = Path("mlops-runs")
 Listener = Callable[[RunState, str | None], None]
@@ -141,7 +140,7 @@ class PipelineRunner:
             self.earlier = self.reuse.find_earlier(producers, self.run_dir)
         self._kernels: dict[str, StageKernelManager] = {}
         self._stopping = threading.Event()
-        self._stop_requested = _Flag()
+        self._stop_requested = StopFlag()
         self._stop_reason: str | None = None  # why, when it wasn't a Ctrl-C or a cancel
         self._reaper = Reaper()
         self._lock = threading.Lock()
@@ -158,7 +157,7 @@ class PipelineRunner:
         Nothing is written before this is called: the constructor only checks the request.
         """
         try:
-            with _stop_requests(self._stop_requested), stop_with_owner(self._owner_ended):
+            with stop_requests(self._stop_requested), stop_with_owner(self._owner_ended):
                 # A cancel while the run starts (connecting to MLflow) is honoured once the
                 # parent run exists, so that it ends FAILED rather than RUNNING.
                 self.start()
@@ -638,44 +637,3 @@ class _Launch:
     decision: str | None = None  # "cached" or "skip": stopped at the gate, never ran
     hit: CachedStage | None = None
     watchdog: Watchdog = field(default_factory=lambda: Watchdog(None))
-
-
-class _Flag:
-    """A flag a signal handler may set: a plain attribute, no lock a handler could deadlock on."""
-
-    def __init__(self) -> None:
-        self._set = False
-
-    def set(self) -> None:
-        self._set = True
-
-    def is_set(self) -> bool:
-        return self._set
-
-
-@contextmanager
-def _stop_requests(flag: _Flag) -> Iterator[None]:
-    """Ctrl-C and SIGTERM (a cancel from the Jupyter server or the widget, a CI timeout)
-    ask the scheduling loop to stop; a second Ctrl-C (a person insisting) stops it at once,
-    while SIGTERMs repeated by programs (a cancel, then a server's shutdown) change nothing.
-
-    Raising KeyboardInterrupt from the handler, wherever the main thread happens to be,
-    could leave a lock of `concurrent.futures.wait` taken (the handler ran between two of
-    its acquisitions), and the run would then wait forever for its stages. The flag is
-    read by the loop between two of its steps instead.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def request(signum: int, frame: Any) -> None:
-        if flag.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # asked twice: the user means now
-        flag.set()
-
-    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
