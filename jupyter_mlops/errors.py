@@ -44,6 +44,15 @@ class BadInput(MlopsError):
     exit_code = 2
 
 
+class BadRequest(BadInput):
+    """A REST request body the server can't use; `problems` names each field and what is
+    wrong with it, for a form to mark them."""
+
+    def __init__(self, message: str, problems: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
 class NotebookError(BadInput):
     """The notebook file can't be read, or its tagging has errors."""
 

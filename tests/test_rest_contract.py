@@ -13,7 +13,14 @@ import pytest
 from conftest import ROOT, code, notebook, wait_for, write
 from pydantic import BaseModel
 
-from jupyter_mlops.errors import BadInput, MlopsError, NotFound, StageFailed, TrackingLost
+from jupyter_mlops.errors import (
+    BadInput,
+    BadRequest,
+    MlopsError,
+    NotFound,
+    StageFailed,
+    TrackingLost,
+)
 from jupyter_mlops.parameters import standard_json
 from jupyter_mlops.server import apidoc
 from jupyter_mlops.server.handlers import _Handler
@@ -72,6 +79,8 @@ def test_errors_carry_their_fields_as_data_across_processes():
     assert pickle.loads(pickle.dumps(failed)).data() == expected
     assert TrackingLost("refused").data()["reason"] == "refused"
     assert BadInput("no").data() == {"kind": "BadInput", "message": "no"}
+    problems = [{"field": "jobs", "message": "too many"}]
+    assert pickle.loads(pickle.dumps(BadRequest("bad", problems))).data()["problems"] == problems
     assert isinstance(pickle.loads(pickle.dumps(NotFound("gone"))), MlopsError)
 
 
@@ -161,7 +170,14 @@ class _Api:
         ("GET", ("runs", "20261127-101500-3fa2c1"), None, 404, "NotFound"),
         ("GET", ("runs", "not-a-run"), None, 400, "BadInput"),
         ("POST", ("runs",), {"path": "../outside.ipynb"}, 403, "OutsideRoot"),
-        ("POST", ("runs",), {"path": "work/small.ipynb", "jobs": 0}, 400, "BadInput"),
+        ("POST", ("runs",), {"path": "work/small.ipynb", "jobs": 0}, 400, "BadRequest"),
+        (
+            "POST",
+            ("runs",),
+            {"path": "work/small.ipynb", "parameters": {"rows": "x"}},
+            400,
+            "BadInput",
+        ),
         ("POST", ("analyze",), {"path": "work/missing.ipynb"}, 404, "NotFound"),
         ("GET", ("verifications", "nope"), None, 404, "NotFound"),
     ],
@@ -173,6 +189,11 @@ async def test_errors_answer_their_status_and_data(
     error = _is(ErrorBody, await _answer(jp_fetch, method, *path, body=body, expect=status))
     assert error["error"]["kind"] == kind
     assert error["error"]["message"] == error["message"] and error["message"]
+    if kind == "BadRequest":  # which field, for a form to mark
+        assert error["error"]["problems"] == [
+            {"field": "jobs", "message": "Input should be greater than or equal to 1"}
+        ]
+        assert error["message"] == "bad request: jobs: Input should be greater than or equal to 1"
 
 
 @pytest.fixture(scope="module")

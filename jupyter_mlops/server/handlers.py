@@ -22,6 +22,7 @@ from tornado import web
 from .._version import __version__
 from ..errors import (
     BadInput,
+    BadRequest,
     Conflict,
     MlopsError,
     NotFound,
@@ -124,17 +125,18 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
         try:
             data = json.loads(self.request.body or b"{}")
         except (ValueError, RecursionError):
-            raise BadInput("the request body is not JSON (or is nested too deeply)") from None
+            raise BadRequest("the request body is not JSON (or is nested too deeply)") from None
         try:
             return model.model_validate(data)
         except RecursionError:
-            raise BadInput("the request body is nested too deeply") from None
+            raise BadRequest("the request body is nested too deeply") from None
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+            problems = [
+                {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
                 for e in error.errors()
-            )
-            raise BadInput(f"bad request: {problems}") from None
+            ]
+            listed = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+            raise BadRequest(f"bad request: {listed}", problems) from None
 
     def notebook_path(self, relative: str) -> Path:
         path = resolve_in_root(self.root, relative)

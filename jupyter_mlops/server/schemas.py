@@ -328,7 +328,7 @@ class Verification(_Report):
 
 class ErrorData(_Reply):
     """The error as data (`MlopsError.data()`): its kind and message, and its own fields
-    (a failed stage's `stage`, `cell`, `line`, say)."""
+    (a bad request's `problems`: each field and what is wrong with it, say)."""
 
     model_config = ConfigDict(extra="allow")
 

@@ -283,8 +283,8 @@ export interface ErrorBody {
 }
 
 /**
- * The error as data (`MlopsError.data()`): its kind and message, and its own fields (a failed
- * stage's `stage`, `cell`, `line`, say).
+ * The error as data (`MlopsError.data()`): its kind and message, and its own fields (a bad
+ * request's `problems`: each field and what is wrong with it, say).
  */
 export interface ErrorData {
   /** the error's class, e.g. `NotFound`, `TooLarge` */
