@@ -10,16 +10,18 @@ import click
 from .analysis import Analysis, Diagnostic
 from .run.runstate import CACHED, CANCELLED, DONE, FAILED, RUNNING, SKIPPED, RunState
 from .state import value_name
+from .status_symbols import STATUS_SYMBOLS
 from .tracking import without_credentials
 from .verify import Difference, VerifyReport
 
-_STATUS_STYLE = {
-    RUNNING: ("▸", "cyan"),
-    DONE: ("✓", "green"),
-    CACHED: ("=", "blue"),
-    FAILED: ("✗", "red"),
-    SKIPPED: ("-", "yellow"),
-    CANCELLED: ("■", "yellow"),
+# The statuses a progress line is printed for (a queued stage has none), in click's colours.
+_STATUS_COLOURS = {
+    RUNNING: "cyan",
+    DONE: "green",
+    CACHED: "blue",
+    FAILED: "red",
+    SKIPPED: "yellow",
+    CANCELLED: "yellow",
 }
 
 
@@ -167,10 +169,10 @@ class ProgressPrinter:
 
     def __call__(self, state: RunState, stage: str | None) -> None:
         for entry in state.stages:
-            if self.seen.get(entry.name) == entry.status or entry.status not in _STATUS_STYLE:
+            if self.seen.get(entry.name) == entry.status or entry.status not in _STATUS_COLOURS:
                 continue
             self.seen[entry.name] = entry.status
-            symbol, colour = _STATUS_STYLE[entry.status]
+            symbol, colour = STATUS_SYMBOLS[entry.status], _STATUS_COLOURS[entry.status]
             duration = entry.duration
             timing = f" {duration:.1f}s" if entry.status != RUNNING and duration else ""
             note = f" (outputs from {entry.cached_from})" if entry.status == CACHED else ""

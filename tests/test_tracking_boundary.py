@@ -86,3 +86,13 @@ def test_importing_does_not_load_mlflow(module: str) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == "[]", f"importing {module} loads {result.stdout.strip()}"
+
+
+def test_logging_a_model_in_a_stage_kernel_imports_no_notebook_machinery() -> None:
+    """The kernel imports `tracking.models`: the package must not drag in nbformat and
+    jsonschema (seconds on a busy machine) through the runner-side modules' types."""
+    code = "import sys, jupyter_mlops.tracking.models; print('nbformat' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "False"

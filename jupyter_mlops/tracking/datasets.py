@@ -7,10 +7,11 @@ nothing is loaded to describe it.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..analysis import Stage
-from ..artifacts import StageRecord, VariableInfo
+if TYPE_CHECKING:
+    from ..analysis import Stage
+    from ..artifacts import StageRecord, VariableInfo
 
 _NUMPY_TO_MLFLOW = {
     "float64": "double",

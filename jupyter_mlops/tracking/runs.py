@@ -17,15 +17,17 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..analysis import Stage
-from ..artifacts import StageRecord
-from ..bundle import Bundle
 from .card import param_text
 from .client import TAG_PREFIX, connect, open_client, without_credentials
 from .datasets import dataset_inputs
 from .registry import RegisteredModel, register_models
+
+if TYPE_CHECKING:  # only named: importing them (nbformat...) would cost every stage kernel
+    from ..analysis import Stage
+    from ..artifacts import StageRecord
+    from ..bundle import Bundle
 
 
 def git_info(path: Path | None) -> dict[str, str]:

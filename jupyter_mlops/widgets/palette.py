@@ -8,6 +8,7 @@ on its cells and in this panel. Keep the two lists in step.
 from __future__ import annotations
 
 from ..run.runstate import CACHED, CANCELLED, DONE, FAILED, QUEUED, RUNNING, SKIPPED
+from ..status_symbols import STATUS_SYMBOLS
 
 STAGE_COLORS = (
     "#3566a8",  # blue
@@ -20,16 +21,17 @@ STAGE_COLORS = (
     "#7d6418",  # ochre
 )
 
-# stage status -> (symbol, text colour); the symbol keeps the status readable without colour
-STATUS_STYLE = {
-    QUEUED: ("○", "#757575"),
-    RUNNING: ("▸", "#1565c0"),
-    DONE: ("✓", "#2e7d32"),
-    CACHED: ("=", "#3566a8"),
-    FAILED: ("✗", "#c62828"),
-    SKIPPED: ("-", "#b26a00"),
-    CANCELLED: ("■", "#b26a00"),
+_STATUS_COLORS = {
+    QUEUED: "#757575",
+    RUNNING: "#1565c0",
+    DONE: "#2e7d32",
+    CACHED: "#3566a8",
+    FAILED: "#c62828",
+    SKIPPED: "#b26a00",
+    CANCELLED: "#b26a00",
 }
+# stage status -> (symbol, text colour); the symbols are the terminal's (status_symbols.py)
+STATUS_STYLE = {status: (STATUS_SYMBOLS[status], color) for status, color in _STATUS_COLORS.items()}
 
 ERROR_COLOR = "#c62828"
 WARNING_COLOR = "#b26a00"
