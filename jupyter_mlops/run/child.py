@@ -1,24 +1,37 @@
-"""Starting a run in a child process, as the Jupyter server and the widget panel do.
+"""A run as a child process: what the Jupyter server and the widget panel share.
 
 The request is checked here with the same code the command uses (tagging, parameter types,
 stage names, reusable outputs), so a bad request is refused before any process starts, and
 the child is simply the `jupyter-mlops run` command, behaving exactly as in a terminal.
+
+Both owners of such a child (the server, on its event loop; a kernel's panels, from
+threads) take from here everything that is not about asyncio or threads: how the child is
+spawned (`child_arguments`), which runs may start now (`RunQueue`, a pure FIFO decision
+each owner drives under its own lock or loop), how a run ended (`run_end`) and the end of
+its log (`read_log_end`, `last_line`). This module runs in the owner's process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
 import sys
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..analysis import analyze_notebook
 from ..bundle import bundle_for, raise_for_errors
 from ..notebooks import read_notebook
 from ..parameters import resolve, values_json_text
+from .orphans import owner_environment
 from .runner import PipelineRunner, RunOptions, new_run_id
+from .runstate import RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, RunState
 
 RUNNER_LOG = "runner.log"
+LOG_END_BYTES = 4000  # enough for the last words of a command that refused a run
 
 
 @dataclass(frozen=True)
@@ -84,3 +97,176 @@ def prepare_run(
     for stage in options.only:
         command += ["--only", stage]
     return PreparedRun(run_id, folder, analysis.settings.pipeline, command, tracking_uri)
+
+
+# --- spawning ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def child_arguments(prepared: PreparedRun, cwd: Path) -> Iterator[dict[str, Any]]:
+    """The keyword arguments that start `prepared.command` (for ``subprocess.Popen`` and
+    ``asyncio.create_subprocess_exec`` alike), its log open for the child while in the block.
+
+    The child writes stdout and stderr to the run's runner.log. It stops with this process
+    however this process ends (SIGKILL included): the runner watches the owner that
+    ``owner_environment`` names, and stops as a cancel does. It has a session of its own,
+    so a Ctrl-C meant for its owner (a kernel interrupted, a server's "shut down?" prompt)
+    doesn't stop it: only a cancel (SIGTERM) or its owner's end do.
+    """
+    with open(prepared.log, "wb") as log:
+        yield {
+            "cwd": cwd,
+            "env": owner_environment(),
+            "stdout": log,
+            "stderr": subprocess.STDOUT,
+            "stdin": subprocess.DEVNULL,
+            "start_new_session": True,
+        }
+
+
+def start_error(error: OSError) -> str:
+    """Why a child could not be spawned (its folder removed meanwhile, say)."""
+    return f"the run could not start: {error}"
+
+
+# --- which runs may start ---------------------------------------------------------------
+
+K = TypeVar("K", bound=Hashable)
+
+
+class RunQueue(Generic[K]):
+    """At most `size` runs at once; the others wait in the order they came, and a waiting
+    run can be cancelled.
+
+    Decisions only, no thread or event loop inside: the server drives it from its event
+    loop, a kernel's panels from threads under one lock. A run takes its slot when it is
+    `started` (before its process is spawned, so owners that overlap while a process
+    starts never exceed `size`) and gives it back when `finished`.
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"at most {size} runs at once: give at least 1")
+        self.size = size
+        self._waiting: list[K] = []
+        self._running: set[K] = set()
+
+    def enqueue(self, key: K) -> None:
+        """`key` waits for a slot, behind those already waiting."""
+        if key in self._running or key in self._waiting:
+            raise ValueError(f"{key!r} is already queued or running")
+        self._waiting.append(key)
+
+    def next(self) -> K | None:
+        """The run that may start now: the oldest waiting one, if a slot is free."""
+        if self._waiting and len(self._running) < self.size:
+            return self._waiting[0]
+        return None
+
+    def ready(self, key: K) -> bool:
+        """Whether `key` may start now."""
+        return self._waiting != [] and self.next() == key
+
+    def started(self, key: K) -> None:
+        """`key` leaves the queue and takes a slot; it must be the one `next` gives."""
+        if not self.ready(key):
+            raise ValueError(f"{key!r} is not the run that may start now")
+        self._waiting.pop(0)
+        self._running.add(key)
+
+    def finished(self, key: K) -> None:
+        """`key` gives its slot back (its process ended, or could not be spawned)."""
+        if key not in self._running:
+            raise ValueError(f"{key!r} is not running")
+        self._running.remove(key)
+
+    def cancel(self, key: K) -> bool:
+        """Take `key` out of the queue; False when it isn't waiting (running, or unknown)."""
+        if key not in self._waiting:
+            return False
+        self._waiting.remove(key)
+        return True
+
+    def cancel_all(self) -> list[K]:
+        """Empty the queue (its owner is stopping); the runs that were waiting, oldest first."""
+        waiting, self._waiting = self._waiting, []
+        return waiting
+
+    def waiting(self, key: K) -> bool:
+        return key in self._waiting
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    @property
+    def full(self) -> bool:
+        return len(self._running) >= self.size
+
+
+# --- how it ended -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    status: str  # succeeded, failed or cancelled
+    state: RunState | None  # None when the command stopped before the run began
+    message: str | None  # why it failed or was cancelled
+
+
+def run_end(
+    state: RunState | None,
+    *,
+    cancelled: bool,
+    spawned: bool,
+    log_end: str = "",
+    returncode: int | None = None,
+    error: str | None = None,
+) -> RunEnd:
+    """How a run in a child process ended, once its process has ended (or never will).
+
+    `state` is its run.json as ``history.load_run`` reads it (which marks a run whose
+    runner died failed), None when the command stopped before writing one; `cancelled`
+    whether its owner asked it to stop; `spawned` whether its process was started;
+    `log_end` the end of its runner.log (as the caller may show it: the server masks
+    secrets), whose last line says why a command refused the run; `error` why its process
+    could not be spawned.
+    """
+    if state is not None:
+        status = state.status
+        if status == RUN_RUNNING:  # it exited before writing its end
+            status = RUN_CANCELLED if cancelled else RUN_FAILED
+        return RunEnd(status, state, state.error.message if state.error else None)
+    if error is not None:
+        return RunEnd(RUN_FAILED, None, error)
+    if cancelled:
+        when = "before it started" if spawned else "while queued"
+        return RunEnd(RUN_CANCELLED, None, f"the run was cancelled {when}")
+    code = "" if returncode is None else f" with code {returncode}"
+    return RunEnd(
+        RUN_FAILED,
+        None,
+        last_line(log_end) or f"the run command exited{code} before the run began",
+    )
+
+
+# --- its log ----------------------------------------------------------------------------
+
+
+def read_log_end(path: str | os.PathLike[str], size: int = LOG_END_BYTES) -> tuple[str, bool]:
+    """The last `size` bytes of a log, decoded (a broken character replaced), and whether
+    that is less than the whole log; ("", False) when it can't be read."""
+    try:
+        with open(path, "rb") as stream:
+            start = max(0, stream.seek(0, os.SEEK_END) - size)
+            stream.seek(start)
+            data = stream.read()
+    except OSError:
+        return "", False
+    return data.decode("utf-8", errors="replace"), start > 0
+
+
+def last_line(text: str) -> str:
+    """A log's last words, e.g. `error: ...` when the command refused the run."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""

@@ -1,0 +1,180 @@
+"""The decisions shared by the server's runs and the widget's: no process is started here.
+
+The FIFO of runs waiting for a slot (`RunQueue`), how a run in a child process ended
+(`run_end`) and the end of its log. The processes themselves are tested through their
+owners: tests/test_server*.py, tests/test_widgets.py, tests/test_orphans.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jupyter_mlops.run.child import RunQueue, last_line, read_log_end, run_end
+from jupyter_mlops.run.runstate import (
+    RUN_CANCELLED,
+    RUN_FAILED,
+    RUN_RUNNING,
+    RUN_SUCCEEDED,
+    RunState,
+    StageError,
+)
+
+
+def state(status: str, message: str | None = None) -> RunState:
+    return RunState(
+        id="20260101-000000-abcd",
+        pipeline="p",
+        run_dir="/nowhere",
+        status=status,
+        created=0.0,
+        error=StageError(message) if message else None,
+    )
+
+
+# --- RunQueue ---------------------------------------------------------------------------
+
+
+def queue_of(size: int, keys: str) -> RunQueue[str]:
+    """A queue of `size` slots where each letter of `keys` waits, in order."""
+    queue: RunQueue[str] = RunQueue(size)
+    for key in keys:
+        queue.enqueue(key)
+    return queue
+
+
+def test_runs_start_in_the_order_they_came_up_to_the_limit():
+    queue = queue_of(2, "abc")
+    assert queue.next() == "a" and queue.ready("a") and not queue.ready("b")
+    queue.started("a")
+    queue.started("b")
+    assert queue.running == 2 and queue.full
+    assert queue.next() is None and not queue.ready("c")  # it waits
+    queue.finished("a")
+    assert queue.next() == "c"
+    queue.started("c")
+    assert queue.next() is None and queue.running == 2
+
+
+def test_a_run_takes_its_slot_when_started_so_overlapping_starts_keep_the_limit():
+    """The server awaits the spawn of a run it took out of the queue: a second caller
+    meanwhile must not see a free slot."""
+    queue = queue_of(1, "ab")
+    queue.started("a")  # being spawned, no process yet
+    assert queue.next() is None
+
+
+def test_only_the_run_whose_turn_it_is_can_start():
+    queue = queue_of(1, "ab")
+    with pytest.raises(ValueError, match="not the run that may start now"):
+        queue.started("b")
+    queue.started("a")
+    with pytest.raises(ValueError, match="not the run that may start now"):
+        queue.started("b")  # no slot free
+
+
+def test_a_waiting_run_can_be_cancelled_and_the_next_moves_up():
+    queue = queue_of(1, "abc")
+    queue.started("a")
+    assert queue.cancel("b") and queue.waiting("c") and not queue.waiting("b")
+    assert not queue.cancel("b")  # once
+    assert not queue.cancel("a")  # a running run isn't the queue's to cancel
+    queue.finished("a")
+    assert queue.next() == "c"
+
+
+def test_cancelling_the_first_in_line_lets_the_next_start():
+    queue = queue_of(1, "ab")
+    assert queue.cancel("a")
+    assert queue.ready("b")
+
+
+def test_cancel_all_empties_the_queue_oldest_first_and_keeps_the_running():
+    queue = queue_of(1, "abc")
+    queue.started("a")
+    assert queue.cancel_all() == ["b", "c"]
+    assert queue.next() is None and queue.running == 1
+    queue.finished("a")
+    assert queue.next() is None and queue.running == 0
+
+
+def test_a_slot_is_given_back_once_and_a_run_is_queued_once():
+    queue = queue_of(1, "a")
+    with pytest.raises(ValueError, match="already queued or running"):
+        queue.enqueue("a")
+    queue.started("a")
+    with pytest.raises(ValueError, match="already queued or running"):
+        queue.enqueue("a")
+    queue.finished("a")
+    with pytest.raises(ValueError, match="is not running"):
+        queue.finished("a")
+
+
+def test_any_hashable_ticket_works_as_the_widget_uses_its_run_objects():
+    first, second = object(), object()
+    queue: RunQueue[object] = RunQueue(1)
+    queue.enqueue(first)
+    queue.enqueue(second)
+    queue.started(first)
+    assert not queue.ready(second)
+    queue.finished(first)
+    assert queue.ready(second)
+
+
+def test_a_queue_needs_at_least_one_slot():
+    with pytest.raises(ValueError, match="give at least 1"):
+        RunQueue(0)
+
+
+# --- run_end ----------------------------------------------------------------------------
+
+
+def test_the_end_is_run_json_when_there_is_one():
+    end = run_end(state(RUN_FAILED, "boom"), cancelled=False, spawned=True, log_end="x")
+    assert (end.status, end.message) == (RUN_FAILED, "boom")
+    end = run_end(state(RUN_SUCCEEDED), cancelled=False, spawned=True)
+    assert (end.status, end.message) == (RUN_SUCCEEDED, None)
+    assert end.state is not None and end.state.status == RUN_SUCCEEDED
+
+
+def test_a_run_that_ended_while_run_json_says_running_failed_unless_it_was_cancelled():
+    killed = run_end(state(RUN_RUNNING), cancelled=False, spawned=True, returncode=-9)
+    assert killed.status == RUN_FAILED
+    cancelled = run_end(state(RUN_RUNNING), cancelled=True, spawned=True, returncode=-15)
+    assert cancelled.status == RUN_CANCELLED
+
+
+def test_a_run_cancelled_before_it_had_a_run_json():
+    queued = run_end(None, cancelled=True, spawned=False)
+    assert (queued.status, queued.message) == (RUN_CANCELLED, "the run was cancelled while queued")
+    starting = run_end(None, cancelled=True, spawned=True, returncode=-15)
+    assert starting.status == RUN_CANCELLED
+    assert starting.message == "the run was cancelled before it started"
+
+
+def test_a_run_that_could_not_be_spawned_failed_with_why():
+    end = run_end(None, cancelled=False, spawned=False, error="the run could not start: gone")
+    assert (end.status, end.message) == (RUN_FAILED, "the run could not start: gone")
+
+
+def test_a_command_that_refused_the_run_failed_with_its_last_words_or_its_exit_code():
+    log = "usage: ...\nerror: no such stage `x`\n\n"
+    refused = run_end(None, cancelled=False, spawned=True, log_end=log, returncode=2)
+    assert (refused.status, refused.message) == (RUN_FAILED, "error: no such stage `x`")
+    silent = run_end(None, cancelled=False, spawned=True, log_end=" \n", returncode=1)
+    assert silent.message == "the run command exited with code 1 before the run began"
+
+
+# --- the log ----------------------------------------------------------------------------
+
+
+def test_the_end_of_a_log_and_whether_it_was_cut(tmp_path: Path):
+    log = tmp_path / "runner.log"
+    log.write_bytes(b"first\n" + "é".encode() * 10 + b"\nlast line  \n\n")
+    whole, cut = read_log_end(log)
+    assert not cut and whole.startswith("first") and last_line(whole) == "last line"
+    end, cut = read_log_end(log, size=13)  # begins inside a two-byte character
+    assert cut and end.endswith("last line  \n\n") and "first" not in end
+    assert read_log_end(tmp_path / "missing.log") == ("", False)
+    assert last_line("") == "" and last_line("\n  \n") == ""
