@@ -20,9 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from ..bundle import read_bundle
-from ..run.child import RUNNER_LOG, PreparedRun, prepare_run
+from ..run.child import (
+    RUNNER_LOG,
+    PreparedRun,
+    RunEnd,
+    RunQueue,
+    child_arguments,
+    prepare_run,
+    run_end,
+    start_error,
+)
 from ..run.history import find_run, load_run, run_folders, runner_alive
-from ..run.orphans import owner_environment
 from ..run.runstate import (
     RUN_CANCELLED,
     RUN_FAILED,
@@ -65,6 +73,23 @@ class Launch:
     def running(self) -> bool:
         return self.starting or (self.process is not None and self.process.returncode is None)
 
+    @property
+    def ended(self) -> bool:
+        """It won't run (any more): its process ended or could not be spawned."""
+        return self.start_error is not None or (self.process is not None and not self.running)
+
+    def end(self, state: RunState | None, log_end: str) -> RunEnd:
+        """How it ended (once `ended`, or `cancelled`), by the rule the widget uses too;
+        `state` is its run.json if it has one, `log_end` its runner.log's end as shown."""
+        return run_end(
+            state,
+            cancelled=self.cancelled,
+            spawned=self.process is not None,
+            log_end=log_end,
+            returncode=self.process.returncode if self.process else None,
+            error=self.start_error,
+        )
+
 
 class RunManager:
     def __init__(
@@ -81,7 +106,7 @@ class RunManager:
         self.links = links
         self.max_running = max_running or os.cpu_count() or 1
         self.launches: dict[str, Launch] = {}
-        self.queue: list[str] = []  # run ids waiting for a slot, oldest first
+        self.queue: RunQueue[str] = RunQueue(self.max_running)  # by run id
 
     # --- starting -----------------------------------------------------------------------
 
@@ -109,43 +134,38 @@ class RunManager:
         )
         launch = Launch(prepared, relative_to_root(self.root, notebook), time.time())
         self.launches[prepared.run_id] = launch
-        self.queue.append(prepared.run_id)
+        self.queue.enqueue(prepared.run_id)
         await self._start_queued()
         return prepared.run_id
 
     async def _start_queued(self) -> None:
-        # A launch counts as running from the moment it leaves the queue (`starting`), so
+        # A run takes its slot as it leaves the queue, before the await that spawns it, so
         # calls that overlap while a process is spawned never start more than the limit.
-        while self.queue and self._running() < self.max_running:
-            launch = self.launches[self.queue.pop(0)]
+        while (run_id := self.queue.next()) is not None:
+            self.queue.started(run_id)
+            launch = self.launches[run_id]
             launch.starting = True
             try:
-                with open(launch.prepared.log, "wb") as log:
+                with child_arguments(launch.prepared, self.root) as arguments:
                     launch.process = await asyncio.create_subprocess_exec(
-                        *launch.prepared.command,
-                        cwd=self.root,
-                        stdout=log,
-                        stderr=asyncio.subprocess.STDOUT,
-                        stdin=asyncio.subprocess.DEVNULL,
-                        # If this server dies without stopping its runs (SIGKILL, a handler
-                        # that exits at once), they stop themselves: cancelled, MLflow FAILED.
-                        env=owner_environment(),
+                        *launch.prepared.command, **arguments
                     )
             except OSError as error:  # its folder was removed meanwhile, say
-                launch.start_error = f"the run could not start: {error}"
+                launch.start_error = start_error(error)
+                self.queue.finished(run_id)
                 continue
             finally:
                 launch.starting = False
             if launch.cancelled:  # cancelled while it was being started
                 launch.process.send_signal(signal.SIGTERM)
-            launch.waiter = asyncio.create_task(self._next_when_done(launch.process))
+            launch.waiter = asyncio.create_task(self._next_when_done(run_id, launch.process))
 
-    async def _next_when_done(self, process: asyncio.subprocess.Process) -> None:
-        await process.wait()
+    async def _next_when_done(self, run_id: str, process: asyncio.subprocess.Process) -> None:
+        try:
+            await process.wait()
+        finally:  # its slot is free even when stop_all cancels this wait
+            self.queue.finished(run_id)
         await self._start_queued()
-
-    def _running(self) -> int:
-        return sum(launch.running for launch in self.launches.values())
 
     # --- reading ------------------------------------------------------------------------
 
@@ -291,8 +311,7 @@ class RunManager:
         Returns False when the run has already finished.
         """
         launch = self.launches.get(run_id)
-        if launch is not None and run_id in self.queue:
-            self.queue.remove(run_id)
+        if launch is not None and self.queue.cancel(run_id):
             launch.cancelled = True
             return True
         if launch is not None and launch.starting:  # stopped once its process exists
@@ -313,9 +332,8 @@ class RunManager:
 
     async def stop_all(self, timeout: float = 20) -> None:
         """On server shutdown, stop the runs it started, leaving no kernel behind."""
-        for run_id in self.queue:
+        for run_id in self.queue.cancel_all():
             self.launches[run_id].cancelled = True
-        self.queue.clear()
         running = [
             launch.process
             for launch in self.launches.values()
