@@ -57,8 +57,11 @@ def outcome_html(
     if state is not None and status == RUN_SUCCEEDED:
         return _success(state, links)
     if status == RUN_CANCELLED:
-        why = "its kernels were stopped" if state is not None else (message or "it never started")
-        parts = [_coloured(WARNING_COLOR, f"■ run cancelled: {escape(why)}")]
+        if state is not None:
+            text = "run cancelled: its kernels were stopped"
+        else:  # e.g. "the run was cancelled while queued"
+            text = message or "the run was cancelled before it started"
+        parts = [_coloured(WARNING_COLOR, f"■ {escape(text)}")]
     else:
         parts = [_coloured(ERROR_COLOR, f"✗ {escape(message or 'the run failed')}")]
     if state is None:

@@ -18,14 +18,14 @@ from traitlets import Unicode
 from ..analysis import Analysis, analyze_notebook
 from ..errors import MlopsError
 from ..notebooks import SourceNotebook, read_notebook
-from ..run.child import prepare_run
+from ..run.child import RunEnd, prepare_run
 from ..run.runstate import QUEUED, RUN_RUNNING, RUN_SUCCEEDED, RunState
 from ..tracking import MlflowLinks, resolve_tracking_uri
 from . import messages
 from .form import ParameterForm
 from .locate import this_notebook
 from .stages import StageTable
-from .watch import RunEnd, RunProcess
+from .watch import RunProcess
 
 IDLE = "idle"
 WHOLE_PIPELINE = "all stages"

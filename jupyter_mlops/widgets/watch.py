@@ -1,9 +1,11 @@
 """A run in a child process, followed from a background thread through its run.json.
 
-The run is the `jupyter-mlops run` command that ``launcher.prepare_run`` builds, so it
-behaves as in a terminal, and a crash in it (or in a library it loads) can't take the kernel
-down. Following it is polling ``history.load_run``: the runner rewrites run.json at every
-change, and reading it is how every other view of a run (CLI, server) works too.
+The run is the `jupyter-mlops run` command that ``child.prepare_run`` builds, so it behaves
+as in a terminal, and a crash in it (or in a library it loads) can't take the kernel down.
+Following it is polling ``history.load_run``: the runner rewrites run.json at every change,
+and reading it is how every other view of a run (CLI, server) works too. How it is spawned,
+which runs may start and how a run ended are decided in :mod:`..run.child`, as for the
+server's runs; this module holds only what is about threads.
 
 Why a thread rather than an asyncio task on the kernel's loop: the loop only turns between
 cells, so a task would freeze while the user runs a long cell, or calls ``panel.wait()``,
@@ -23,57 +25,61 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from ..run.child import PreparedRun
+from ..run.child import (
+    PreparedRun,
+    RunEnd,
+    RunQueue,
+    child_arguments,
+    read_log_end,
+    run_end,
+    start_error,
+)
 from ..run.history import load_run
-from ..run.orphans import owner_environment
-from ..run.runstate import RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, STATE_FILE, RunState
+from ..run.runstate import STATE_FILE, RunState
 
 POLL_SECONDS = 0.5
 
 
 class RunSlots:
-    """At most `size` runs at once; the others wait in the order they asked."""
+    """A `RunQueue` for threads: each run's thread waits its turn on one condition."""
 
     def __init__(self, size: int) -> None:
-        self.size = size
-        self._running = 0
-        self._waiting: list[object] = []
+        self._queue: RunQueue[object] = RunQueue(size)
         self._changed = threading.Condition()
 
-    def acquire(self, ticket: object, cancelled: Callable[[], bool]) -> bool:
-        """Wait for a slot; False (and no slot) once `cancelled()` says so."""
+    def acquire(
+        self, ticket: object, cancelled: Callable[[], bool], on_wait: Callable[[], None]
+    ) -> bool:
+        """Wait for a slot, calling `on_wait` first if there is none free; False (and no
+        slot) once `cancelled()` says so."""
         with self._changed:
-            self._waiting.append(ticket)
-            while not cancelled() and (self._waiting[0] is not ticket or self.full):
+            self._queue.enqueue(ticket)
+            if not self._queue.ready(ticket):
+                on_wait()
+            while not cancelled() and not self._queue.ready(ticket):
                 self._changed.wait(POLL_SECONDS)
-            self._waiting.remove(ticket)
-            self._changed.notify_all()
             if cancelled():
+                self._queue.cancel(ticket)
+                self._changed.notify_all()  # the next in line may be ready now
                 return False
-            self._running += 1
+            self._queue.started(ticket)
             return True
 
-    @property
-    def full(self) -> bool:
-        return self._running >= self.size
-
-    def release(self) -> None:
+    def cancel(self, ticket: object) -> None:
+        """Wake the threads: `ticket`'s own, to see it is cancelled, and the next in line."""
         with self._changed:
-            self._running -= 1
+            self._queue.cancel(ticket)
+            self._changed.notify_all()
+
+    def release(self, ticket: object) -> None:
+        with self._changed:
+            self._queue.finished(ticket)
             self._changed.notify_all()
 
 
 SLOTS = RunSlots(os.cpu_count() or 1)
-
-
-@dataclass(frozen=True)
-class RunEnd:
-    status: str  # succeeded, failed or cancelled
-    state: RunState | None  # None when the command stopped before the run began
-    message: str | None  # why it failed or was cancelled
 
 
 class RunProcess:
@@ -102,6 +108,7 @@ class RunProcess:
         self._on_queued = on_queued
         self._interval = interval
         self._cancelled = False
+        self._slots = SLOTS  # the one it took a slot from gets it back, even if replaced
         # A kernel that shuts down (restart, close) stops its runs, as the server does.
         self._started: list[subprocess.Popen[bytes]] = []
         weakref.finalize(self, _terminate_all, self._started)
@@ -117,43 +124,22 @@ class RunProcess:
         """SIGTERM: the runner kills its kernels and marks its MLflow runs FAILED. A queued
         run never starts."""
         self._cancelled = True
+        self._slots.cancel(self)
         _terminate_all(self._started)
 
-    def _start(self) -> subprocess.Popen[bytes]:
-        with open(self.prepared.log, "wb") as log:
-            # Its own session: interrupting the kernel (SIGINT to its process group) must
-            # not stop a run the user only cancels with the Cancel button. It stops with
-            # this kernel, though, however the kernel ends (SIGKILL included).
-            process = subprocess.Popen(
-                self.prepared.command,
-                cwd=self._cwd,
-                env=owner_environment(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self._started.append(process)
-        return process
-
     def _follow(self) -> None:
-        slots = SLOTS  # the one it took a slot from gets it back, even if SLOTS is replaced
-        if slots.full:
-            self._on_queued()
-        if not slots.acquire(self, lambda: self._cancelled):
-            try:
-                self._on_end(RunEnd(RUN_CANCELLED, None, "it was cancelled while queued"))
-            finally:
-                self.finished.set()
+        if not self._slots.acquire(self, lambda: self._cancelled, self._on_queued):
+            self._report(self._end())
             return
         try:
-            self.process = self._start()
+            # Its own session (see child_arguments): interrupting the kernel (SIGINT to its
+            # process group) must not stop a run the user only cancels with Cancel.
+            with child_arguments(self.prepared, self._cwd) as arguments:
+                self.process = subprocess.Popen(self.prepared.command, **arguments)
+            self._started.append(self.process)
         except OSError as error:
-            slots.release()
-            try:
-                self._on_end(RunEnd(RUN_FAILED, None, f"could not start the run: {error}"))
-            finally:
-                self.finished.set()
+            self._slots.release(self)
+            self._report(self._end(start_error(error)))
             return
         if self._cancelled:  # cancelled while it started
             _terminate(self.process)
@@ -165,11 +151,14 @@ class RunProcess:
                 time.sleep(self._interval)
         finally:
             self.process.wait()
-            slots.release()
-            try:
-                self._on_end(self._end())
-            finally:
-                self.finished.set()
+            self._slots.release(self)
+            self._report(self._end())
+
+    def _report(self, end: RunEnd) -> None:
+        try:
+            self._on_end(end)
+        finally:
+            self.finished.set()
 
     def _read(self) -> RunState | None:
         if not (self.prepared.folder / STATE_FILE).is_file():
@@ -179,19 +168,15 @@ class RunProcess:
         except (OSError, ValueError, TypeError):
             return None
 
-    def _end(self) -> RunEnd:
-        state = self._read()  # a runner that died mid-run is marked failed by load_run
-        if state is not None:
-            status = RUN_FAILED if state.status == RUN_RUNNING else state.status
-            return RunEnd(status, state, state.error.message if state.error else None)
-        if self._cancelled:
-            return RunEnd(RUN_CANCELLED, None, "it was cancelled before it started")
-        code = self.process.returncode if self.process else None
-        return RunEnd(
-            RUN_FAILED,
-            None,
-            _last_line(self.prepared.log)
-            or f"the run command exited with code {code} before it started",
+    def _end(self, error: str | None = None) -> RunEnd:
+        spawned = self.process is not None
+        return run_end(
+            self._read() if spawned else None,  # a runner that died is marked failed
+            cancelled=self._cancelled,
+            spawned=spawned,
+            log_end=read_log_end(self.prepared.log)[0] if spawned else "",
+            returncode=self.process.returncode if self.process else None,
+            error=error,
         )
 
 
@@ -203,12 +188,3 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
 def _terminate_all(processes: list[subprocess.Popen[bytes]]) -> None:
     for process in processes:
         _terminate(process)
-
-
-def _last_line(path: Path) -> str:
-    """The command's last words, e.g. `error: ...` when it refused the run."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return lines[-1].strip() if lines else ""
