@@ -27,7 +27,7 @@ import pickle
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +45,8 @@ ALIGNMENT = 64  # buffers start on cache-line boundaries so mapped arrays are al
 VALUES_FILE = "values.pkl"
 BUFFERS_FILE = "buffers.bin"
 INDEX_FILE = "buffers.json"  # [offset, length] of each out-of-band buffer, in order
+# The MIME type of an output carrying an Unhandable's facts (see runtime.save_outputs).
+UNHANDABLE_MIME = "application/vnd.jupyter-mlops.unhandable+json"
 
 
 @dataclass
@@ -56,6 +58,30 @@ class VariableInfo:
     end: int
     buffers: int  # how many out-of-band buffers its pickle uses
     summary: dict[str, Any] = field(default_factory=dict)  # shape and schema of arrays/frames
+
+
+@dataclass(frozen=True)
+class Unhandable:
+    """A value a stage can't hand to a later stage, as facts. The user reads `message`; the
+    runner reads the facts as data (the stage kernel shows them as an output of the failing
+    cell), to point at the user's cell that made the value."""
+
+    stage: str
+    variable: str
+    type: str  # the value's class name
+    reason: str  # what pickling said
+    fix: str  # what to do instead, chosen by type
+
+    @property
+    def message(self) -> str:
+        return (
+            f"stage `{self.stage}` can't hand `{self.variable}` ({self.type}) to a later "
+            f"stage: {self.reason}. Fix: {self.fix}."
+        )
+
+
+# Told of a value that can't be handed on, before SerializationError is raised for it.
+RefusalListener = Callable[[Unhandable], None]
 
 
 @dataclass
@@ -125,14 +151,19 @@ class ArtifactStore:
 
     # --- writing --------------------------------------------------------------------------
 
-    def write_values(self, stage: str, values: dict[str, Any]) -> tuple[str, dict]:
-        """Write one stage's output values as an object; returns its digest and variables."""
+    def write_values(
+        self, stage: str, values: dict[str, Any], on_refusal: RefusalListener | None = None
+    ) -> tuple[str, dict]:
+        """Write one stage's output values as an object; returns its digest and variables.
+
+        A value that can't be written raises SerializationError, after `on_refusal` (if any)
+        is given its facts."""
         parent = self._staging_parent()
         parent.mkdir(parents=True, exist_ok=True)
         staging = parent / f".tmp-{uuid.uuid4().hex}"
         staging.mkdir()
         try:
-            variables = _write_object(staging, stage, values)
+            variables = _write_object(staging, stage, values, on_refusal)
             digest = _object_digest(variables)
             self._publish(staging, digest)
         finally:
@@ -311,7 +342,9 @@ class _HashingWriter:
         return self.stream.write(data)
 
 
-def _write_object(folder: Path, stage: str, values: dict[str, Any]) -> dict[str, VariableInfo]:
+def _write_object(
+    folder: Path, stage: str, values: dict[str, Any], on_refusal: RefusalListener | None
+) -> dict[str, VariableInfo]:
     variables: dict[str, VariableInfo] = {}
     with (
         open(folder / VALUES_FILE, "wb") as values_file,
@@ -340,7 +373,12 @@ def _write_object(folder: Path, stage: str, values: dict[str, Any]) -> dict[str,
             try:
                 pickler.dump(value)
             except Exception as error:
-                raise SerializationError(_unserializable(stage, name, value, error)) from None
+                refused = Unhandable(
+                    stage, name, type(value).__name__, str(error), _fix_for(name, value)
+                )
+                if on_refusal is not None:
+                    on_refusal(refused)
+                raise SerializationError(refused.message) from None
             variables[name] = VariableInfo(
                 name=name,
                 type=_type_name(value),
@@ -488,14 +526,6 @@ def summarize(value: Any) -> dict[str, Any]:
 
 def is_metric_value(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _unserializable(stage: str, name: str, value: Any, error: Exception) -> str:
-    kind = type(value).__name__
-    return (
-        f"stage `{stage}` can't hand `{name}` ({kind}) to a later stage: {error}. "
-        f"Fix: {_fix_for(name, value)}."
-    )
 
 
 def _fix_for(name: str, value: Any) -> str:

@@ -13,9 +13,10 @@ import importlib
 import os
 import sys
 import time
+from dataclasses import asdict
 from typing import Any
 
-from .artifacts import StageRecord, is_metric_value, open_store
+from .artifacts import UNHANDABLE_MIME, StageRecord, Unhandable, is_metric_value, open_store
 from .state import RANDOM_STATE
 
 GATE_ENV = "JUPYTER_MLOPS_GATE"
@@ -105,7 +106,9 @@ def save_outputs(
     values = {name: namespace[name] for name in outputs or [] if name != RANDOM_STATE}
     if RANDOM_STATE in (outputs or []):
         values[RANDOM_STATE] = capture_random_state()
-    digest, variables = artifacts.write_values(stage, values) if values else (None, {})
+    digest, variables = (
+        artifacts.write_values(stage, values, _show_refusal) if values else (None, {})
+    )
     record = StageRecord(
         stage=stage,
         object=digest,
@@ -114,6 +117,17 @@ def save_outputs(
         models=_log_models(namespace, models or {}, stage),
     )
     artifacts.write_record(record)
+
+
+def _show_refusal(refused: Unhandable) -> None:
+    """Show the facts of a value that can't be handed on as an output of the cell about to
+    fail, where the runner reads them back as data (run/failures.py) to name the user's cell
+    that made the value. Empty as text: the error just after says it all to a reader."""
+    from IPython import get_ipython
+    from IPython.display import display
+
+    if get_ipython() is not None:  # not in a kernel, there is no cell to show it in
+        display({UNHANDABLE_MIME: asdict(refused), "text/plain": ""}, raw=True)
 
 
 def _metrics(namespace: dict[str, Any], names: list[str]) -> dict[str, float]:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jupyter_mlops.artifacts import ArtifactStore, StageRecord, open_store
+from jupyter_mlops.artifacts import ArtifactStore, StageRecord, Unhandable, open_store
 from jupyter_mlops.errors import MlopsError, SerializationError
 
 
@@ -104,6 +104,17 @@ def test_unserializable_values_name_the_variable_and_a_fix(tmp_path, value, hint
     message = str(raised.value)
     assert "stage `train`" in message and "`bad`" in message and hint in message
     assert not any((tmp_path / "objects").iterdir())
+
+
+def test_a_refused_value_is_told_as_facts_the_message_is_made_of(tmp_path):
+    """The runner reads a refusal back as data (run/failures.py), not by parsing the text."""
+    told: list[Unhandable] = []
+    with pytest.raises(SerializationError) as raised:
+        ArtifactStore(tmp_path).write_values("train", {"bad": threading.Lock()}, told.append)
+    [facts] = told
+    assert (facts.stage, facts.variable, facts.type) == ("train", "bad", "lock")
+    assert "setup" in facts.fix
+    assert str(raised.value) == facts.message
 
 
 def test_open_file_is_refused(tmp_path):

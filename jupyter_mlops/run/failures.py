@@ -14,13 +14,12 @@ from typing import Any
 
 import nbformat
 
+from ..artifacts import UNHANDABLE_MIME
 from ..dataflow import analyze_code
 from .runstate import StageError
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL_LINE = re.compile(r"Cell In\[\d*\], line (\d+)")
-# The value `artifacts` could not serialise, named in its SerializationError.
-_UNSERIALIZABLE = re.compile(r"can't hand `(\w+)`")
 _HINTS = {
     "SystemExit": " (sys.exit() ends a stage before it hands its values on, so the stage "
     "fails whatever the exit code; let the code reach its end instead)",
@@ -71,11 +70,11 @@ def describe_failure(
         match = _CELL_LINE.search(traceback)
         line = int(match.group(1)) if match and source_cell is not None else None
         at_line = f", line {line}" if line else ""
-        unsaved = _UNSERIALIZABLE.search(exception) if source_cell is None else None
-        setter = _last_setter(cells, unsaved.group(1)) if unsaved else None
+        unsaved = _unhandable_variable(cell) if source_cell is None else None
+        setter = _last_setter(cells, unsaved) if unsaved else None
         if unsaved and setter is not None:  # the user's cell that made the value, not ours
             source_cell = setter
-            at_line = f" (`{unsaved.group(1)}` is set in cell {setter} of {source_name})"
+            at_line = f" (`{unsaved}` is set in cell {setter} of {source_name})"
         hint = _hint(ename, str(output.get("evalue", "")))
         message = f"stage `{stage}` failed {where}{at_line}: {exception}{hint}"
         return StageError(message, source_cell, line, exception, traceback)
@@ -105,6 +104,16 @@ def _failing_cell(executed: Path) -> tuple[list[Any], Any, Any]:
         if cell.metadata.get("papermill", {}).get("start_time"):
             running = cell
     return nb.cells, running, None
+
+
+def _unhandable_variable(cell: Any) -> str | None:
+    """The variable a stage couldn't hand on, from the facts the stage kernel showed as an
+    output of the failing cell (runtime.save_outputs), if it showed any."""
+    for output in cell.get("outputs", []):
+        facts = output.get("data", {}).get(UNHANDABLE_MIME)
+        if isinstance(facts, dict) and isinstance(facts.get("variable"), str):
+            return facts["variable"]
+    return None
 
 
 def _last_setter(cells: list[Any], variable: str) -> int | None:
