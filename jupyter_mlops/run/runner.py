@@ -321,7 +321,7 @@ class PipelineRunner:
             return None
         return StageError(
             f"lost the MLflow tracking server at {self.tracker.tracking_uri} during the run "
-            f"({self.tracker.client.lost}). The results so far are kept in {self.run_dir}; "
+            f"({self.tracker.lost_reason}). The results so far are kept in {self.run_dir}; "
             f"when the server is back, upload them with `jupyter-mlops log {self.run_dir}`"
         )
 

@@ -30,17 +30,23 @@ def run_folder(runs_root: Path, pipeline: str, run_id: str) -> Path:
     return runs_root / pipeline / run_id
 
 
+def shared_store(artifact_store: str, pipeline: str, run_id: str) -> str:
+    """A run's place in a store shared by machines (a path or an fsspec URL every task of a
+    scheduler's run reaches)."""
+    return f"{artifact_store.rstrip('/')}/{pipeline}/{run_id}"
+
+
 def store_location(artifact_store: str | None, folder: Path, pipeline: str, run_id: str) -> str:
-    """Where a run's stages hand values over: under the shared store given to the run (an
-    fsspec URL every machine reaches), else in the run folder."""
+    """Where a run's stages hand values over: the shared store given to it, else its folder."""
     if artifact_store:
-        return f"{artifact_store.rstrip('/')}/{pipeline}/{run_id}"
+        return shared_store(artifact_store, pipeline, run_id)
     return str(folder / RUN_ARTIFACTS)
 
 
 def recorded_store(state: RunState, folder: Path) -> str:
     """The artifact store an earlier run used, as its run.json says (older runs: the folder)."""
     return state.artifact_store or str(folder / RUN_ARTIFACTS)
+
 
 # Stage statuses, in the order a stage moves through them.
 QUEUED, RUNNING, DONE, FAILED, CACHED, SKIPPED, CANCELLED = (

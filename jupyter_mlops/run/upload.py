@@ -15,7 +15,16 @@ from ..artifacts import StageRecord, open_store
 from ..bundle import read_bundle
 from ..errors import BadInput
 from ..tracking import PipelineTracker, StageOutcome, resolve_tracking_uri
-from .runstate import CACHED, DONE, FAILED, RUN_FAILED, RUN_SUCCEEDED, RunStateFile, read_run
+from .runstate import (
+    CACHED,
+    DONE,
+    FAILED,
+    RUN_FAILED,
+    RUN_SUCCEEDED,
+    RunStateFile,
+    read_run,
+    recorded_store,
+)
 
 LOGGED = (DONE, CACHED, FAILED)  # stage statuses that have results to log
 
@@ -37,7 +46,7 @@ def upload(run_dir: Path, tracking_uri: str | None = None) -> RunStateFile:
     else:
         owner.update(parent_run_id=tracker.start(state.parameters, run_dir))
     owner.update(tracking_uri=tracker.tracking_uri, experiment_id=tracker.experiment_id)
-    store = open_store(state.artifact_store or run_dir / "artifacts")
+    store = open_store(recorded_store(state, run_dir))
     records: dict[str, StageRecord] = {
         s.name: store.read_record(s.name) for s in state.stages if s.status in (DONE, CACHED)
     }

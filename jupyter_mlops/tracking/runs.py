@@ -107,6 +107,11 @@ class PipelineTracker:
         """Whether the tracking server went away during the run."""
         return self.client.lost is not None
 
+    @property
+    def lost_reason(self) -> str | None:
+        """Why the tracking server was given up on, once it was."""
+        return self.client.lost
+
     # --- the parent run -------------------------------------------------------------------
 
     def start(self, parameters: dict[str, Any], run_dir: Path) -> str:
