@@ -19,9 +19,10 @@ from typing import Any
 from ..artifacts import ArtifactStore, open_store
 from ..bundle import Bundle
 from ..errors import BadInput
+from ..pipeline import Pipeline, prepare
 from ..tracking import PipelineTracker, RegisteredModel, StageOutcome, resolve_tracking_uri
-from .runner import PipelineRunner, RunOptions, new_run_id
-from .runstate import RunState
+from .runner import RunOptions, new_run_id
+from .runstate import RunState, shared_store
 
 MANIFEST = "pipeline-run.json"
 
@@ -39,7 +40,7 @@ class PipelineRun:
 
 def run_store(bundle: Bundle, artifact_store: str, run_id: str) -> ArtifactStore:
     """The store of one pipeline run (the same layout the runner uses)."""
-    return open_store(f"{artifact_store.rstrip('/')}/{bundle.name}/{run_id}")
+    return open_store(shared_store(artifact_store, bundle.name, run_id))
 
 
 def begin(
@@ -80,7 +81,6 @@ def run_stage(
     """Run one stage of a scheduled pipeline run. Raises StageFailed when it fails."""
     run = read_run_manifest(bundle, artifact_store, run_id)
     options = RunOptions(
-        parameters=run.parameters,
         only=[stage],
         tracking_uri=run.tracking_uri,
         runs_root=runs_root,
@@ -89,7 +89,7 @@ def run_stage(
         artifact_store=artifact_store,
         parent_run_id=run.parent_run_id,
     )
-    runner = PipelineRunner(bundle, options)
+    runner = prepare(Pipeline(bundle), options, run.parameters)  # checked as `begin` did
     runner.start()
     runner.run_stage(stage)
     return runner.finish()
