@@ -22,13 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from ..analysis import analyze_notebook
-from ..bundle import bundle_for, raise_for_errors
-from ..notebooks import read_notebook
-from ..parameters import resolve, values_json_text
+from ..parameters import values_json_text
+from ..pipeline import prepare
 from .orphans import owner_environment
-from .runner import PipelineRunner, RunOptions, new_run_id
-from .runstate import RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, RunState
+from .runner import RunOptions
+from .runstate import RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, RunState, run_folder
 
 RUNNER_LOG = "runner.log"
 LOG_END_BYTES = 4000  # enough for the last words of a command that refused a run
@@ -56,22 +54,17 @@ def prepare_run(
     from_stage: str | None = None,
     only: list[str] | None = None,
 ) -> PreparedRun:
-    """Check a run request and return the command that runs it. Raises BadInput."""
-    source = read_notebook(notebook)
-    analysis = analyze_notebook(source.nb, notebook)
-    raise_for_errors(analysis)
-    values = resolve(analysis.parameters, parameters)
-    run_id = new_run_id()
-    folder = runs_dir / analysis.settings.pipeline / run_id
+    """Check a run request and return the command that runs it. Raises BadInput.
+
+    The checks are the command's own (``pipeline.prepare``), made here so that a bad request
+    is refused before any process starts; the child then runs them again, as a terminal would.
+    """
     options = RunOptions(
-        parameters=values,
-        jobs=jobs,
-        from_stage=from_stage,
-        only=list(only or []),
-        runs_root=runs_dir,
-        run_id=run_id,
+        jobs=jobs, from_stage=from_stage, only=list(only or []), runs_root=runs_dir
     )
-    PipelineRunner(bundle_for(source, analysis, folder / "bundle"), options)  # checks only
+    runner = prepare(notebook, options, parameters)  # checks only: nothing is written
+    run_id, values = runner.run_id, runner.options.parameters
+    folder = run_folder(runs_dir, runner.bundle.name, run_id)
     folder.mkdir(parents=True)
     request = folder / "parameters.json"  # JSON, as checked: `run -f x.json` reads JSON
     request.write_text(values_json_text(values), encoding="utf-8")
@@ -96,7 +89,7 @@ def prepare_run(
         command += ["--from", from_stage]
     for stage in options.only:
         command += ["--only", stage]
-    return PreparedRun(run_id, folder, analysis.settings.pipeline, command, tracking_uri)
+    return PreparedRun(run_id, folder, runner.bundle.name, command, tracking_uri)
 
 
 # --- spawning ---------------------------------------------------------------------------
