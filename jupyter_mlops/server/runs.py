@@ -27,13 +27,12 @@ from ..run.child import (
     RunQueue,
     child_arguments,
     prepare_run,
+    read_log_end,
     run_end,
     start_error,
 )
 from ..run.history import find_run, load_run, run_folders, runner_alive
 from ..run.runstate import (
-    RUN_CANCELLED,
-    RUN_FAILED,
     RUN_RUNNING,
     STATE_FILE,
     RunState,
@@ -208,9 +207,8 @@ class RunManager:
 
     def _checked_view(self, state: RunState, folder: Path, with_logs: bool) -> Run:
         launch = self.launches.get(state.id)
-        ended = launch is not None and launch.process and launch.process.returncode is not None
-        if ended and state.status == RUN_RUNNING:  # it exited before writing its end
-            state.status = RUN_CANCELLED if launch.cancelled else RUN_FAILED  # type: ignore[union-attr]
+        if launch is not None and launch.ended:  # it may have exited before writing its end
+            state.status = launch.end(state, "").status
         if state.tracking_uri != self.tracking_uri:
             # Not a store this server writes to: no links, and ids that mean nothing here.
             state.experiment_id = state.parent_run_id = None
@@ -257,21 +255,13 @@ class RunManager:
 
     def _launch_view(self, run_id: str, launch: Launch, with_logs: bool) -> Run:
         """A run with no run.json yet: queued, starting, or ended before it began."""
-        ended = launch.start_error is not None or (
-            launch.process is not None and not launch.running
-        )
-        finished = launch.cancelled or ended
-        if launch.cancelled:
-            status = RUN_CANCELLED
-        elif finished:
-            status = RUN_FAILED
+        log = _tail(launch.folder, RUNNER_LOG)  # masked, as the message taken from it
+        end = launch.end(None, log) if launch.cancelled or launch.ended else None
+        if end is not None:
+            status, message = end.status, end.message
         else:
             status = RUN_RUNNING if launch.process or launch.starting else RUN_QUEUED
-        log = _tail(launch.folder, RUNNER_LOG)
-        if launch.cancelled:
-            message = "the run was cancelled before it started"
-        else:
-            message = launch.start_error or _last_line(log) or "the run stopped before it started"
+            message = None
         view: dict[str, Any] = {
             "id": run_id,
             "pipeline": launch.prepared.pipeline,
@@ -290,7 +280,7 @@ class RunManager:
                 "exception": None,
                 "traceback": None,
             }
-            if finished
+            if end is not None
             else None,
             "mlflow": {
                 "tracking_uri": self.tracking_uri,
@@ -390,20 +380,9 @@ def _tail(folder: Path, log: str) -> str:
     real = os.path.realpath(folder)
     if inside_folder(real, log) is None:
         return ""
-    path = os.path.join(real, log)
     margin = max((len(secret) for secret in environment_secrets()), default=0)
-    try:
-        with open(path, "rb") as stream:
-            start = max(0, stream.seek(0, os.SEEK_END) - TAIL_BYTES - 4 * margin)
-            stream.seek(start)
-            text = redact(stream.read().decode("utf-8", errors="replace"))
-    except OSError:
-        return ""
-    if start > 0:  # it may begin inside a secret, cut too short to be masked: drop that
+    text, cut = read_log_end(os.path.join(real, log), TAIL_BYTES + 4 * margin)
+    text = redact(text)
+    if cut:  # it may begin inside a secret, cut too short to be masked: drop that
         text = text[margin:]
     return text[-TAIL_BYTES:]
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""

@@ -73,9 +73,7 @@ export type ConvertResponse = Omit<wire.ConvertResponse, 'analysis'> & { analysi
 export type StageRun = Omit<wire.StageRun, 'notebook' | 'log'>;
 
 /** A run as the UI reads it: `mlflow` may be missing from a run it makes up itself. */
-export type Run = Omit<wire.Run, 'path' | 'stages' | 'mlflow'> & {
-  /** the notebook (null only for one outside the server root: see `ListedRun`) */
-  path: string;
+export type Run = Omit<wire.Run, 'stages' | 'mlflow'> & {
   stages: StageRun[];
   mlflow: wire.MlflowRun | null;
 };
@@ -191,20 +189,14 @@ export function getVerification(id: string): Promise<Verification> {
 type Reads<Client, Server extends Client> = [Client, Server];
 
 /**
- * A run as the UI gets it: its `path` is null only for a run of a notebook outside the server
- * root, and the UI only asks for the runs of the notebook it shows (and the ones it starts).
- */
-type ListedRun = Omit<wire.Run, 'path'> & { path: string };
-
-/**
  * Answers: each one the server sends is a value of the type the UI reads it as. Requests:
  * each one the UI sends is one the server accepts. Not used at run time: `tsc` is the test.
  */
 export type Contract = [
   Reads<Analysis, wire.Analysis>,
   Reads<ConvertResponse, wire.ConvertResponse>,
-  Reads<Run, ListedRun>,
-  Reads<RunList, wire.RunList & { runs: ListedRun[] }>,
+  Reads<Run, wire.Run>,
+  Reads<RunList, wire.RunList>,
   Reads<{ message: string }, wire.ErrorBody>,
   Reads<wire.AnalyzeRequest, AnalyzeRequest>
 ];

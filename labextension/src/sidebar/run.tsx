@@ -42,7 +42,7 @@ export function RunPanel(props: {
         <span>
           {run ? (
             <>
-              Run <code title={run.path}>{run.id}</code>:{' '}
+              Run <code title={run.path ?? undefined}>{run.id}</code>:{' '}
             </>
           ) : (
             'Productionize: '
