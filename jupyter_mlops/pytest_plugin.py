@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr
+
     from .run.runner import PipelineRunner
 
 
@@ -126,7 +128,9 @@ class TaggingErrors(pytest.Item):
         lines = [diagnostic_line(d) for d in self.analysis.errors]
         raise StageFailure("the notebook's tags have errors:\n" + "\n".join(lines), None)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
         return str(excinfo.value)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
@@ -156,7 +160,9 @@ class StageItem(pytest.Item):
             message = error.message if error else f"stage `{self.name}` {state.status}"
             raise StageFailure(message, error.traceback if error else None)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
         error = excinfo.value
         if isinstance(error, StageFailure):
             return f"{error.message}\n\n{error.traceback or ''}".rstrip()

@@ -147,7 +147,7 @@ class PipelineRunner:
         self.run_id = run_id
         self.warnings = [w for w in [self.kernel.warning] if w]
         self.started = False
-        self.tracker: PipelineTracker | None = None
+        self._tracker: PipelineTracker | None = None
 
     # --- the whole run ------------------------------------------------------------------
 
@@ -185,13 +185,13 @@ class PipelineRunner:
         """
         if not self.started or self.state.state.status != RUN_RUNNING:
             return  # nothing was recorded yet, or the run recorded its end
-        tracker = self.tracker
+        tracker = self._tracker
         if tracker is not None and tracker.parent_run_id:  # it may have died creating it
             self.state.update(
                 parent_run_id=tracker.parent_run_id, experiment_id=tracker.experiment_id
             )
-        reachable = tracker is not None and not tracker.lost
-        mark_abandoned(self.state.state, tracker.tracking_uri if reachable else None)
+        reachable = tracker.tracking_uri if tracker is not None and not tracker.lost else None
+        mark_abandoned(self.state.state, reachable)
         reason = str(error) if isinstance(error, MlopsError) else f"{type(error).__name__}: {error}"
         self.state.update(error=StageError(f"the run stopped on an unexpected error: {reason}"))
 
@@ -251,10 +251,17 @@ class PipelineRunner:
         `start` connects first, and only then writes files (the bundle of a notebook), so an
         unreachable server leaves nothing behind.
         """
-        if self.tracker is None:
+        if self._tracker is None:
             uri = resolve_tracking_uri(self.options.tracking_uri)
-            self.tracker = PipelineTracker(uri, self.bundle)
-        return self.tracker
+            self._tracker = PipelineTracker(uri, self.bundle)
+        return self._tracker
+
+    @property
+    def tracker(self) -> PipelineTracker:
+        """The tracking store, once `connect` (or `start`) reached it."""
+        if self._tracker is None:
+            raise RuntimeError("the runner is not connected to MLflow yet: call connect()")
+        return self._tracker
 
     def _settle_abandoned_runs(self) -> None:
         """Earlier runs of this pipeline whose runner was killed (kill -9, a power cut) are
@@ -297,8 +304,9 @@ class PipelineRunner:
         self._reaper.release()  # its end is recorded: nothing is left to clean up after us
         self._notify(None)
         state = self.state.state
-        if self.tracker.lost:
-            raise TrackingLost(self._tracking_lost_error().message)
+        lost = self._tracking_lost_error()
+        if lost is not None:
+            raise TrackingLost(lost.message)
         if cancelled:
             raise RunInterrupted(f"run {state.id} was stopped; its MLflow runs are marked FAILED")
         if failed is not None and failed.error is not None:
@@ -364,7 +372,7 @@ class PipelineRunner:
                 while not schedule.over:
                     if self._stop_requested.is_set():
                         raise KeyboardInterrupt  # here, between two decisions: a safe point
-                    halted = self._stopping.is_set() or bool(self.tracker and self.tracker.lost)
+                    halted = self._stopping.is_set() or self.tracker.lost
                     for name, decision in schedule.gates(halted):
                         if decision == OPEN:
                             self._open_gate(launches[name])
@@ -399,13 +407,15 @@ class PipelineRunner:
         with self._lock:
             launch.opened = True
             launch.watchdog.start(self._kernels.get(launch.stage.name))
-        atomic_write(launch.gate, GATE_GO)
+        if launch.gate is not None:
+            atomic_write(launch.gate, GATE_GO)
 
     def _stop_at_gate(self, launch: _Launch, decision: str) -> None:
         """The stage won't run: its kernel, waiting or still starting, stops at the gate."""
         with self._lock:
             launch.decision = decision
-        atomic_write(launch.gate, GATE_STOP)  # type: ignore[arg-type]
+        if launch.gate is not None:
+            atomic_write(launch.gate, GATE_STOP)
 
     def _stop(self) -> None:
         """Kill every running kernel; worker threads then see their kernel die and return."""

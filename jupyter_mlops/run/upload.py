@@ -71,8 +71,8 @@ def upload(run_dir: Path, tracking_uri: str | None = None) -> RunStateFile:
             if stage_state.notebook:
                 executed = run_dir / stage_state.notebook
                 notebooks = [executed, executed.with_suffix(".html")]
-            error = stage_state.error.message if stage_state.error else None
-            tracker.finish_stage(run_id, status, duration, record, notebooks, error)
+            message = stage_state.error.message if stage_state.error else None
+            tracker.finish_stage(run_id, status, duration, record, notebooks, message)
         owner.update(stage.name, mlflow_run_id=run_id)
         outcomes.append(StageOutcome(stage.name, run_id, status, duration, record))
     complete = all(s.status in (DONE, CACHED) for s in state.stages)

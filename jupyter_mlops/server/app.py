@@ -70,6 +70,7 @@ class MlopsExtension(ExtensionApp):
     )
 
     def initialize_settings(self) -> None:
+        assert self.serverapp is not None  # set by jupyter_server before it initializes us
         root = Path(self.serverapp.root_dir)
         default = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
         self.resolved_tracking_uri = resolve_tracking_uri(self.tracking_uri or default)
@@ -94,6 +95,7 @@ class MlopsExtension(ExtensionApp):
             import jupyter_server_proxy  # noqa: F401
         except ImportError:
             return None
+        assert self.serverapp is not None
         return proxied_ui_url(self.serverapp.base_url)
 
     def initialize_handlers(self) -> None:

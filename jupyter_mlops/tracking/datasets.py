@@ -33,7 +33,7 @@ def dataset_inputs(stage: Stage, records: dict[str, StageRecord]) -> list[Any]:
     for variable, producer in stage.inputs.items():
         record = records.get(producer)
         info = record.variables.get(variable) if record else None
-        if info is None or not info.summary:
+        if record is None or info is None or not info.summary:
             continue
         datasets.append(
             DatasetInput(

@@ -148,9 +148,9 @@ def _pyfunc(model: Any) -> Any:
     The class is made here, not at module level, so cloudpickle stores it by value and the
     logged model loads without jupyter-mlops installed.
     """
-    import mlflow.pyfunc
+    from mlflow.pyfunc import PythonModel
 
-    class PredictWrapper(mlflow.pyfunc.PythonModel):
+    class PredictWrapper(PythonModel):
         def __init__(self, wrapped: Any) -> None:
             self.wrapped = wrapped
 
