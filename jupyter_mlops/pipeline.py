@@ -29,6 +29,7 @@ from .analysis import Analysis, Diagnostic, analyze_notebook
 from .bundle import Bundle, bundle_for, raise_for_errors, read_bundle, write_bundle
 from .notebooks import SourceNotebook, read_notebook
 from .parameters import resolve
+from .report import diagnostic_line
 from .run.runner import Listener, PipelineRunner, RunOptions, new_run_id
 from .run.runstate import RUN_BUNDLE, run_folder
 
@@ -101,8 +102,6 @@ def open_pipeline(target: Path) -> Pipeline:
     Raises NotebookError for a notebook with tagging errors, BadInput for anything unreadable.
     """
     if target.suffix == ".ipynb":
-        from .report import diagnostic_line  # (the report module imports verify, which uses us)
-
         source, analysis = read_analyzed(target)
         raise_for_errors(analysis)
         warnings = [diagnostic_line(d) for d in analysis.warnings]

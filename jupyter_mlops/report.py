@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,7 +13,9 @@ from .run.runstate import CACHED, CANCELLED, DONE, FAILED, RUNNING, SKIPPED, Run
 from .state import value_name
 from .status_symbols import STATUS_SYMBOLS
 from .tracking import without_credentials
-from .verify import Difference, VerifyReport
+
+if TYPE_CHECKING:  # (verify uses the pipeline entry point, which uses this module)
+    from .verify import Difference, VerifyReport
 
 # The statuses a progress line is printed for (a queued stage has none), in click's colours.
 _STATUS_COLOURS = {
