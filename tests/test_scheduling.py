@@ -145,6 +145,19 @@ def test_nothing_pre_starts_behind_a_stage_served_from_the_cache():
     assert run.started == ["b"] and run.gates["b"] == OPEN
 
 
+def test_nothing_pre_starts_behind_a_stage_stopped_at_its_gate_for_the_cache():
+    run = Run({"a": [], "b": ["a"], "c": ["b"]}, cached=["b", "c"])
+    run.step()
+    assert run.started == ["a", "b"]  # b pre-started behind a, which really runs
+    run.end("a")
+    run.step()
+    assert run.gates["b"] == CACHED
+    assert run.started == ["a", "b"]  # c waits: b ends in a moment
+    run.end("b")
+    run.step()
+    assert run.served == ["c"]
+
+
 def test_a_pre_started_stage_the_cache_holds_is_stopped_at_its_gate():
     run = Run({"a": [], "b": ["a"]}, cached=["b"])
     run.step()

@@ -127,7 +127,9 @@ class Schedule:
                 skipped.append(name)
                 continue
             upstream = self.upstream[name]
-            running = {n for n, a in self.active.items() if not a.cached}
+            # Stages that really run: not those served from the cache, nor stopped at their
+            # gate because the cache holds them (both end in a moment).
+            running = {n for n, a in self.active.items() if not a.cached and a.decision != CACHED}
             waiting = sum(not a.opened for a in self.active.values())
             if not upstream <= self.ok | running or len(self.active) >= 2 * self.jobs:
                 continue
