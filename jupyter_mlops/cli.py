@@ -34,7 +34,6 @@ from .pipeline import prepare, read_analyzed  # noqa: E402
 from .report import (  # noqa: E402
     ProgressPrinter,
     check_report,
-    diagnostic_line,
     run_summary,
     verify_report,
 )
@@ -260,9 +259,8 @@ def run(
         use_cache=not no_cache,
     )
     given = _read_parameters_file(parameters_file)
-    runner = prepare(target, options, given, list(parameters), [ProgressPrinter()])
-    for warning in [*runner.notices, *runner.warnings]:
-        click.echo(click.style("warning: ", fg="yellow") + warning, err=True)
+    runner = prepare(target, options, given, list(parameters), [ProgressPrinter()], _say_warnings)
+    _say_warnings(runner.warnings)
     runner.connect()  # an unreachable tracking server stops us before anything is written
     selected, total = len(runner.selected), len(runner.bundle.stages)
     stages = f"{total} stage" + ("s" if total != 1 else "")
@@ -307,8 +305,12 @@ def _read_parameters_file(path: Path | None) -> dict[str, Any]:
 
 
 def _warn(diagnostics: list[Diagnostic]) -> None:
-    for diagnostic in diagnostics:
-        click.echo(click.style("warning: ", fg="yellow") + diagnostic_line(diagnostic), err=True)
+    _say_warnings([str(diagnostic) for diagnostic in diagnostics])
+
+
+def _say_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        click.echo(click.style("warning: ", fg="yellow") + warning, err=True)
 
 
 # --- a pipeline run as a scheduler's tasks (Airflow, Kubeflow): begin, stage..., end ------

@@ -1,7 +1,8 @@
 """The one entry point from a notebook (or a bundle) to a run that is ready to start.
 
-Every face starts a run through here: the command line (``run``, ``begin``), the Jupyter
-server and the widget (``run.child.prepare_run``), the pytest plugin and ``verify``. So the
+Every face starts a run through here: the command line (``run``, ``verify``), the Jupyter
+server and the widget (``run.child.prepare_run``), the pytest plugin and a scheduler's
+``stage`` task (``run.tasks``; ``begin`` only checks parameters, it runs nothing). So the
 checks a run request gets are the same wherever it comes from, in the same order, as
 papermill's own command line only calls ``execute_notebook``:
 
@@ -27,9 +28,9 @@ from typing import Any
 
 from .analysis import Analysis, Diagnostic, analyze_notebook
 from .bundle import Bundle, bundle_for, raise_for_errors, read_bundle, write_bundle
+from .errors import MlopsError
 from .notebooks import SourceNotebook, read_notebook
 from .parameters import resolve
-from .report import diagnostic_line
 from .run.runner import Listener, PipelineRunner, RunOptions, new_run_id
 from .run.runstate import RUN_BUNDLE, run_folder
 
@@ -96,18 +97,24 @@ def convert(
     return Converted(analysis, write_bundle(source, analysis, out))
 
 
-def open_pipeline(target: Path) -> Pipeline:
+def open_pipeline(target: Path, warn: Callable[[list[str]], None] | None = None) -> Pipeline:
     """Read and check a notebook (``.ipynb``) or a bundle's ``pipeline.yaml``.
 
-    Raises NotebookError for a notebook with tagging errors, BadInput for anything unreadable.
+    `warn` hears the warnings (the analysis', a stale bundle's) before anything can refuse
+    the run, so a user sees them with the error. Raises NotebookError for a notebook with
+    tagging errors, BadInput for anything unreadable.
     """
     if target.suffix == ".ipynb":
         source, analysis = read_analyzed(target)
-        raise_for_errors(analysis)
-        warnings = [diagnostic_line(d) for d in analysis.warnings]
-        return Pipeline(None, source, analysis, warnings)
-    bundle = read_bundle(target)
-    return Pipeline(bundle, warnings=_stale(bundle))
+        pipeline = Pipeline(None, source, analysis, [str(d) for d in analysis.warnings])
+    else:
+        bundle = read_bundle(target)
+        pipeline = Pipeline(bundle, warnings=_stale(bundle))
+    if warn is not None and pipeline.warnings:
+        warn(pipeline.warnings)
+    if pipeline.analysis is not None:
+        raise_for_errors(pipeline.analysis)
+    return pipeline
 
 
 def prepare(
@@ -116,22 +123,22 @@ def prepare(
     values: Mapping[str, Any] | None = None,
     overrides: Sequence[tuple[str, str]] = (),
     listeners: list[Listener] | None = None,
+    warn: Callable[[list[str]], None] | None = None,
 ) -> PipelineRunner:
     """A checked runner for `target`: parameters resolved, run id and folder chosen.
 
     `values` are parameter values as read from a file or sent as JSON (typed), `overrides`
     ``-p NAME VALUE`` strings; both are checked against the declared types, overrides last.
-    `options.parameters` and `options.run_id` are filled in here. Raises BadInput.
+    `options.parameters` and `options.run_id` are filled in here; `warn` is as for
+    `open_pipeline`. Raises BadInput.
     """
-    pipeline = target if isinstance(target, Pipeline) else open_pipeline(target)
+    pipeline = target if isinstance(target, Pipeline) else open_pipeline(target, warn)
     specs = pipeline.analysis.parameters if pipeline.analysis else pipeline.bundle.parameters  # type: ignore[union-attr]
     resolved = resolve(specs, dict(values or {}), list(overrides))
     run_id = options.run_id or new_run_id()
     options = dataclasses.replace(options, parameters=resolved, run_id=run_id)
     bundle = pipeline.bundle_in(run_folder(options.runs_root, pipeline.name, run_id))
-    return PipelineRunner(
-        bundle, options, listeners, write_bundle=pipeline.write, notices=pipeline.warnings
-    )
+    return PipelineRunner(bundle, options, listeners, write_bundle=pipeline.write)
 
 
 def _stale(bundle: Bundle) -> list[str]:
@@ -141,7 +148,7 @@ def _stale(bundle: Bundle) -> list[str]:
         return []
     try:
         current = read_notebook(path)
-    except Exception:  # an unreadable notebook beside a bundle doesn't stop the bundle
+    except MlopsError:  # an unreadable notebook beside a bundle doesn't stop the bundle
         return []
     if current.sha256 == bundle.source_sha256:
         return []

@@ -61,6 +61,7 @@ from .runstate import (
     run_folder,
     store_location,
 )
+from .scheduling import CACHED as CACHED_AT_GATE
 from .scheduling import OPEN, Schedule, outside_producers, select_stages
 from .stage import StageJob, Watchdog, execute, render_html
 from .stopping import StopFlag, stop_requests
@@ -98,12 +99,10 @@ class PipelineRunner:
         options: RunOptions,
         listeners: list[Listener] | None = None,
         write_bundle: Callable[[Bundle], None] | None = None,
-        notices: list[str] | None = None,
     ) -> None:
         self.bundle = bundle
         self.options = options
         self.listeners = listeners or []
-        self.notices = notices or []  # for the user before it runs (not recorded)
         self._write_bundle = write_bundle  # a notebook's bundle, written once connected
         for name in [options.from_stage, *options.only]:
             if name is not None:
@@ -432,7 +431,6 @@ class PipelineRunner:
     # --- one stage ----------------------------------------------------------------------
 
     def _check_cache(self, launch: _Launch) -> None:
-        launch.checked = True
         launch.key = self.reuse.key(launch.stage, self.records)
         launch.hit = self.reuse.lookup(launch.stage, launch.key)
 
@@ -457,7 +455,7 @@ class PipelineRunner:
         record = None
         notebooks: list[Path] = []
         try:
-            run_id = self.tracker.start_stage(stage, self._position(stage.name))
+            run_id = self.tracker.start_stage(stage, self.bundle.position(stage.name))
             self.state.update(stage.name, mlflow_run_id=run_id)
             executed = self.run_dir / "notebooks" / Path(self.bundle.notebooks[stage.name]).name
             log = self.run_dir / "logs" / f"{stage.name}.log"
@@ -513,7 +511,7 @@ class PipelineRunner:
         if run_id:
             with contextlib.suppress(TrackingLost):
                 self.tracker.discard_run(run_id)
-        if launch.decision == "cached" and launch.hit is not None:
+        if launch.decision == CACHED_AT_GATE and launch.hit is not None:
             return self._reuse(launch)
         status = CANCELLED if self._stopping.is_set() else SKIPPED
         self.state.update(launch.stage.name, status=status, mlflow_run_id=None)
@@ -530,7 +528,7 @@ class PipelineRunner:
         run_id = ""
         with contextlib.suppress(TrackingLost):  # the outputs are here; logging waits
             run_id = self.tracker.cached_stage(
-                stage, self._position(stage.name), hit.record, hit.origin, self.records
+                stage, self.bundle.position(stage.name), hit.record, hit.origin, self.records
             )
         now = time.time()
         self.state.update(
@@ -544,9 +542,6 @@ class PipelineRunner:
         )
         self._notify(stage.name)
         return StageOutcome(stage.name, run_id, "FINISHED", 0.0, hit.record)
-
-    def _position(self, stage: str) -> int:
-        return self.bundle.stage_names.index(stage) + 1
 
     def _papermill(
         self, launch: _Launch, executed: Path, log: Path, run_id: str
@@ -628,7 +623,7 @@ class PipelineRunner:
             record = self.records[state.name]
             stage = self.bundle.stage(state.name)
             run_id = self.tracker.cached_stage(
-                stage, self._position(stage.name), record, state.cached_from, self.records
+                stage, self.bundle.position(stage.name), record, state.cached_from, self.records
             )
             self.state.update(state.name, mlflow_run_id=run_id)
             outcomes[state.name] = StageOutcome(state.name, run_id, "FINISHED", 0.0, record)
@@ -643,7 +638,6 @@ class _Launch:
     gate: Path | None  # the file whose creation lets a pre-started kernel go on; None: no wait
     key: str | None = None  # its cache key, once its inputs are known
     opened: bool = False
-    checked: bool = False  # looked up in the cache (once its upstream stages were done)
-    decision: str | None = None  # "cached" or "skip": stopped at the gate, never ran
+    decision: str | None = None  # scheduling.CACHED or SKIP: stopped at the gate, never ran
     hit: CachedStage | None = None
     watchdog: Watchdog = field(default_factory=lambda: Watchdog(None))
