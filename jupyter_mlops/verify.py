@@ -125,6 +125,9 @@ def verify(
     )
     runner = prepare(pipeline, options)
     quiet_logs(logging.WARNING)  # the temporary store announcing its tables
+    # Connecting sets MLflow's fail-fast settings in os.environ, which the plain run's thread
+    # reads: done here, before that thread starts.
+    runner.connect()
     # The two runs are independent: the plain one in a thread, the pipeline here (its runner
     # stops its kernels on signals, which only the main thread receives).
     kernels: list[StageKernelManager] = []
