@@ -33,6 +33,7 @@ from ..run.child import (
 )
 from ..run.history import find_run, load_run, run_folders, runner_alive
 from ..run.runstate import (
+    RUN_BUNDLE,
     RUN_RUNNING,
     STATE_FILE,
     RunState,
@@ -153,6 +154,9 @@ class RunManager:
                 launch.start_error = start_error(error)
                 self.queue.finished(run_id)
                 continue
+            except BaseException:  # no process to wait for: its slot is free again
+                self.queue.finished(run_id)
+                raise
             finally:
                 launch.starting = False
             if launch.cancelled:  # cancelled while it was being started
@@ -344,7 +348,7 @@ def _stage_cells(folder: Path) -> dict[str, list[int]]:
     The sidebar polls a run every second: the parsed bundle is kept while its file is
     unchanged, and one larger than a bundle ever is isn't parsed at all.
     """
-    spec = folder / "bundle" / "pipeline.yaml"
+    spec = folder / RUN_BUNDLE / "pipeline.yaml"
     try:
         stat = spec.stat()
     except OSError:
