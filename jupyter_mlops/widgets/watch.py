@@ -56,8 +56,10 @@ class RunSlots:
         slot) once `cancelled()` says so."""
         with self._changed:
             self._queue.enqueue(ticket)
-            if not self._queue.ready(ticket):
-                on_wait()
+            waits = not self._queue.ready(ticket)
+        if waits:
+            on_wait()  # (a widget update: not while holding the lock every run shares)
+        with self._changed:
             while not cancelled() and not self._queue.ready(ticket):
                 self._changed.wait(POLL_SECONDS)
             if cancelled():
