@@ -62,6 +62,13 @@ class Diagnostic:
     related_cell: int | None = None
     line: int | None = None
 
+    def __str__(self) -> str:
+        """One line for people: where, what, and the code ("cell 3, line 2: ... [code]")."""
+        where = f"cell {self.cell}" if self.cell is not None else "notebook"
+        if self.line:
+            where += f", line {self.line}"
+        return f"{where}: {self.message} [{self.code}]"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -81,6 +81,10 @@ class Bundle:
     def stage_names(self) -> list[str]:
         return [s.name for s in self.stages]
 
+    def position(self, stage: str) -> int:
+        """The stage's place in the pipeline, from 1 (its notebook's number, its run's name)."""
+        return self.stage_names.index(stage) + 1
+
     def notebook_path(self, stage: str) -> Path:
         return self.root / self.notebooks[stage]
 

@@ -123,9 +123,7 @@ class TaggingErrors(pytest.Item):
         self.analysis = analysis
 
     def runtest(self) -> None:
-        from .report import diagnostic_line
-
-        lines = [diagnostic_line(d) for d in self.analysis.errors]
+        lines = [str(d) for d in self.analysis.errors]
         raise StageFailure("the notebook's tags have errors:\n" + "\n".join(lines), None)
 
     def repr_failure(

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-from .analysis import Analysis, Diagnostic
+from .analysis import Analysis
 from .run.runstate import CACHED, CANCELLED, DONE, FAILED, RUNNING, SKIPPED, RunState
 from .state import value_name
 from .status_symbols import STATUS_SYMBOLS
 from .tracking import without_credentials
-
-if TYPE_CHECKING:  # (verify uses the pipeline entry point, which uses this module)
-    from .verify import Difference, VerifyReport
+from .verify import Difference, VerifyReport
 
 # The statuses a progress line is printed for (a queued stage has none), in click's colours.
 _STATUS_COLOURS = {
@@ -91,7 +88,7 @@ def check_report(analysis: Analysis, name: str) -> str:
     ):
         if items:
             out += ["", click.style(title, bold=True, fg=colour)]
-            out += [f"  {diagnostic_line(d)}" for d in items]
+            out += [f"  {d}" for d in items]
     errors, warnings = len(analysis.errors), len(analysis.warnings)
     summary = (
         click.style(f"✗ {errors} error(s)", fg="red", bold=True)
@@ -151,13 +148,6 @@ def _variable(difference: Difference) -> str:
 
 def _values(count: int) -> str:
     return f"{count} value" + ("" if count == 1 else "s")
-
-
-def diagnostic_line(diagnostic: Diagnostic) -> str:
-    where = f"cell {diagnostic.cell}" if diagnostic.cell is not None else "notebook"
-    if diagnostic.line:
-        where += f", line {diagnostic.line}"
-    return f"{where}: {diagnostic.message} [{diagnostic.code}]"
 
 
 def _cells(cells: list[int]) -> str:

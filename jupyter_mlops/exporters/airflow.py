@@ -4,7 +4,7 @@ The DAG is generated Python that people review like the bundle beside it, so it 
 the stages, their edges and the typed parameters as literals, and it is written the way
 `ruff format` would write it: regenerating gives the same bytes and a formatter in the
 user's repository changes nothing. Every task is a BashOperator calling `jupyter-mlops`
-(`begin`, `stage`, `end`, see `orchestration`), which runs the stage's papermill notebook
+(`begin`, `stage`, `end`, see `run.tasks`), which runs the stage's papermill notebook
 and logs it: that is the papermill provider's operator plus the hand-over of values and the
 MLflow runs, so the DAG needs nothing from Airflow but its standard provider.
 

@@ -90,6 +90,8 @@ def run_stage(
         parent_run_id=run.parent_run_id,
     )
     runner = prepare(Pipeline(bundle), options, run.parameters)  # checked as `begin` did
+    # Not `runner.run()`: the parent MLflow run is shared by every task and ended by `end`,
+    # so an error here fails this task (and its stage's run), never the whole pipeline run.
     runner.start()
     runner.run_stage(stage)
     return runner.finish()

@@ -57,11 +57,7 @@ def upload(run_dir: Path, tracking_uri: str | None = None) -> RunStateFile:
         stage = bundle.stage(stage_state.name)
         child = children.get(stage.name)
         finished = child is not None and child.ended
-        run_id = (
-            child.run_id
-            if child
-            else tracker.start_stage(stage, bundle.stage_names.index(stage.name) + 1)
-        )
+        run_id = child.run_id if child else tracker.start_stage(stage, bundle.position(stage.name))
         status = "FAILED" if stage_state.status == FAILED else "FINISHED"
         duration = stage_state.duration or 0.0
         record = records.get(stage.name)

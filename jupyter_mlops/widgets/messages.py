@@ -11,7 +11,7 @@ from html import escape
 from pathlib import Path
 
 from ..analysis import Analysis, Diagnostic
-from ..report import diagnostic_line, logged_metrics
+from ..report import logged_metrics
 from ..run.runstate import FAILED, RUN_CANCELLED, RUN_SUCCEEDED, RunState
 from ..tracking import MlflowLinks
 from .palette import ERROR_COLOR, SUCCESS_COLOR, WARNING_COLOR
@@ -37,7 +37,7 @@ def diagnostics_html(diagnostics: list[Diagnostic]) -> str:
     lines = []
     for d in diagnostics:
         symbol, colour = ("✗", ERROR_COLOR) if d.severity == "error" else ("⚠", WARNING_COLOR)
-        lines.append(_coloured(colour, f"{symbol} {escape(diagnostic_line(d))}"))
+        lines.append(_coloured(colour, f"{symbol} {escape(str(d))}"))
     errors = sum(d.severity == "error" for d in diagnostics)
     if errors:
         lines.append(_div(f"<i>fix the {errors} error(s) and save the notebook to run it</i>"))
