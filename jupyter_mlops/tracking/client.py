@@ -108,26 +108,6 @@ def quiet_logs(level: int = logging.WARNING) -> None:
     logging.getLogger("mlflow").setLevel(level)
 
 
-@contextmanager
-def process_store(tracking_uri: str) -> Iterator[None]:
-    """MLflow's process-wide tracking and registry URI set to `tracking_uri` meanwhile.
-
-    Some registry calls resolve what they are given through the process-wide URI rather
-    than their client's: registering a logged model (`models:/m-...`) looks the model up
-    there, so a run given `--tracking-uri` would look for it in ./mlflow.db.
-    """
-    import mlflow
-
-    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
-
-
 class GuardedClient:
     """An MlflowClient whose calls, once the server is unreachable, all fail at once with
     TrackingLost instead of each waiting out its own retries."""

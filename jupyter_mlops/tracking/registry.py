@@ -8,10 +8,10 @@ there are several), gets the alias ``candidate`` and a model card as its descrip
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .card import model_card
-from .client import TAG_PREFIX, process_store
+from .client import TAG_PREFIX
 
 if TYPE_CHECKING:
     from .runs import PipelineTracker, StageOutcome
@@ -37,6 +37,7 @@ def register_models(
     tracker: PipelineTracker, outcomes: list[StageOutcome]
 ) -> list[RegisteredModel]:
     """Register the models the stages logged, as candidates of the tracker's pipeline run."""
+    client, bundle, git = tracker.client, tracker.bundle, tracker.git
     logged = [
         (outcome, variable, info)
         for outcome in outcomes
@@ -44,52 +45,38 @@ def register_models(
         for variable, info in outcome.record.models.items()
     ]
     registered = []
-    with process_store(tracker.tracking_uri):
-        for outcome, variable, info in logged:
-            registered.append(_register(tracker, outcomes, outcome, variable, info, len(logged)))
+    for outcome, variable, info in logged:
+        name = bundle.model_name
+        if len(logged) > 1:
+            name = f"{name}-{variable}"
+        _ensure_registered_model(tracker, name)
+        version = client.create_model_version(
+            name=name,
+            source=info["model_uri"],
+            run_id=outcome.run_id,
+            model_id=info.get("model_id"),
+            tags={
+                TAG_PREFIX + "pipeline_run": tracker.parent_run_id or "",
+                TAG_PREFIX + "stage": outcome.stage,
+                TAG_PREFIX + "variable": variable,
+                **({"git_commit": git["commit"]} if git.get("commit") else {}),
+            },
+        )
+        model = RegisteredModel(
+            name=name,
+            version=str(version.version),
+            variable=variable,
+            stage=outcome.stage,
+            uri=f"models:/{name}/{version.version}",
+            alias_uri=f"models:/{name}@{CANDIDATE_ALIAS}",
+            flavor=info.get("flavor", "pyfunc"),
+        )
+        client.set_registered_model_alias(name, CANDIDATE_ALIAS, str(version.version))
+        client.update_model_version(
+            name, str(version.version), description=model_card(tracker, model, outcomes)
+        )
+        registered.append(model)
     return registered
-
-
-def _register(
-    tracker: PipelineTracker,
-    outcomes: list[StageOutcome],
-    outcome: StageOutcome,
-    variable: str,
-    info: dict[str, Any],
-    count: int,
-) -> RegisteredModel:
-    """One logged model as a new version of its registered model, with alias and card."""
-    client, bundle, git = tracker.client, tracker.bundle, tracker.git
-    name = bundle.model_name
-    if count > 1:
-        name = f"{name}-{variable}"
-    _ensure_registered_model(tracker, name)
-    version = client.create_model_version(
-        name=name,
-        source=info["model_uri"],
-        run_id=outcome.run_id,
-        model_id=info.get("model_id"),
-        tags={
-            TAG_PREFIX + "pipeline_run": tracker.parent_run_id or "",
-            TAG_PREFIX + "stage": outcome.stage,
-            TAG_PREFIX + "variable": variable,
-            **({"git_commit": git["commit"]} if git.get("commit") else {}),
-        },
-    )
-    model = RegisteredModel(
-        name=name,
-        version=str(version.version),
-        variable=variable,
-        stage=outcome.stage,
-        uri=f"models:/{name}/{version.version}",
-        alias_uri=f"models:/{name}@{CANDIDATE_ALIAS}",
-        flavor=info.get("flavor", "pyfunc"),
-    )
-    client.set_registered_model_alias(name, CANDIDATE_ALIAS, str(version.version))
-    client.update_model_version(
-        name, str(version.version), description=model_card(tracker, model, outcomes)
-    )
-    return model
 
 
 def _ensure_registered_model(tracker: PipelineTracker, name: str) -> None:
