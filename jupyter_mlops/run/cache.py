@@ -3,8 +3,9 @@
 A stage's *key* is a hash of everything its outputs depend on: the code it runs (its cells
 and the setup cells, as in its stage notebook), the parameter values it reads, the content
 digests of the values it receives, the files its code names (size and modification time),
-and the environment (Python, the kernel, the pinned requirements, this package's version).
-Change any of them and the key changes, so a stale value is never served.
+and the environment (Python, the kernel, the pinned requirements, this package's version);
+for a stage that logs models, also the tracking store they are logged to. Change any of them
+and the key changes, so a stale value is never served.
 
 The cache lives beside the run folders (``<runs dir>/.cache``): one small JSON entry per key,
 and the outputs' content-addressed objects, hard-linked from the run that produced them. Both
@@ -68,8 +69,13 @@ def stage_key(
     parameters: dict[str, Any],
     upstream: dict[str, StageRecord],
     kernel: str,
+    store: str | None = None,
 ) -> str:
-    """The hash of everything the stage's outputs depend on (see the module docstring)."""
+    """The hash of everything the stage's outputs depend on (see the module docstring).
+
+    A stage that logs models also depends on `store`, the tracking store its models live
+    in: a run against another store can't register them, so it runs the stage again.
+    """
     code = _code_cells(bundle.notebook_path(stage.name))
     requirements = bundle.root / "requirements.txt"
     facts = {
@@ -86,6 +92,8 @@ def stage_key(
         },
         "files": _named_files(code, bundle.workdir_path),
     }
+    if stage.models:
+        facts["store"] = store
     text = json.dumps(facts, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -55,11 +55,12 @@ class Reuse:
 
     # --- the stage cache ------------------------------------------------------------------
 
-    def key(self, stage: Stage, records: dict[str, StageRecord]) -> str | None:
-        """The stage's cache key, once its inputs (`records` of its upstream) are known."""
+    def key(self, stage: Stage, records: dict[str, StageRecord], store: str) -> str | None:
+        """The stage's cache key, once its inputs (`records` of its upstream) are known;
+        `store` is the tracking store the run logs to."""
         if self.cache is None:
             return None
-        return stage_key(self.bundle, stage, self.parameters, records, self.kernel)
+        return stage_key(self.bundle, stage, self.parameters, records, self.kernel, store)
 
     def lookup(self, stage: Stage, key: str | None) -> CachedStage | None:
         if key is None or self.cache is None or not self.use_cache or stage.name in self.forced:

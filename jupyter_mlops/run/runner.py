@@ -431,7 +431,7 @@ class PipelineRunner:
     # --- one stage ----------------------------------------------------------------------
 
     def _check_cache(self, launch: _Launch) -> None:
-        launch.key = self.reuse.key(launch.stage, self.records)
+        launch.key = self.reuse.key(launch.stage, self.records, self.tracker.tracking_uri)
         launch.hit = self.reuse.lookup(launch.stage, launch.key)
 
     def _execute_stage(self, stage: Stage) -> StageOutcome:
