@@ -54,9 +54,14 @@ with DAG(
     tags=["jupyter-mlops"],
     params={
         "test_size": Param(
-            0.25,
+            0.3,
             type="number",
             description="share of rows held out for evaluation",
+        ),
+        "n_components": Param(
+            2,
+            type="integer",
+            description="principal components the forest sees (1 to 13)",
         ),
         "n_estimators": Param(
             200,
