@@ -150,7 +150,7 @@ def _log_models(
         if variable not in namespace:
             raise NameError(f"`model:{variable}`: stage `{stage}` ended without `{variable}`")
         example = _fit_data(namespace, fit_data)
-        logged[variable] = log_model(namespace[variable], variable, example)
+        logged[variable] = log_model(namespace[variable], variable, example, stage)
     return logged
 
 

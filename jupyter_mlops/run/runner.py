@@ -32,16 +32,16 @@ from typing import Any
 from ..analysis import Stage
 from ..artifacts import RemoteArtifactStore, StageRecord, open_store
 from ..bundle import ARTIFACTS_PARAMETER, Bundle
-from ..errors import MlopsError, RunInterrupted, StageFailed, TrackingLost
+from ..errors import BadInput, MlopsError, RunInterrupted, StageFailed, TrackingLost
 from ..files import atomic_write
 from ..runtime import GATE_ENV, GATE_GO, GATE_STOP, WARM_UP_ENV
 from ..tracking import PipelineTracker, StageOutcome, resolve_tracking_uri
-from ..tracking.models import REQUIREMENTS_ENV
+from ..tracking.models import REQUIREMENTS_ENV, SOURCE_ENV
 from .cache import CachedStage
 from .history import load_run, mark_abandoned, run_folders
 from .kernels import StageKernelManager, choose_kernel
 from .orphans import Reaper, stop_with_owner, without_owner
-from .reuse import Reuse, earlier_outputs, shared_records
+from .reuse import Earlier, Reuse, earlier_outputs, shared_records
 from .runstate import (
     CACHED,
     CANCELLED,
@@ -132,11 +132,13 @@ class PipelineRunner:
         producers = outside_producers(
             self.selected, {s.name: s.inputs.values() for s in bundle.stages}
         )
-        self.earlier: dict[str, Path] = {}
+        self.earlier: dict[str, Earlier] = {}
+        self._producers: set[str] = set()
         if options.parent_run_id:
             self.records.update(shared_records(self.store, producers))
         else:
-            self.earlier = self.reuse.find_earlier(producers, self.run_dir)
+            self.reuse.check_earlier(producers, self.run_dir)
+            self._producers = producers  # their lineage is checked once the bundle is written
         self._kernels: dict[str, StageKernelManager] = {}
         self._stopping = threading.Event()
         self._stop_requested = StopFlag()
@@ -209,9 +211,17 @@ class PipelineRunner:
         `start`, `run_stage` for each stage in order, then `finish`.
         """
         self.connect()
+        fresh = not self.run_dir.exists()
         if self._write_bundle is not None:  # connected: now the run may write its files
             self._write_bundle(self.bundle)
             self._write_bundle = None
+        try:  # the stages' keys read the bundle's files: only now can they be compared
+            uri = self.tracker.tracking_uri
+            self.earlier = self.reuse.find_earlier(self._producers, self.run_dir, uri)
+        except BadInput:
+            if fresh:  # nothing of the run but the bundle just written: leave no trace
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            raise
         self._settle_abandoned_runs()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._reaper.start(self.run_dir, self.tracker.tracking_uri)
@@ -433,6 +443,7 @@ class PipelineRunner:
     def _check_cache(self, launch: _Launch) -> None:
         launch.key = self.reuse.key(launch.stage, self.records, self.tracker.tracking_uri)
         launch.hit = self.reuse.lookup(launch.stage, launch.key)
+        self.state.update(launch.stage.name, key=launch.key)
 
     def _execute_stage(self, stage: Stage) -> StageOutcome:
         """Run a stage now (its upstream stages are done), or reuse its cached outputs."""
@@ -473,6 +484,8 @@ class PipelineRunner:
                 record = self.store.read_record(stage.name)
                 with self._lock:
                     self.records[stage.name] = record
+                with contextlib.suppress(TrackingLost):
+                    self.tracker.link_models(run_id, stage, record, self.records)
             notebooks = [executed, *[p for p in [render_html(executed)] if p]]
         except Exception as unexpected:  # MLflow or the disk failing around the stage
             error = StageError(
@@ -541,7 +554,7 @@ class PipelineRunner:
             metrics=hit.record.metrics,
         )
         self._notify(stage.name)
-        return StageOutcome(stage.name, run_id, "FINISHED", 0.0, hit.record)
+        return StageOutcome(stage.name, run_id, "FINISHED", 0.0, hit.record, hit.origin)
 
     def _papermill(
         self, launch: _Launch, executed: Path, log: Path, run_id: str
@@ -598,6 +611,7 @@ class PipelineRunner:
                 "MLFLOW_RUN_ID": run_id,
                 "MLFLOW_EXPERIMENT_ID": str(self.tracker.experiment_id),
                 REQUIREMENTS_ENV: str(self.bundle.root.resolve() / "requirements.txt"),
+                SOURCE_ENV: self.tracker.git.get("path") or str(self.bundle.source_path or ""),
                 "PYDEVD_DISABLE_FILE_VALIDATION": "1",
             }
         )
@@ -607,11 +621,15 @@ class PipelineRunner:
 
     def _copy_earlier_outputs(self) -> None:
         for producer, earlier in self.earlier.items():
-            found = earlier_outputs(producer, earlier)
+            found = earlier_outputs(producer, earlier.folder)
             self.store.adopt(found.store, found.record)
             self.records[producer] = found.record
             self.state.update(
-                producer, status=CACHED, cached_from=found.origin, metrics=found.record.metrics
+                producer,
+                status=CACHED,
+                cached_from=found.origin,
+                key=earlier.key,
+                metrics=found.record.metrics,
             )
 
     def _log_cached_stages(self) -> dict[str, StageOutcome]:
@@ -626,7 +644,9 @@ class PipelineRunner:
                 stage, self.bundle.position(stage.name), record, state.cached_from, self.records
             )
             self.state.update(state.name, mlflow_run_id=run_id)
-            outcomes[state.name] = StageOutcome(state.name, run_id, "FINISHED", 0.0, record)
+            outcomes[state.name] = StageOutcome(
+                state.name, run_id, "FINISHED", 0.0, record, state.cached_from
+            )
         return outcomes
 
 

@@ -86,6 +86,7 @@ class StageState:
     log: str | None = None
     mlflow_run_id: str | None = None
     cached_from: str | None = None
+    key: str | None = None  # what its outputs depend on (run.cache.stage_key): lineage
     error: StageError | None = None
     metrics: dict[str, float] = field(default_factory=dict)  # what its `metrics` cell logged
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,6 +107,42 @@ def quiet_logs(level: int = logging.WARNING) -> None:
     import mlflow  # noqa: F401
 
     logging.getLogger("mlflow").setLevel(level)
+
+
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+_PROCESS_STORE = threading.Lock()
+
+
+@contextmanager
+def process_store(tracking_uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking and registry URI set to `tracking_uri` meanwhile.
+
+    Some MLflow calls resolve what they are given through the process-wide URI rather than
+    their client's: the SQL registry looks up a logged model (`models:/m-...`) there when a
+    version is created, and `mlflow.pyfunc.load_model` resolves `models:/` URIs there. So a
+    run given `--tracking-uri` would look in ./mlflow.db. Everything is put back as it was,
+    the environment included: `mlflow.set_tracking_uri` also writes MLFLOW_TRACKING_URI
+    into os.environ, which every later subprocess (stage kernels, servers) would inherit.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_state
+    from mlflow.tracking._tracking_service import utils as tracking_state
+
+    with _PROCESS_STORE:
+        environment = {name: os.environ.get(name) for name in _URI_VARIABLES}
+        tracking, registry = tracking_state._tracking_uri, registry_state._registry_uri
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(tracking)  # type: ignore[arg-type]  # None: unset
+            registry_state._registry_uri = registry
+            for name, value in environment.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 class GuardedClient:

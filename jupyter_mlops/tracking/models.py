@@ -22,6 +22,7 @@ import cloudpickle
 
 EXAMPLE_ROWS = 5
 REQUIREMENTS_ENV = "JUPYTER_MLOPS_REQUIREMENTS"
+SOURCE_ENV = "JUPYTER_MLOPS_SOURCE"  # the notebook the pipeline was made from
 
 
 def detect_flavor(model: Any) -> str:
@@ -76,10 +77,17 @@ def predict(model: Any, flavor: str, example: Any) -> Any:
     return model(example)
 
 
-def log_model(model: Any, name: str, fit_data: Any) -> dict[str, Any]:
-    """Log `model` into the active MLflow run (from MLFLOW_RUN_ID); describe what was logged."""
+def log_model(model: Any, name: str, fit_data: Any, stage: str = "") -> dict[str, Any]:
+    """Log `model` into the stage's MLflow run (MLFLOW_RUN_ID); describe what was logged.
+
+    The stage's run is made the active run first, as the user's own `mlflow.log_*` calls
+    would: MLflow takes a logged model's source run (and its parameters) from the active
+    run, and without one the model's page says "No runs".
+    """
     import mlflow
     from mlflow.models import infer_signature
+
+    run = mlflow.active_run() or mlflow.start_run()  # resumes MLFLOW_RUN_ID
 
     flavor = detect_flavor(model)
     example = input_example(fit_data)
@@ -95,6 +103,7 @@ def log_model(model: Any, name: str, fit_data: Any) -> dict[str, Any]:
         "signature": signature,
         "input_example": example,
         "pip_requirements": requirements(flavor),
+        "tags": _model_tags(stage),
     }
     if flavor == "pyfunc":
         info = mlflow.pyfunc.log_model(python_model=_pyfunc(model), **common)
@@ -108,9 +117,19 @@ def log_model(model: Any, name: str, fit_data: Any) -> dict[str, Any]:
         "flavor": flavor,
         "model_uri": info.model_uri,
         "model_id": getattr(info, "model_id", None),
+        "run_id": run.info.run_id,
         "signature": signature is not None,
         "type": f"{type(model).__module__}.{type(model).__qualname__}",
     }
+
+
+def _model_tags(stage: str) -> dict[str, str]:
+    """Where the model was logged from: the notebook, not the kernel's launcher script."""
+    tags = {"jupyter_mlops.stage": stage} if stage else {}
+    source = os.environ.get(SOURCE_ENV)
+    if source:
+        tags.update({"mlflow.source.name": source, "mlflow.source.type": "NOTEBOOK"})
+    return tags
 
 
 def requirements(flavor: str) -> list[str]:

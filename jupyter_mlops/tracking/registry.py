@@ -1,22 +1,31 @@
-"""The model registry: a pipeline's logged models registered as versions with an alias.
+"""The model registry: the models a pipeline run trained, as versions with an alias.
 
-Once every stage of a pipeline run succeeded, each model a stage logged (`model:VAR`)
-becomes a version of the registered model named after the pipeline (one per variable when
-there are several), gets the alias ``candidate`` and a model card as its description.
+Once every stage of a pipeline run succeeded, each model a stage of that run trained
+(`model:VAR`) becomes a version of the registered model named after the pipeline (one per
+variable when there are several), gets the alias ``candidate`` and a model card as its
+description. The version is registered by model id (its source is ``models:/m-...``), and
+its run is the pipeline's parent run, which carries every stage's metrics: MLflow's
+*Compare versions* and the parent run's page then show what the model scored.
+
+Lineage can't lie: a model this run did not train (its stage was cached, or its outputs
+were reused from an earlier run) gets no new version and moves no alias; the run links to
+the version that model already has.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import json
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from .card import model_card
-from .client import TAG_PREFIX
+from .client import TAG_PREFIX, process_store
 
 if TYPE_CHECKING:
     from .runs import PipelineTracker, StageOutcome
 
 CANDIDATE_ALIAS = "candidate"
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # MLflow's own link from a logged model
 
 
 @dataclass
@@ -28,16 +37,18 @@ class RegisteredModel:
     uri: str  # models:/NAME/VERSION
     alias_uri: str  # models:/NAME@candidate
     flavor: str
+    model_id: str | None = None  # the logged model (m-...)
+    run_id: str = ""  # the stage run that logged it
+    new: bool = True  # False: the version an earlier run registered for a reused model
 
-    def to_dict(self) -> dict[str, str]:
-        return dict(self.__dict__)
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def register_models(
     tracker: PipelineTracker, outcomes: list[StageOutcome]
 ) -> list[RegisteredModel]:
-    """Register the models the stages logged, as candidates of the tracker's pipeline run."""
-    client, bundle, git = tracker.client, tracker.bundle, tracker.git
+    """Register the models this run trained as candidates; link the ones it reused."""
     logged = [
         (outcome, variable, info)
         for outcome in outcomes
@@ -45,38 +56,97 @@ def register_models(
         for variable, info in outcome.record.models.items()
     ]
     registered = []
-    for outcome, variable, info in logged:
-        name = bundle.model_name
-        if len(logged) > 1:
-            name = f"{name}-{variable}"
-        _ensure_registered_model(tracker, name)
-        version = client.create_model_version(
-            name=name,
-            source=info["model_uri"],
-            run_id=outcome.run_id,
-            model_id=info.get("model_id"),
-            tags={
-                TAG_PREFIX + "pipeline_run": tracker.parent_run_id or "",
-                TAG_PREFIX + "stage": outcome.stage,
-                TAG_PREFIX + "variable": variable,
-                **({"git_commit": git["commit"]} if git.get("commit") else {}),
-            },
-        )
-        model = RegisteredModel(
-            name=name,
-            version=str(version.version),
-            variable=variable,
-            stage=outcome.stage,
-            uri=f"models:/{name}/{version.version}",
-            alias_uri=f"models:/{name}@{CANDIDATE_ALIAS}",
-            flavor=info.get("flavor", "pyfunc"),
-        )
-        client.set_registered_model_alias(name, CANDIDATE_ALIAS, str(version.version))
-        client.update_model_version(
-            name, str(version.version), description=model_card(tracker, model, outcomes)
-        )
-        registered.append(model)
+    # The SQL registry looks the logged model up through MLflow's process-wide URI.
+    with process_store(tracker.tracking_uri):
+        for outcome, variable, info in logged:
+            name = tracker.bundle.model_name
+            if len(logged) > 1:
+                name = f"{name}-{variable}"
+            model = RegisteredModel(
+                name=name,
+                version="",
+                variable=variable,
+                stage=outcome.stage,
+                uri="",
+                alias_uri=f"models:/{name}@{CANDIDATE_ALIAS}",
+                flavor=info.get("flavor", "pyfunc"),
+                model_id=model_id(info),
+                run_id=info.get("run_id") or outcome.run_id,
+            )
+            existing = _existing_version(tracker, model) if outcome.cached_from else None
+            if existing is not None:
+                model.version, model.new = existing, False
+            else:
+                model.version = _new_version(tracker, model, info, outcomes)
+            model.uri = f"models:/{name}/{model.version}"
+            if model.new:
+                tracker.client.set_registered_model_alias(name, CANDIDATE_ALIAS, model.version)
+                tracker.client.update_model_version(
+                    name, model.version, description=model_card(tracker, model, outcomes)
+                )
+            registered.append(model)
     return registered
+
+
+def model_id(info: dict[str, Any]) -> str | None:
+    """The logged model's id, from what the stage recorded (`models:/m-...` in older ones)."""
+    if info.get("model_id"):
+        return str(info["model_id"])
+    uri = str(info.get("model_uri", ""))
+    return uri.removeprefix("models:/") if uri.startswith("models:/m-") else None
+
+
+def _new_version(
+    tracker: PipelineTracker,
+    model: RegisteredModel,
+    info: dict[str, Any],
+    outcomes: list[StageOutcome],
+) -> str:
+    client, git = tracker.client, tracker.git
+    _ensure_registered_model(tracker, model.name)
+    version = client.create_model_version(
+        name=model.name,
+        source=f"models:/{model.model_id}" if model.model_id else info["model_uri"],
+        run_id=tracker.parent_run_id,
+        model_id=model.model_id,
+        tags={
+            TAG_PREFIX + "pipeline_run": tracker.parent_run_id or "",
+            TAG_PREFIX + "stage": model.stage,
+            TAG_PREFIX + "stage_run": model.run_id,
+            TAG_PREFIX + "variable": model.variable,
+            **({TAG_PREFIX + "model_id": model.model_id} if model.model_id else {}),
+            **({"git_commit": git["commit"]} if git.get("commit") else {}),
+        },
+    )
+    number = str(version.version)
+    if model.model_id:  # what mlflow.register_model records: the model page lists it
+        _add_version_link(tracker, model.model_id, model.name, number)
+    return number
+
+
+def _existing_version(tracker: PipelineTracker, model: RegisteredModel) -> str | None:
+    """The version of `model.name` an earlier run registered for this logged model."""
+    from mlflow.exceptions import MlflowException
+
+    if not model.model_id:
+        return None
+    try:
+        logged = tracker.client.get_logged_model(model.model_id)
+    except MlflowException:
+        return None
+    for entry in json.loads(logged.tags.get(MODEL_VERSIONS_TAG) or "[]"):
+        if entry.get("name") == model.name:
+            return str(entry["version"])
+    return None
+
+
+def _add_version_link(tracker: PipelineTracker, model_id: str, name: str, version: str) -> None:
+    logged = tracker.client.get_logged_model(model_id)
+    entries = json.loads(logged.tags.get(MODEL_VERSIONS_TAG) or "[]")
+    if any(e.get("name") == name and str(e.get("version")) == version for e in entries):
+        return  # a tracking server's registry records it itself
+    entries.append({"name": name, "version": version})
+    tracker.client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps(entries)})
 
 
 def _ensure_registered_model(tracker: PipelineTracker, name: str) -> None:

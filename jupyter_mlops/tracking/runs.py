@@ -13,6 +13,7 @@ is plain data (`StageRun`, `RunEnd`), never MLflow's objects.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class StageOutcome:
     status: str  # MLflow's: FINISHED, FAILED (SKIPPED for a stage that never ran)
     duration: float
     record: StageRecord | None = None
+    cached_from: str | None = None  # the run whose outputs it reused; None: it ran here
 
 
 @dataclass
@@ -98,6 +100,7 @@ class PipelineTracker:
     experiment_id: str | None = None
     git: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
+    run_name: str = ""  # the parent run's: "wine-classifier #7 · n_estimators=500"
 
     def __post_init__(self) -> None:
         self.client = connect(self.tracking_uri)
@@ -120,8 +123,11 @@ class PipelineTracker:
         self.experiment_id = self._experiment()
         source = self.bundle.source_path
         self.git = git_info(source)
+        number = self._next_run_number()
+        self.run_name = run_name(self.bundle, number, parameters)
         tags = {
-            "mlflow.runName": self.bundle.name,
+            "mlflow.runName": self.run_name,
+            TAG_PREFIX + "run_number": str(number),
             "mlflow.source.type": "NOTEBOOK",
             "mlflow.source.name": str(source) if source else self.bundle.name,
             TAG_PREFIX + "pipeline": self.bundle.name,
@@ -130,14 +136,7 @@ class PipelineTracker:
         }
         if self.bundle.source_sha256:
             tags[TAG_PREFIX + "notebook_sha256"] = self.bundle.source_sha256
-        for key, tag in (
-            ("commit", "mlflow.source.git.commit"),
-            ("branch", "mlflow.source.git.branch"),
-            ("repo_url", "mlflow.source.git.repoURL"),
-            ("dirty", TAG_PREFIX + "git_dirty"),
-        ):
-            if self.git.get(key):
-                tags[tag] = self.git[key]
+        tags.update(self._git_tags())
         run = self.client.create_run(self.experiment_id, tags=tags)
         self.parent_run_id = run.info.run_id
         self._log_params(self.parent_run_id, parameters)
@@ -163,8 +162,43 @@ class PipelineTracker:
         """Log into a parent run another process created (a scheduler's `begin` task)."""
         self.parameters = parameters
         self.parent_run_id = parent_run_id
-        self.experiment_id = self.client.get_run(parent_run_id).info.experiment_id
+        parent = self.client.get_run(parent_run_id)
+        self.experiment_id = parent.info.experiment_id
+        self.run_name = parent.data.tags.get("mlflow.runName", self.bundle.name)
         self.git = git_info(self.bundle.source_path)
+
+    def _git_tags(self) -> dict[str, str]:
+        """MLflow's source tags for the commit the notebook is at."""
+        keys = (
+            ("commit", "mlflow.source.git.commit"),
+            ("branch", "mlflow.source.git.branch"),
+            ("repo_url", "mlflow.source.git.repoURL"),
+            ("dirty", TAG_PREFIX + "git_dirty"),
+        )
+        return {tag: self.git[key] for key, tag in keys if self.git.get(key)}
+
+    def _next_run_number(self) -> int:
+        """One more than the pipeline's newest parent run: a list of runs tells them apart.
+
+        Concurrent runs may share a number; it is a name for people, not an id.
+        """
+        newest = self.client.search_runs(
+            [str(self.experiment_id)],
+            filter_string=f"tags.`{TAG_PREFIX}pipeline` = '{self.bundle.name}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not newest:
+            return 1
+        number = newest[0].data.tags.get(TAG_PREFIX + "run_number", "")
+        if number.isdigit():
+            return int(number) + 1
+        earlier = self.client.search_runs(  # runs from before numbering: count them
+            [str(self.experiment_id)],
+            filter_string=f"tags.`{TAG_PREFIX}pipeline` = '{self.bundle.name}'",
+            max_results=5000,
+        )
+        return len(earlier) + 1
 
     def stage_runs(self) -> dict[str, StageRun]:
         """The parent's child runs by stage (the newest when a stage was retried)."""
@@ -209,9 +243,26 @@ class PipelineTracker:
                 self.client.log_batch(self.parent_run_id, metrics=metrics)
             if succeeded:
                 registered = register_models(self, outcomes)
+                self._link_registered(registered)
         finally:
             self.client.set_terminated(self.parent_run_id, "FINISHED" if succeeded else "FAILED")
         return RunEnd(succeeded, registered)
+
+    def _link_registered(self, registered: list[RegisteredModel]) -> None:
+        """The parent run lists the models it produced and the versions they are."""
+        from mlflow.entities import LoggedModelOutput
+
+        models = [m.model_id for m in registered if m.model_id]
+        if models:
+            self.client.log_outputs(
+                str(self.parent_run_id), [LoggedModelOutput(m, 0) for m in models]
+            )
+        if registered:
+            self.client.set_tag(
+                str(self.parent_run_id),
+                TAG_PREFIX + "registered_models",
+                ", ".join(f"{m.name}/{m.version}" for m in registered),
+            )
 
     def _experiment(self) -> str:
         existing = self.client.get_experiment_by_name(self.bundle.experiment)
@@ -257,8 +308,71 @@ class PipelineTracker:
         run_id = self.start_stage(stage, position)
         self.client.set_tag(run_id, TAG_PREFIX + "cached_from", source_run or "")
         self.log_inputs(run_id, stage, records)
+        self._log_outputs(run_id, record)
         self.finish_stage(run_id, "FINISHED", 0.0, record, [])
         return run_id
+
+    def link_models(
+        self, run_id: str, stage: Stage, record: StageRecord, records: dict[str, StageRecord]
+    ) -> None:
+        """Tie the stage's run to the models it trained and the models it consumed.
+
+        A model it trained gets the parameters it depends on (this stage's and its upstream
+        stages'). A model it consumed becomes an input of its run, and the stage's metrics
+        are logged against that model and the data they were computed on, so the model's
+        page in MLflow shows how good it is.
+        """
+        from mlflow.entities import LoggedModelInput, Metric
+        from mlflow.exceptions import MlflowException
+
+        for info in record.models.values():
+            if info.get("model_id"):
+                known = self.client.get_logged_model(info["model_id"]).params
+                params = self._lineage_parameters(stage)
+                params = {k: v for k, v in params.items() if k not in known}  # can't change
+                if params:
+                    self.client.log_model_params(info["model_id"], params)
+                if self.git.get("commit"):  # the model page shows them beside "Logged from"
+                    self.client.set_logged_model_tags(info["model_id"], self._git_tags())
+        consumed = consumed_models(stage, records)
+        if not consumed:
+            return
+        try:
+            self.client.log_inputs(run_id, models=[LoggedModelInput(m) for m in consumed])
+        except MlflowException:
+            return  # the model lives in another store (an older run's): nothing to tie to
+        dataset = evaluation_dataset(stage, records)
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(
+                key,
+                value,
+                now,
+                0,
+                model_id=model,
+                dataset_name=dataset[0] if dataset else None,
+                dataset_digest=dataset[1] if dataset else None,
+                run_id=run_id,
+            )
+            for model in consumed
+            for key, value in record.metrics.items()
+        ]
+        if metrics:
+            self.client.log_batch(run_id, metrics=metrics)
+
+    def _lineage_parameters(self, stage: Stage) -> dict[str, str]:
+        """The parameters a stage's outputs depend on: its own and its upstream stages'."""
+        stages = {s.name: s for s in self.bundle.stages}
+        names: set[str] = set()
+        pending, seen = [stage], set()
+        while pending:
+            current = pending.pop()
+            if current.name in seen:
+                continue
+            seen.add(current.name)
+            names.update(current.parameters)
+            pending += [stages[p] for p in current.inputs.values() if p in stages]
+        return {n: param_text(self.parameters[n]) for n in sorted(names) if n in self.parameters}
 
     def discard_run(self, run_id: str) -> None:
         """Remove the run of a stage that was prepared but never ran (skipped or cached)."""
@@ -307,12 +421,57 @@ class PipelineTracker:
             self.client.set_tag(run_id, TAG_PREFIX + "error", error[:5000])
         self.client.set_terminated(run_id, status)
 
+    def _log_outputs(self, run_id: str, record: StageRecord) -> None:
+        """The models a reused record names, as outputs of the run that reused them."""
+        from mlflow.entities import LoggedModelOutput
+        from mlflow.exceptions import MlflowException
+
+        models = [i["model_id"] for i in record.models.values() if i.get("model_id")]
+        # A model logged to another store: the run names what it reused by tag only.
+        with contextlib.suppress(MlflowException):
+            if models:
+                self.client.log_outputs(run_id, [LoggedModelOutput(m, 0) for m in models])
+
     def _log_params(self, run_id: str, parameters: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
         params = [Param(k, param_text(v)) for k, v in parameters.items()]
         for start in range(0, len(params), 100):  # MLflow's batch limit
             self.client.log_batch(run_id, params=params[start : start + 100])
+
+
+def run_name(bundle: Bundle, number: int, parameters: dict[str, Any]) -> str:
+    """`wine-classifier #7 · n_estimators=500`: the parameters that differ from the defaults."""
+    defaults = {p.name: p.default for p in bundle.parameters}
+    changed = [
+        f"{name}={param_text(value)[:24]}"
+        for name, value in parameters.items()
+        if name in defaults and value != defaults[name]
+    ]
+    shown = ", ".join(changed[:3]) + (f" +{len(changed) - 3}" if len(changed) > 3 else "")
+    return f"{bundle.name} #{number}" + (f" · {shown}" if shown else "")
+
+
+def consumed_models(stage: Stage, records: dict[str, StageRecord]) -> list[str]:
+    """The logged models (ids) among the values a stage receives."""
+    found = []
+    for variable, producer in stage.inputs.items():
+        record = records.get(producer)
+        info = record.models.get(variable) if record else None
+        if info and info.get("model_id"):
+            found.append(str(info["model_id"]))
+    return found
+
+
+def evaluation_dataset(stage: Stage, records: dict[str, StageRecord]) -> tuple[str, str] | None:
+    """The dataset (name, digest) a stage's metrics were computed on: its held-out data
+    when it names one (`X_test`, `valid_df`), else the first data it received."""
+    datasets = [(d.dataset.name, d.dataset.digest) for d in dataset_inputs(stage, records)]
+    for hint in ("test", "valid", "val", "eval", "holdout"):
+        for name, digest in datasets:
+            if hint in name.lower():
+                return name, digest
+    return datasets[0] if datasets else None
 
 
 def fail_abandoned(

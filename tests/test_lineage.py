@@ -1,0 +1,182 @@
+"""What lands in MLflow links each model to its runs, data and metrics, and never lies.
+
+The engineer's questions, asked of real runs through MlflowClient: where does this model
+come from (its source run, notebook, parameters), how good is it (metrics logged against it,
+with the dataset), which version is it, and was it trained by the run that claims it. Every
+test uses tracking stores other than ./mlflow.db: MLflow resolves some registry calls
+through the process-wide tracking URI, which once broke every `--tracking-uri` run at
+registration ("Logged model with ID 'm-...' not found").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import mlflow
+import pytest
+from conftest import cli, code, notebook, write
+from mlflow import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+
+def model_notebook():
+    return notebook(
+        code("import numpy as np", "setup"),
+        code("n_estimators = 20\nnoise = 0.3", "parameters"),
+        code(
+            "rng = np.random.default_rng(0)\n"
+            "X = rng.random((120, 3))\n"
+            "y = ((X[:, 0] + noise * rng.random(120)) > 0.6).astype(int)\n"
+            "X_train, X_test, y_train, y_test = X[:80], X[80:], y[:80], y[80:]",
+            "stage:data",
+        ),
+        code(
+            "from sklearn.ensemble import RandomForestClassifier\n"
+            "clf = RandomForestClassifier(n_estimators=n_estimators, random_state=0)\n"
+            "clf.fit(X_train, y_train)",
+            "stage:train",
+            "model:clf",
+        ),
+        code("accuracy = float(clf.score(X_test, y_test))", "stage:evaluate", "metrics"),
+        model_name="lineage",
+    )
+
+
+def client(store: str) -> MlflowClient:
+    return MlflowClient(tracking_uri=store, registry_uri=store)
+
+
+def versions(store: str) -> list[str]:
+    found = client(store).search_model_versions("name='lineage'")
+    return sorted(str(v.version) for v in found)
+
+
+def candidate(store: str) -> str:
+    return str(client(store).get_model_version_by_alias("lineage", "candidate").version)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A notebook, two tracking stores that aren't ./mlflow.db, and one full run in the first."""
+    folder = tmp_path_factory.mktemp("lineage")
+    write(model_notebook(), folder / "nb.ipynb")
+    (folder / "stores").mkdir()
+    first, second = (f"sqlite:///{folder / 'stores' / name}" for name in ("a.db", "b.db"))
+    result = cli("run", "nb.ipynb", "--tracking-uri", first, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder, first, second
+
+
+def test_the_model_knows_its_run_notebook_parameters_metrics_and_version(project):
+    folder, first, _ = project
+    mlflow_client = client(first)
+    experiment = mlflow_client.get_experiment_by_name("nb")
+    assert experiment is not None
+    (model,) = mlflow_client.search_logged_models([experiment.experiment_id])
+    runs = {
+        r.data.tags.get("jupyter_mlops.stage", "parent"): r
+        for r in mlflow_client.search_runs([experiment.experiment_id])
+    }
+    parent, train, evaluate = runs["parent"], runs["train"], runs["evaluate"]
+
+    # Logged inside the train stage's run, from the notebook (not ipykernel_launcher.py).
+    assert model.source_run_id == train.info.run_id
+    assert model.tags["mlflow.source.name"].endswith("nb.ipynb")
+    assert model.params["n_estimators"] == "20"
+    assert model.params["noise"] == "0.3"  # read upstream, by the data stage
+    # The evaluation metric is logged against the model, with the data it was computed on.
+    (metric,) = [m for m in model.metrics if m.key == "accuracy"]
+    assert metric.run_id == evaluate.info.run_id
+    assert metric.dataset_name == "X_test" and metric.dataset_digest
+    assert metric.value == evaluate.data.metrics["accuracy"]
+    evaluated = mlflow_client.get_run(evaluate.info.run_id).inputs.model_inputs
+    assert [m.model_id for m in evaluated] == [model.model_id]
+
+    # Registered by model id; the version's run is the pipeline's parent run (its metrics
+    # are what *Compare versions* shows), and the parent run lists the model it produced.
+    (version,) = mlflow_client.search_model_versions("name='lineage'")
+    assert version.source == f"models:/{model.model_id}"
+    assert version.run_id == parent.info.run_id
+    assert json.loads(model.tags["mlflow.modelVersions"]) == [{"name": "lineage", "version": "1"}]
+    produced = mlflow_client.get_run(parent.info.run_id).outputs.model_outputs
+    assert [o.model_id for o in produced] == [model.model_id]
+    assert parent.data.tags["jupyter_mlops.registered_models"] == "lineage/1"
+    assert parent.data.tags["mlflow.runName"] == "nb #1"
+    assert not (folder / "mlflow.db").exists()  # nothing went to the default store
+
+
+def test_partial_and_cached_reruns_register_nothing_and_refuse_other_parameters(project):
+    folder, first, _ = project
+    assert (versions(first), candidate(first)) == (["1"], "1")
+
+    # Every stage cached: the run links to the version its model already has.
+    result = cli("run", "nb.ipynb", "--tracking-uri", first, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert "✓ train" not in result.stderr
+    assert (versions(first), candidate(first)) == (["1"], "1")
+    state = json.loads(sorted((folder / "mlops-runs" / "nb").glob("*/run.json"))[-1].read_text())
+    assert [(m["version"], m["new"]) for m in state["models"]] == [("1", False)]
+
+    # Only evaluate: the model comes from a run with the same code and parameters.
+    result = cli("run", "nb.ipynb", "--only", "evaluate", "--tracking-uri", first, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert (versions(first), candidate(first)) == (["1"], "1")
+
+    # Other parameters: no earlier run trained that model, so it is refused, saying why.
+    runs_before = sorted((folder / "mlops-runs" / "nb").iterdir())
+    result = cli(
+        "run", "nb.ipynb", "--only", "evaluate", "-p", "n_estimators", "5",
+        "--tracking-uri", first, cwd=folder,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "n_estimators=20 (this run: 5)" in result.stderr
+    assert "noise" not in result.stderr  # only what differs is named
+    assert sorted((folder / "mlops-runs" / "nb").iterdir()) == runs_before  # no trace left
+    assert versions(first) == ["1"]
+
+    # Trained anew with other parameters: a new version, the candidate moves.
+    result = cli("run", "nb.ipynb", "-p", "n_estimators", "5", "--tracking-uri", first, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert (versions(first), candidate(first)) == (["1", "2"], "2")
+
+
+def test_a_second_store_sharing_the_stage_cache_trains_its_own_model(project):
+    folder, _, second = project
+    # Same runs folder, so the same stage cache: the data stage is reused, but the stage
+    # whose model lives in the first store runs again for the second.
+    result = cli("run", "nb.ipynb", "--tracking-uri", second, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert "= data" in result.stderr and "cached" in result.stderr
+    assert "✓ train" in result.stderr
+    assert versions(second) == ["1"]
+    (version,) = client(second).search_model_versions("name='lineage'")
+    model_id = version.source.removeprefix("models:/")
+    assert client(second).get_logged_model(model_id).source_run_id  # in the second store
+
+
+def test_registering_in_process_leaves_mlflow_and_the_environment_as_they_were(
+    tmp_path, monkeypatch
+):
+    """The pytest plugin, the widget and verify run pipelines inside a user's process: the
+    run's store must not stay MLflow's process-wide one, nor leak into the environment."""
+    from jupyter_mlops.pipeline import prepare
+    from jupyter_mlops.run.runner import RunOptions
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'users.db'}")
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    uris = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+    def process_wide() -> tuple[str, dict[str, str | None]]:
+        return mlflow.get_tracking_uri(), {name: os.environ.get(name) for name in uris}
+
+    before = process_wide()
+    write(model_notebook(), tmp_path / "nb.ipynb")
+    store = f"sqlite:///{tmp_path / 'runs.db'}"
+    options = RunOptions(runs_root=tmp_path / "mlops-runs", tracking_uri=store)
+    state = prepare(tmp_path / "nb.ipynb", options).run()
+    assert [m["version"] for m in state.models] == ["1"]
+    assert process_wide() == before
+    assert not (tmp_path / "users.db").exists()
