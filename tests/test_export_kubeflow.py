@@ -62,7 +62,8 @@ def test_the_compiled_pipeline_loads_back_with_one_task_per_stage(tmp_path):
     pipeline = json.loads(loaded.stdout)
     assert pipeline["name"] == "wine-classifier"
     assert pipeline["inputs"] == {
-        "test_size": {"type": "Float", "default": 0.25, "optional": True},
+        "test_size": {"type": "Float", "default": 0.3, "optional": True},
+        "n_components": {"type": "Integer", "default": 2, "optional": True},
         "n_estimators": {"type": "Integer", "default": 200, "optional": True},
         "max_depth": {"type": "Integer", "default": None, "optional": True},
         "random_state": {"type": "Integer", "default": 42, "optional": True},
@@ -109,7 +110,7 @@ def test_the_compiled_pipeline_loads_back_with_one_task_per_stage(tmp_path):
         "http://mlflow.mlflow.svc:5000",
     ]
     assert begin["args"][6:9] == ["-p", "test_size", "{{$.inputs.parameters['test_size']}}"]
-    optional = json.loads(begin["args"][12])  # max_depth: passed only when a run sets it
+    optional = json.loads(begin["args"][15])  # max_depth: passed only when a run sets it
     assert optional["IfPresent"] == {
         "InputName": "max_depth",
         "Then": ["-p", "max_depth", "{{$.inputs.parameters['max_depth']}}"],
