@@ -29,6 +29,7 @@ from ..errors import (
     OutsideRoot,
     TooLarge,
     TooSlow,
+    TrackingUnavailable,
     Unavailable,
 )
 from ..parameters import standard_json
@@ -65,6 +66,7 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
         (TooLarge, 413),
         (TooSlow, 413),
         (Unavailable, 503),
+        (TrackingUnavailable, 503),
         (OutsideRoot, 403),
         (NotFound, 404),
         (Conflict, 409),

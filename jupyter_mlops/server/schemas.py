@@ -46,6 +46,11 @@ class VerifyRequest(_Body):
     path: str
 
 
+class PromoteRequest(_Body):
+    to: str = Field(default="champion", min_length=1, description="the alias to move")
+    dry_run: bool = Field(default=False, description="run the checks only: nothing is moved")
+
+
 # --- answers ------------------------------------------------------------------------------
 
 # A JSON number: an int stays an int on the wire (a float field would turn 3 into 3.0).
@@ -67,6 +72,17 @@ def _absent_when_none(value: Any) -> bool:
 LogTail = Annotated[
     str | None,
     WithJsonSchema({"type": "string", "description": "absent in `GET runs` listings"}),
+    Field(default=None, exclude_if=_absent_when_none),
+]
+
+
+# What a stage's outputs depend on (the stage cache's key), for lineage; run.json files
+# written before it was recorded have none, and it is left out then.
+StageKey = Annotated[
+    str | None,
+    WithJsonSchema(
+        {"type": "string", "description": "the stage cache's key its outputs depend on"}
+    ),
     Field(default=None, exclude_if=_absent_when_none),
 ]
 
@@ -100,6 +116,16 @@ class PipelineSettings(_Reply):
     model_name: str
     kernel: str | None
     fit_data: dict[str, str] = Field(description="model variable -> its fit data expression")
+    promotion: Annotated[
+        dict[str, Any] | None,
+        WithJsonSchema(
+            {
+                "type": "object",
+                "description": "the promotion gate's declared checks; absent when none",
+            }
+        ),
+        Field(default=None, exclude_if=_absent_when_none),
+    ]
 
 
 class Stage(_Reply):
@@ -219,6 +245,7 @@ class StageRun(_Reply):
     log: str | None = Field(description="its log, in the run folder")
     mlflow_run_id: str | None
     cached_from: str | None
+    key: StageKey
     error: StageError | None
     metrics: dict[str, Number] = Field(description="what its `metrics` cell logged")
     duration: Number | None
@@ -235,6 +262,13 @@ class RegisteredModel(_Reply):
     uri: str
     alias_uri: str
     flavor: str
+    model_id: str | None = Field(default=None, description="the logged model (m-...)")
+    run_id: str | None = Field(default=None, description="the stage run that logged it")
+    new: bool = Field(
+        default=True,
+        description="false: the version an earlier run registered, linked to because this "
+        "run reused its model",
+    )
     url: str | None
 
 
@@ -323,6 +357,31 @@ class Verification(_Report):
     error: str | None = Field(description="the command's one-paragraph error, when failed")
 
 
+# --- promotion (POST models/{name}/versions/{version}/promote) ------------------------------
+
+
+class PromotionCheck(_Reply):
+    """One check of the promotion gate."""
+
+    name: str = Field(description='e.g. "min accuracy", "beats champion", "smoke test"')
+    passed: bool
+    detail: str = Field(description="one sentence with the figures")
+
+
+class Promotion(_Reply):
+    """`POST models/{name}/versions/{version}/promote`: the checks and what was done. A check
+    that fails is an answer (`passed` false), not an error."""
+
+    name: str
+    version: str
+    to: str = Field(description="the alias")
+    passed: bool = Field(description="every check passed")
+    moved: bool = Field(description="the alias now points at this version (never on a dry run)")
+    checks: list[PromotionCheck]
+    champion_before: str | None = Field(description="the version the alias named before, if any")
+    dry_run: bool
+
+
 # --- errors ---------------------------------------------------------------------------------
 
 
@@ -343,7 +402,13 @@ class ErrorBody(_Reply):
     error: ErrorData
 
 
-REQUESTS: list[type[BaseModel]] = [AnalyzeRequest, ConvertRequest, RunRequest, VerifyRequest]
+REQUESTS: list[type[BaseModel]] = [
+    AnalyzeRequest,
+    ConvertRequest,
+    RunRequest,
+    VerifyRequest,
+    PromoteRequest,
+]
 ANSWERS: list[type[BaseModel]] = [
     ServerConfig,
     Analysis,
@@ -352,5 +417,6 @@ ANSWERS: list[type[BaseModel]] = [
     RunList,
     VerificationStarted,
     Verification,
+    Promotion,
     ErrorBody,
 ]

@@ -26,6 +26,13 @@ export interface VerifyRequest {
   path: string;
 }
 
+export interface PromoteRequest {
+  /** the alias to move */
+  to?: string;
+  /** run the checks only: nothing is moved */
+  dry_run?: boolean;
+}
+
 /** `GET config`. */
 export interface ServerConfig {
   version: string;
@@ -60,6 +67,8 @@ export interface PipelineSettings {
   kernel: string | null;
   /** model variable -> its fit data expression */
   fit_data: Record<string, string>;
+  /** the promotion gate's declared checks; absent when none */
+  promotion?: Record<string, unknown>;
 }
 
 /** A stage of the analysed notebook, in run order. */
@@ -178,6 +187,8 @@ export interface StageRun {
   log: string | null;
   mlflow_run_id: string | null;
   cached_from: string | null;
+  /** the stage cache's key its outputs depend on */
+  key?: string;
   error: StageError | null;
   /** what its `metrics` cell logged */
   metrics: Record<string, number>;
@@ -209,6 +220,12 @@ export interface RegisteredModel {
   uri: string;
   alias_uri: string;
   flavor: string;
+  /** the logged model (m-...) */
+  model_id?: string | null;
+  /** the stage run that logged it */
+  run_id?: string | null;
+  /** false: the version an earlier run registered, linked to because this run reused its model */
+  new?: boolean;
   url: string | null;
 }
 
@@ -273,6 +290,34 @@ export interface VerifyDifference {
   /** randomness the notebook itself doesn't reproduce */
   unseeded: boolean;
   [field: string]: unknown;
+}
+
+/**
+ * `POST models/{name}/versions/{version}/promote`: the checks and what was done. A check that fails
+ * is an answer (`passed` false), not an error.
+ */
+export interface Promotion {
+  name: string;
+  version: string;
+  /** the alias */
+  to: string;
+  /** every check passed */
+  passed: boolean;
+  /** the alias now points at this version (never on a dry run) */
+  moved: boolean;
+  checks: PromotionCheck[];
+  /** the version the alias named before, if any */
+  champion_before: string | null;
+  dry_run: boolean;
+}
+
+/** One check of the promotion gate. */
+export interface PromotionCheck {
+  /** e.g. "min accuracy", "beats champion", "smoke test" */
+  name: string;
+  passed: boolean;
+  /** one sentence with the figures */
+  detail: string;
 }
 
 /** Every error our handlers answer, with its HTTP status. */
