@@ -14,7 +14,6 @@ are written atomically, so concurrent runs can share it safely.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import platform
@@ -22,14 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 from .._version import __version__
 from ..analysis import Stage
 from ..artifacts import ArtifactStore, StageRecord
 from ..bundle import Bundle
-from ..dataflow import analyze_code
 from ..files import atomic_write
+from ..provenance import code_cells as _code_cells
+from ..provenance import named_files
 
 KEY_FORMAT = 1
 CACHE_FOLDER = ".cache"
@@ -98,28 +96,13 @@ def stage_key(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _code_cells(notebook: Path) -> list[str]:
-    nb = nbformat.read(notebook, as_version=4)
-    return [cell.source for cell in nb.cells if cell.cell_type == "code"]
-
-
 def _named_files(code: list[str], workdir: Path) -> dict[str, list[int]]:
     """Size and mtime of files the code names in string literals (`"data/train.csv"`)."""
     found: dict[str, list[int]] = {}
-    for source in code:
+    for text in named_files(code, workdir):
         try:
-            tree = ast.parse(analyze_code(source).python)
-        except SyntaxError:
+            stat = (workdir / text).stat()
+        except OSError:
             continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                text = node.value
-                if 0 < len(text) < 300 and "\n" not in text and "\0" not in text:
-                    path = workdir / text
-                    try:
-                        if path.is_file():
-                            stat = path.stat()
-                            found[text] = [stat.st_size, stat.st_mtime_ns]
-                    except OSError:
-                        continue
+        found[text] = [stat.st_size, stat.st_mtime_ns]
     return found
