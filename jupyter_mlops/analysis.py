@@ -43,14 +43,16 @@ from .dataflow import (
     analyze_code,
     no_cyclic_gc,
 )
+from .errors import BadInput
 from .parameters import Parameter, ParameterProblem, parse_parameters
+from .promote import PromotionChecks
 from .state import GENERATOR_CALLS, RANDOM_STATE, classify, resolve, seeded
 from .tags import CellTags, parse_tags, unsafe_character
 
 Severity = Literal["error", "warning"]
 Role = Literal["stage", "setup", "skip", "parameters", "unassigned", "markdown", "raw"]
 
-SETTINGS_KEYS = ("pipeline", "experiment", "model_name", "kernel", "fit_data")
+SETTINGS_KEYS = ("pipeline", "experiment", "model_name", "kernel", "fit_data", "promotion")
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,14 @@ class Settings:
     model_name: str
     kernel: str | None = None
     fit_data: dict[str, str] = field(default_factory=dict)
+    # The promotion gate's checks (`promote.PromotionChecks.to_dict()`); {} when none declared.
+    promotion: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.promotion:  # as before promotion checks existed, for older readers
+            del data["promotion"]
+        return data
 
 
 @dataclass
@@ -293,6 +300,11 @@ class _Analyzer:
                 'e.g. {"model": "X_train"}',
             )
             fit_data = {}
+        try:
+            promotion = PromotionChecks.from_dict(own.get("promotion")).to_dict()
+        except BadInput as error:
+            self.error("bad-settings", str(error))
+            promotion = {}
         if strings["pipeline"] and not _folder_name(strings["pipeline"]):
             self.error(
                 "bad-settings",
@@ -308,6 +320,7 @@ class _Analyzer:
             model_name=strings["model_name"] or pipeline,
             kernel=strings["kernel"],
             fit_data=dict(fit_data),
+            promotion=promotion,
         )
 
     def _language(self, metadata: dict[str, Any]) -> str:

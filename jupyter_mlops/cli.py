@@ -40,7 +40,9 @@ from .report import (  # noqa: E402
 from .run import tasks  # noqa: E402
 from .run.failures import DISK_FULL_HINT  # noqa: E402
 from .run.runner import DEFAULT_RUNS_ROOT, RunOptions  # noqa: E402
+from .run.runstate import DONE, FAILED  # noqa: E402
 from .run.upload import upload  # noqa: E402
+from .status_symbols import STATUS_SYMBOLS  # noqa: E402
 from .tracking import without_credentials  # noqa: E402
 
 
@@ -437,6 +439,116 @@ def export(
     )
     written = exporters()[kind](bundle, options)
     click.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+@main.command()
+@click.argument("name")
+@click.option("--version", "version_number", metavar="N", help="The version (default: @candidate).")
+@click.option(
+    "--to", default="champion", show_default=True, metavar="ALIAS", help="The alias to move."
+)
+@click.option(
+    "--min",
+    "minimums",
+    multiple=True,
+    metavar="METRIC=VALUE",
+    help="Fail below this value (repeatable); over the notebook's declared checks.",
+)
+@click.option(
+    "--max", "maximums", multiple=True, metavar="METRIC=VALUE", help="Fail above this value."
+)
+@click.option(
+    "--beats-champion",
+    metavar="METRIC[:MARGIN]",
+    help="Be better than the version holding the alias by at least MARGIN (default 0).",
+)
+@click.option(
+    "--signature/--no-signature",
+    default=None,
+    help="Check the signature matches the champion's (default: on).",
+)
+@click.option(
+    "--smoke-test/--no-smoke-test",
+    default=None,
+    help="Load the model through pyfunc and predict on its input example (default: on).",
+)
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Also start `mlflow models serve` and post the input example to /invocations.",
+)
+@click.option(
+    "--tracking-uri",
+    help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here).",
+)
+@click.option("--dry-run", is_flag=True, help="Run the checks; move and record nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def promote(
+    ctx: click.Context,
+    name: str,
+    version_number: str | None,
+    to: str,
+    minimums: tuple[str, ...],
+    maximums: tuple[str, ...],
+    beats_champion: str | None,
+    signature: bool | None,
+    smoke_test: bool | None,
+    serve: bool,
+    tracking_uri: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Check a registered model's version and give it an alias (champion) if it passes.
+
+    The checks are those the notebook declares (`metadata.jupyter_mlops.promotion`) with the
+    flags laid over them. Exit 0 when promoted, 1 when a check failed (nothing moved).
+    """
+    from .promote import BeatsChampion, PromotionChecks, parse_threshold
+    from .tracking import promote as promote_version
+    from .tracking.client import quiet_logs
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per check
+    quiet_logs()
+    try:
+        checks = PromotionChecks(
+            min=dict(parse_threshold(text, "--min") for text in minimums),
+            max=dict(parse_threshold(text, "--max") for text in maximums),
+            beats_champion=BeatsChampion.parse(beats_champion) if beats_champion else None,
+            signature=signature,
+            smoke_test=smoke_test,
+        )
+        result = promote_version(
+            tracking_uri, name, version_number, to, checks, serve=serve, dry_run=dry_run
+        )
+    except BadInput as error:  # a name, a version or a flag that isn't there: usage
+        raise click.UsageError(str(error), ctx) from None
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        _say_promotion(result)
+    sys.exit(0 if result.passed else 1)
+
+
+def _say_promotion(result: Any) -> None:
+    """One line per check (✓/✗, name, figures), then the decision."""
+    for check in result.checks:
+        symbol = STATUS_SYMBOLS[DONE] if check.passed else STATUS_SYMBOLS[FAILED]
+        colour = "green" if check.passed else "red"
+        click.echo(f"{click.style(symbol, fg=colour)} {check.name}: {check.detail}")
+    version = f"`{result.name}` v{result.version}"
+    before = f" (was v{result.champion_before})" if result.champion_before else ""
+    failed = [check for check in result.checks if not check.passed]
+    if result.dry_run:
+        verdict = "would be promoted" if result.passed else "would not be promoted"
+        click.echo(f"dry run: {version} {verdict} to @{result.to}{before}; nothing was changed")
+    elif not result.passed:
+        count = f"{len(failed)} of {len(result.checks)} checks failed"
+        click.echo(click.style(f"not promoted: {count}; @{result.to} not moved", fg="red"))
+    elif result.champion_before == result.version:
+        click.echo(f"{version} already is @{result.to}; its checks pass")
+    else:
+        click.echo(click.style(f"promoted {version} to @{result.to}{before}", fg="green"))
 
 
 @main.command("log")

@@ -5,11 +5,13 @@
 - ``datasets``: a stage's inputs as MLflow datasets (lineage).
 - ``registry`` and ``card``: registering the logged models, with a model card.
 - ``models``: logging a `model:VAR` variable, inside the stage's kernel.
+- ``promotion``: the promotion gate (`promote`): a version's checks, then the alias.
 
 Importing the package is cheap: MLflow itself is imported only by the calls that talk to
 it, because the CLI's start and every stage kernel import this package.
 """
 
+from ..promote import BeatsChampion, CheckResult, PromotionChecks, PromotionResult
 from .client import (
     FAIL_FAST,
     TAG_PREFIX,
@@ -18,6 +20,7 @@ from .client import (
     resolve_tracking_uri,
     without_credentials,
 )
+from .promotion import promote
 from .registry import CANDIDATE_ALIAS, RegisteredModel
 from .runs import PipelineTracker, RunEnd, StageOutcome, StageRun, git_info
 
@@ -25,14 +28,19 @@ __all__ = [
     "CANDIDATE_ALIAS",
     "FAIL_FAST",
     "TAG_PREFIX",
+    "BeatsChampion",
+    "CheckResult",
     "GuardedClient",
     "MlflowLinks",
     "PipelineTracker",
+    "PromotionChecks",
+    "PromotionResult",
     "RegisteredModel",
     "RunEnd",
     "StageOutcome",
     "StageRun",
     "git_info",
+    "promote",
     "resolve_tracking_uri",
     "without_credentials",
 ]
