@@ -34,6 +34,7 @@ from ..errors import (
 )
 from ..parameters import standard_json
 from ..run.history import RUN_ID
+from ..tracking import promote
 from . import jobs
 from .paths import relative_to_root, resolve_in_root
 from .redact import redact
@@ -45,6 +46,8 @@ from .schemas import (
     ConvertResponse,
     ErrorBody,
     ErrorData,
+    PromoteRequest,
+    Promotion,
     Run,
     RunList,
     RunRequest,
@@ -265,6 +268,31 @@ class VerificationHandler(_Handler):
         self.reply(view)
 
 
+class PromoteHandler(_Handler):
+    """The promotion gate (`jupyter-mlops promote`) for a registered version, against the
+    server's tracking store. A failed check is an answer (`passed` false), not an error."""
+
+    @web.authenticated
+    async def post(self, name: str, version: str) -> None:
+        request: PromoteRequest = self.body(PromoteRequest)
+        if not version.isdigit():
+            raise BadInput(f"`{version}` is not a model version: use its number, like 3")
+        # The smoke test loads the model (seconds), and MLflow keeps process-wide state:
+        # both belong in a worker process, not on the server's event loop.
+        result = await self.worker.call(
+            "the promotion checks",
+            promote,
+            self.runs.tracking_uri,
+            name,
+            version,
+            request.to,
+            None,  # the checks the notebook declared
+            False,  # no model server started from Jupyter's
+            request.dry_run,
+        )
+        self.reply(Promotion.model_validate(result.to_dict()))
+
+
 def handlers() -> list[tuple[str, type[_Handler]]]:
     return [
         (r"/jupyter-mlops/config", ConfigHandler),
@@ -274,4 +302,5 @@ def handlers() -> list[tuple[str, type[_Handler]]]:
         (r"/jupyter-mlops/runs/([^/]+)", RunHandler),
         (r"/jupyter-mlops/verifications", VerificationsHandler),
         (r"/jupyter-mlops/verifications/([^/]+)", VerificationHandler),
+        (r"/jupyter-mlops/models/([^/]+)/versions/([^/]+)/promote", PromoteHandler),
     ]

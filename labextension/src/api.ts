@@ -16,6 +16,8 @@ import { ServerConnection } from '@jupyterlab/services';
 import { ApiError } from './errors';
 import type * as wire from './generated/api-types';
 import type {
+  Promotion,
+  PromoteRequest,
   ServerConfig,
   Verification,
   VerificationStarted,
@@ -41,6 +43,9 @@ export type {
   Parameter,
   ParameterType,
   PipelineSettings,
+  Promotion,
+  PromotionCheck,
+  PromoteRequest,
   RegisteredModel,
   RunStatus,
   ServerConfig,
@@ -181,6 +186,19 @@ export function startVerification(body: VerifyRequest): Promise<VerificationStar
 
 export function getVerification(id: string): Promise<Verification> {
   return requestAPI<Verification>(`verifications/${encodeURIComponent(id)}`);
+}
+
+/**
+ * `POST models/{name}/versions/{version}/promote`: the promotion gate's checks for a
+ * registered version (`dry_run`: nothing moves). A failed check is an answer, not an error.
+ */
+export function promoteModel(
+  name: string,
+  version: string,
+  body: PromoteRequest
+): Promise<Promotion> {
+  const path = `models/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}`;
+  return requestAPI<Promotion>(`${path}/promote`, post(body));
 }
 
 // --- the contract with the server's models ------------------------------------------------

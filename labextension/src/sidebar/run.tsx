@@ -13,6 +13,7 @@ import {
 } from '../progress';
 import { stageColor } from '../palette';
 import { DiagnosticList } from './diagnostics';
+import { PromoteControl } from './promote';
 
 export interface RunActions {
   cancel: () => void;
@@ -195,7 +196,12 @@ function Outcome(props: { run: Run }): React.ReactElement {
       {models.length > 0 && (
         <ul className="jp-mlops-models">
           {models.map(model => (
-            <li key={`${model.name}/${model.version}`} data-testid="mlops-model">
+            <li
+              key={`${model.name}/${model.version}`}
+              data-testid="mlops-model"
+              data-model={model.name}
+              data-version={model.version}
+            >
               {model.url ? (
                 <a href={model.url} target="_blank" rel="noopener noreferrer">
                   {model.name} version {model.version}
@@ -209,6 +215,12 @@ function Outcome(props: { run: Run }): React.ReactElement {
               <span className="jp-mlops-model-flavor">
                 ({model.flavor}, from <code>{model.variable}</code>)
               </span>
+              {props.run.status === 'succeeded' && (
+                <PromoteControl
+                  key={`${props.run.id}/${model.name}/${model.version}`}
+                  model={model}
+                />
+              )}
             </li>
           ))}
         </ul>
