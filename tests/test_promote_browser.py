@@ -4,8 +4,9 @@
 After a pipeline run that succeeded, the engineer's next step is one click from the run's
 result: "Promote" on the registered version runs the promotion gate as a dry run and shows
 each check (✓ or ✗ with its figures); "Promote to champion" then moves the alias, and the
-sidebar says so. The alias is checked in MLflow itself. The sidebar is saved as
-`test-artifacts/ui/promote-sidebar.png`, next to test_ui.py's screenshots.
+sidebar says so. The alias is checked in MLflow itself. The sidebar is saved, next to
+test_ui.py's screenshots, as `test-artifacts/ui/promote-checks.png` (the checks and the
+confirm) and `test-artifacts/ui/promote-sidebar.png` (promoted).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def test_promote_a_succeeded_runs_model_from_the_sidebar(
     # Confirm: the alias moves, and the sidebar says so.
     confirm = promote.locator('[data-testid="mlops-promote-confirm"]')
     assert confirm.is_enabled() and confirm.inner_text() == "Promote to champion"
+    screenshot_sidebar(page, "promote-checks", record_property)
     confirm.click()
     outcome = promote.locator('[data-testid="mlops-promote-outcome"]')
     outcome.wait_for(timeout=PROMOTE_TIMEOUT * 1000)
