@@ -25,6 +25,7 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
+from test_faults import mlflow_server  # noqa: F401  # a real `mlflow server` on 127.0.0.1
 
 from jupyter_mlops.analysis import analyze_notebook as analyze
 from jupyter_mlops.errors import BadInput, NotFound
@@ -55,6 +56,7 @@ class Store:
     client: MlflowClient
     models: dict[str, str]  # kind -> logged model id
     experiment_id: str
+    folder: Path
 
     def version(
         self,
@@ -69,7 +71,7 @@ class Store:
         for key, value in metrics.items():
             self.client.log_metric(run.info.run_id, key, value)
         if promotion is not None:
-            spec = Path(self.client.tracking_uri.removeprefix("sqlite:///")).parent / "spec"
+            spec = self.folder / "spec"
             spec.mkdir(exist_ok=True)
             (spec / "pipeline.yaml").write_text(
                 yaml.safe_dump({"schema_version": 1, "name": name, "promotion": promotion})
@@ -100,14 +102,21 @@ class Store:
 def store(tmp_path_factory) -> Store:
     folder = tmp_path_factory.mktemp("promote")
     uri = f"sqlite:///{folder / 'registry.db'}"
+    return make_store(uri, folder, str(folder / "art"))
+
+
+def make_store(uri: str, folder: Path, artifacts: str | None, only: str | None = None) -> Store:
+    """The store at `uri` with the logged models (or `only` one of them) the tests register."""
     client = MlflowClient(tracking_uri=uri)
-    experiment_id = client.create_experiment("promote", artifact_location=str(folder / "art"))
+    experiment_id = client.create_experiment("promote", artifact_location=artifacts)
     features, target = load_iris(return_X_y=True, as_frame=True)
     features.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     renamed = features.rename(columns={"petal_width": "petal_w"})
     models = {}
     with process_store(uri):
         for kind, frame in (("iris", features), ("renamed", renamed)):
+            if only not in (None, kind):
+                continue
             with mlflow.start_run(experiment_id=experiment_id):
                 fitted = LogisticRegression(max_iter=500).fit(frame, target)
                 info = mlflow.sklearn.log_model(
@@ -115,6 +124,8 @@ def store(tmp_path_factory) -> Store:
                 )
             models[kind] = info.model_id
         with mlflow.start_run(experiment_id=experiment_id):
+            if only not in (None, "raises"):
+                return Store(uri, client, models, experiment_id, folder)
             info = mlflow.pyfunc.log_model(
                 name="raises",
                 python_model=Raises(),
@@ -123,7 +134,7 @@ def store(tmp_path_factory) -> Store:
                 pip_requirements=REQUIRES,
             )
         models["raises"] = info.model_id
-    return Store(uri, client, models, experiment_id)
+    return Store(uri, client, models, experiment_id, folder)
 
 
 def check(result: PromotionResult, name: str) -> CheckResult:
@@ -375,6 +386,21 @@ def test_serve_starts_mlflow_models_serve_and_posts_the_input_example(store):
     assert serving.detail.endswith(
         "answered 5 predictions for the 5 rows of its serving input example"
     )
+
+
+@pytest.mark.slow
+def test_promotion_through_a_tracking_server(mlflow_server, tmp_path):  # noqa: F811
+    """Over HTTP, artifacts proxied by the server (`mlflow-artifacts:`): the model is fetched
+    and loaded through it, the alias and the decision recorded there."""
+    uri, _ = mlflow_server
+    served = make_store(uri, tmp_path, None, only="iris")
+    version = served.version("remote", accuracy=0.92)
+    result = promote(uri, "remote", checks=PromotionChecks(min={"accuracy": 0.9}))
+    assert result.passed, result.checks
+    assert check(result, "smoke test").detail.startswith("loaded through pyfunc, 5 predictions")
+    assert served.aliases("remote")["champion"] == version
+    assert served.tags("remote", version)[TAG + "promotion.champion"] == "passed"
+    assert mlflow.get_tracking_uri() != uri and os.environ.get("MLFLOW_TRACKING_URI") != uri
 
 
 @pytest.mark.slow

@@ -42,7 +42,14 @@ from ..promote import (
     check_alias,
     with_promotion_section,
 )
-from .client import TAG_PREFIX, GuardedClient, connect, process_store, resolve_tracking_uri
+from .client import (
+    TAG_PREFIX,
+    GuardedClient,
+    connect,
+    process_store,
+    resolve_tracking_uri,
+    without_credentials,
+)
 from .registry import CANDIDATE_ALIAS
 
 SERVE_START_TIMEOUT = 180.0  # seconds for `mlflow models serve` to answer /ping
@@ -59,9 +66,6 @@ class _Version:
     model_id: str | None
     description: str
     metrics: dict[str, float]
-
-    def label(self, alias: str | None = None) -> str:
-        return f"{alias} v{self.number}" if alias else f"v{self.number}"
 
 
 def promote(
@@ -121,14 +125,17 @@ def _aliases(client: GuardedClient, name: str, uri: str) -> dict[str, str]:
 
     try:
         model = client.get_registered_model(name)
-    except MlflowException:
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
         names = sorted(m.name for m in client.search_registered_models(max_results=1000))
         there = (
             f"the registered models are: {', '.join(names)}"
             if names
             else "it has no registered models yet (a pipeline run registers them)"
         )
-        raise NotFound(f"no registered model `{name}` in {uri}; {there}") from None
+        where = without_credentials(uri)
+        raise NotFound(f"no registered model `{name}` in {where}; {there}") from None
     return {alias: str(number) for alias, number in (model.aliases or {}).items()}
 
 
