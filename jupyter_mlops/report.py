@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -12,7 +13,10 @@ from .run.runstate import CACHED, CANCELLED, DONE, FAILED, RUNNING, SKIPPED, Run
 from .state import value_name
 from .status_symbols import STATUS_SYMBOLS
 from .tracking import without_credentials
+from .tracking.client import ui_route
 from .verify import Difference, VerifyReport
+
+DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 
 # The statuses a progress line is printed for (a queued stage has none), in click's colours.
 _STATUS_COLOURS = {
@@ -189,10 +193,23 @@ def run_summary(state: RunState) -> str:
     if metrics := logged_metrics(state):
         lines.append(f"  metrics:    {metrics}")
     for model in state.models:
-        lines.append(f"  model:      {model['name']} v{model['version']} -> {model['alias_uri']}")
+        lines.append(f"  model:      {model_line(model)}")
     if state.tracking_uri and state.tracking_uri.startswith("sqlite:"):
         lines.append(f"  browse it:  mlflow ui --backend-store-uri {state.tracking_uri}")
+        if state.experiment_id and state.parent_run_id:
+            route = ui_route("run", state.experiment_id, state.parent_run_id)
+            lines.append(f"              then open {DEFAULT_UI}/{route}")
     return "\n".join(lines)
+
+
+def model_line(model: dict[str, Any]) -> str:
+    """`wine-classifier v2 -> models:/wine-classifier/2 (now @candidate)`, or the version a
+    reused model already had: a run that trained nothing registers nothing."""
+    text = f"{model['name']} v{model['version']} -> {model['uri']}"
+    if model.get("new", True):
+        alias = model["alias_uri"].rpartition("@")[2]
+        return f"{text} (now @{alias})"
+    return f"{text} (unchanged: trained by an earlier run, no new version)"
 
 
 def logged_metrics(state: RunState) -> str:

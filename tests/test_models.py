@@ -69,7 +69,7 @@ def test_each_flavor_is_logged_registered_and_serves_predictions(workdir):
     assert result.returncode == 0, result.stderr
     client = client_for(workdir)
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
-    _, children = pipeline_runs(client, "flavors")
+    parent, children = pipeline_runs(client, "flavors")
     expected = {
         "sk": "sklearn",
         "xgb": "xgboost",
@@ -81,8 +81,13 @@ def test_each_flavor_is_logged_registered_and_serves_predictions(workdir):
         name = f"flavors-{variable}"
         version = client.get_model_version_by_alias(name, "candidate")
         assert version.tags["jupyter_mlops.variable"] == variable
-        assert version.run_id == children[version.tags["jupyter_mlops.stage"]].info.run_id
-        assert f'mlflow.pyfunc.load_model("models:/{name}@candidate")' in version.description
+        # The version's run is the pipeline's; the model's source run is its stage's.
+        assert version.run_id == parent.info.run_id
+        stage_run = children[version.tags["jupyter_mlops.stage"]].info.run_id
+        assert version.tags["jupyter_mlops.stage_run"] == stage_run
+        logged = client.get_logged_model(version.source.removeprefix("models:/"))
+        assert logged.source_run_id == stage_run
+        assert f"models:/{name}/{version.version}" in version.description
         model = mlflow.pyfunc.load_model(f"models:/{name}@candidate")
         assert flavor in model.metadata.flavors
         assert model.metadata.signature is not None

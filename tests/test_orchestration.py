@@ -53,7 +53,7 @@ def test_tasks_share_one_parent_run_and_register_the_model(workdir):
         "end", "bundle/pipeline.yaml", "--run-id", run_id, "--artifact-store", store, cwd=workdir
     )
     assert ended.returncode == 0, ended.stderr
-    assert "models:/wine-classifier@candidate" in ended.stdout
+    assert "wine-classifier v1" in ended.stdout
     client = client_for(workdir)
     parent, children = pipeline_runs(client, "wine-classifier")
     assert parent.info.status == "FINISHED"
@@ -62,8 +62,9 @@ def test_tasks_share_one_parent_run_and_register_the_model(workdir):
     assert all(c.info.status == "FINISHED" for c in children.values())
     assert children["train"].data.params["n_estimators"] == "20"
     version = client.get_model_version_by_alias("wine-classifier", "candidate")
-    assert version.run_id == children["train"].info.run_id
-    assert "| evaluate | accuracy |" in version.description
+    assert version.run_id == parent.info.run_id  # it carries every stage's metrics
+    assert version.tags["jupyter_mlops.stage_run"] == children["train"].info.run_id
+    assert "accuracy" in version.description
 
 
 def test_a_failed_task_fails_the_pipeline_run(workdir):

@@ -148,6 +148,7 @@ async def test_a_run_from_start_to_finish(api, jp_root_dir, jp_base_url):
     experiment, parent_id = run["mlflow"]["experiment_id"], run["mlflow"]["run_id"]
     assert (
         run["mlflow"]["url"] == f"{jp_base_url}mlflow/#/experiments/{experiment}/runs/{parent_id}"
+        "?workflowType=machine_learning"
     )
     assert "succeeded" in run["log_tail"]
     parent, children = pipeline_runs(client_for(jp_root_dir), "small")

@@ -245,10 +245,16 @@ def test_run_from_the_widgets_logs_to_mlflow(workdir):
     assert version.run_id == children["fit"].info.run_id
     outcome = panel.outcome.value
     experiment = parent.info.experiment_id
-    assert f"http://mlflow.example/#/experiments/{experiment}/runs/{parent.info.run_id}" in outcome
+    assert (
+        f"http://mlflow.example/#/experiments/{experiment}/runs/{parent.info.run_id}?workflowType=machine_learning"
+        in outcome
+    )
     assert "models:/small@candidate" in outcome
     assert "metrics: <code>total 15</code>" in outcome
-    assert f"http://mlflow.example/#/models/small/versions/{version.version}" in outcome
+    assert (
+        f"http://mlflow.example/#/models/small/versions/{version.version}?workflowType=machine_learning"
+        in outcome
+    )
     assert state.run_dir == str(workdir / "mlops-runs" / "small" / state.id)
     assert path.read_bytes() == before
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..errors import TrackingLost, TrackingUnavailable
 
@@ -74,6 +74,24 @@ def without_credentials(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+# MLflow 3's UI opens in its GenAI view unless a link asks for the model-training one (the
+# choice is the `workflowType` URL parameter, else the browser's last toggle, else GenAI).
+TRAINING_VIEW = "?workflowType=machine_learning"
+
+
+def ui_route(kind: str, *parts: str) -> str:
+    """The hash route of a page of MLflow's UI, in its model-training view: `run`
+    (experiment id, run id), `model` (experiment id, logged model id), `version` (registered
+    name, version). Relative, so it also serves as a link inside MLflow's own pages."""
+    if kind == "run":
+        path = f"experiments/{parts[0]}/runs/{parts[1]}"
+    elif kind == "model":
+        path = f"experiments/{parts[0]}/models/{parts[1]}"
+    else:
+        path = f"models/{quote(parts[0], safe='')}/versions/{parts[1]}"
+    return f"#/{path}{TRAINING_VIEW}"
+
+
 class MlflowLinks:
     """Links into the MLflow UI, or None everywhere when there is no UI to link to."""
 
@@ -83,10 +101,10 @@ class MlflowLinks:
     def run(self, experiment_id: str | None, run_id: str | None) -> str | None:
         if not (self.ui and experiment_id and run_id):
             return None
-        return f"{self.ui}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{self.ui}/{ui_route('run', experiment_id, run_id)}"
 
     def model(self, name: str, version: str) -> str | None:
-        return f"{self.ui}/#/models/{name}/versions/{version}" if self.ui else None
+        return f"{self.ui}/{ui_route('version', name, version)}" if self.ui else None
 
 
 def set_fail_fast_defaults() -> None:

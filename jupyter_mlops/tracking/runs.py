@@ -270,8 +270,10 @@ class PipelineTracker:
             if existing.lifecycle_stage == "deleted":
                 self.client.restore_experiment(existing.experiment_id)
             return existing.experiment_id
-        try:
-            return self.client.create_experiment(self.bundle.experiment)
+        try:  # the kind tells MLflow's UI (before 3.17) to show its model-training view
+            return self.client.create_experiment(
+                self.bundle.experiment, tags={"mlflow.experimentKind": "custom_model_development"}
+            )
         except Exception:  # created concurrently by another run
             found = self.client.get_experiment_by_name(self.bundle.experiment)
             if found is None:
@@ -286,7 +288,8 @@ class PipelineTracker:
             self.experiment_id,
             tags={
                 "mlflow.parentRunId": self.parent_run_id,
-                "mlflow.runName": stage.name,
+                # MLflow lists runs newest first; the number keeps the stages' order legible
+                "mlflow.runName": f"{position:02d} · {stage.name}",
                 TAG_PREFIX + "stage": stage.name,
                 TAG_PREFIX + "position": str(position),
                 TAG_PREFIX + "cells": ",".join(str(c) for c in stage.cells),
@@ -410,7 +413,7 @@ class PipelineTracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        metrics = [Metric("duration_s", duration, now, 0)]
+        metrics = [Metric("duration_s", round(duration, 2), now, 0)]
         if record is not None:
             metrics += [Metric(k, v, now, 0) for k, v in record.metrics.items()]
         self.client.log_batch(run_id, metrics=metrics)
