@@ -34,6 +34,7 @@ from .pipeline import prepare, read_analyzed  # noqa: E402
 from .report import (  # noqa: E402
     ProgressPrinter,
     check_report,
+    model_line,
     run_summary,
     verify_report,
 )
@@ -388,7 +389,7 @@ def end(pipeline: Path, run_id: str, artifact_store: str) -> None:
     bundle = read_bundle(pipeline)
     succeeded, models = tasks.end(bundle, artifact_store, run_id)
     for model in models:
-        click.echo(f"model: {model.name} v{model.version} -> {model.alias_uri}")
+        click.echo(f"model: {model_line(model.to_dict())}")
     if not succeeded:
         raise StageFailed(f"pipeline run {run_id} had failed stages", stage="")
     click.echo(f"pipeline run {run_id} of `{bundle.name}` succeeded")
@@ -560,4 +561,4 @@ def log_run(run_dir: Path, tracking_uri: str | None) -> None:
     where = without_credentials(state.tracking_uri or "")
     click.echo(f"logged run {state.id} to {where}: MLflow run {state.parent_run_id}")
     for model in state.models:
-        click.echo(f"model: {model['name']} v{model['version']} -> {model['alias_uri']}")
+        click.echo(f"model: {model_line(model)}")

@@ -52,7 +52,7 @@ def served_on_raw_rows(workdir, model_uri, rows, labels):
 
 def test_wine_classifier(workdir):
     result = run_example(workdir, "wine_classifier.ipynb", "-p", "n_estimators", "50")
-    assert "models:/wine-classifier@candidate" in result.stdout
+    assert "models:/wine-classifier/1 (now @candidate)" in result.stdout
     client = client_for(workdir)
     parent, children = pipeline_runs(client, "wine-classifier")
     assert parent.info.status == "FINISHED"
@@ -83,7 +83,7 @@ def test_wine_classifier(workdir):
         "y_train",
     }
     version = check_candidate(workdir, "wine-classifier")
-    assert version.run_id == children["train"].info.run_id
+    assert version.tags["jupyter_mlops.stage_run"] == children["train"].info.run_id
     card = version.description
     assert "wine_classifier.ipynb" in card and "| evaluate | accuracy |" in card
     assert "| n_estimators | `50` |" in card
@@ -118,7 +118,7 @@ def test_kale_digits_fanout(workdir):
     best = max(compare["logreg_accuracy"], compare["forest_accuracy"], compare["svm_accuracy"])
     assert compare["best_accuracy"] == best > 0.9
     version = check_candidate(workdir, "kale-digits-fanout")
-    assert version.run_id == children["compare"].info.run_id
+    assert version.tags["jupyter_mlops.stage_run"] == children["compare"].info.run_id
     pixels, digits = load_digits(return_X_y=True)
     accuracy, best_model = served_on_raw_rows(
         workdir, f"models:/kale-digits-fanout/{version.version}", pixels.astype(float), digits

@@ -83,7 +83,7 @@ def test_the_dag_runs_the_pipeline_through_s3_into_mlflow(airflow, s3, tmp_path)
     assert set(children) == WINE_STAGES
     assert {c.info.status for c in children.values()} == {"FINISHED"}
     version = client.get_model_version_by_alias("wine-classifier", "candidate")
-    assert version.run_id == children["train"].info.run_id
+    assert version.tags["jupyter_mlops.stage_run"] == children["train"].info.run_id
     assert version.status == "READY"
     print(f"MLflow: 1 parent run, {len(children)} stage runs, model version {version.version}")
     keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="pipelines")["Contents"]]

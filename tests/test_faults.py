@@ -249,7 +249,7 @@ def test_tracking_server_stopped_mid_run_then_log_uploads_the_results(workdir, m
         a.path for a in client.list_artifacts(children["work"].info.run_id, "notebook")
     }
     version = client.get_model_version_by_alias("lost", "candidate")
-    assert version.run_id == children["train"].info.run_id
+    assert version.tags["jupyter_mlops.stage_run"] == children["train"].info.run_id
 
 
 def test_an_unreachable_tracking_server_is_a_clear_error_at_once(workdir):

@@ -40,7 +40,7 @@ def test_the_candidate_serves_predictions(workdir):
     version = mlflow.MlflowClient(uri).get_model_version_by_alias("served", "candidate")
     port = free_port()
     command = (
-        f'mlflow models serve -m "models:/served@candidate" --env-manager local '
+        f'mlflow models serve -m "models:/served/{version.version}" --env-manager local '
         f"-h 127.0.0.1 -p {port}"
     )
     assert command.replace(f" -p {port}", " -p 5001") in version.description  # the card's own

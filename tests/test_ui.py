@@ -282,7 +282,7 @@ def test_tag_a_new_stage_in_the_ui_and_productionize(
     assert sorted(children) == sorted([*WINE_STAGES, "summary"])
     assert {run.info.status for run in children.values()} == {"FINISHED"}
     version = client.get_model_version_by_alias("wine-classifier", "candidate")
-    assert version.run_id == children["train"].info.run_id
+    assert version.tags["jupyter_mlops.stage_run"] == children["train"].info.run_id
     accuracy = children["evaluate"].data.metrics["accuracy"]
     shown = sidebar.locator('[data-testid="mlops-metrics"]').inner_text()
     assert shown.startswith(f"accuracy {float(f'{accuracy:.4g}'):g}")  # the logged value

@@ -242,14 +242,15 @@ def test_run_from_the_widgets_logs_to_mlflow(workdir):
     assert parent.data.params["limit"] == "10"
     assert children["add"].data.metrics["total"] == 0 + 2 + 4 + 6 + 3
     version = client.get_model_version_by_alias("small", "candidate")
-    assert version.run_id == children["fit"].info.run_id
+    assert version.run_id == parent.info.run_id
+    assert version.tags["jupyter_mlops.stage_run"] == children["fit"].info.run_id
     outcome = panel.outcome.value
     experiment = parent.info.experiment_id
     assert (
         f"http://mlflow.example/#/experiments/{experiment}/runs/{parent.info.run_id}?workflowType=machine_learning"
         in outcome
     )
-    assert "models:/small@candidate" in outcome
+    assert f"models:/small/{version.version}" in outcome
     assert "metrics: <code>total 15</code>" in outcome
     assert (
         f"http://mlflow.example/#/models/small/versions/{version.version}?workflowType=machine_learning"

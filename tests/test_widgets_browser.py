@@ -48,7 +48,7 @@ def test_the_panel_renders_runs_and_updates_live(jupyter, page, tmp_path):
     panel.get_by_text("✓ done").first.wait_for(timeout=120_000)
     panel.get_by_text("succeeded", exact=True).wait_for(timeout=180_000)
     assert panel.get_by_text("✓ done").count() == len(WINE_STAGES)
-    assert panel.get_by_text("models:/wine-classifier@candidate").first.is_visible()
+    assert panel.get_by_text("models:/wine-classifier/1").first.is_visible()
     parent, children = pipeline_runs(client_for(jupyter.root), "wine-classifier")
     assert parent.info.status == "FINISHED" and sorted(children) == sorted(WINE_STAGES)
     assert panel.get_by_text(parent.info.run_id).is_visible()

@@ -102,9 +102,11 @@ def _success(state: RunState, links: MlflowLinks) -> str:
         version = f"version {escape(str(model['version']))}"
         parts.append(
             _div(
-                f"model: <code>{escape(model['alias_uri'])}</code> "
-                f"({_link(url, version) if url else version}); load it with "
-                f'<code>mlflow.pyfunc.load_model("{escape(model["alias_uri"])}")</code>'
+                f"model: <code>{escape(model['uri'])}</code> "
+                f"({_link(url, version) if url else version}"
+                + ("" if model.get("new", True) else ", unchanged: trained by an earlier run")
+                + "); load it with "
+                f'<code>mlflow.pyfunc.load_model("{escape(model["uri"])}")</code>'
             )
         )
     if links.ui is None and state.tracking_uri:
