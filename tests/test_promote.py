@@ -315,7 +315,7 @@ def test_unknown_models_and_versions_are_usage_errors_naming_what_exists(store, 
     with pytest.raises(BadInput, match="can't promote to the alias 'latest'"):
         promote(store.uri, "known", version="1", to="latest")
     missing = workdir / "elsewhere.db"
-    with pytest.raises(NotFound, match=f"there is no MLflow store at {missing}; give"):
+    with pytest.raises(NotFound, match=f"`known`: there is no MLflow store at {missing}; give"):
         promote(f"sqlite:///{missing}", "known")
     assert not missing.exists()
 

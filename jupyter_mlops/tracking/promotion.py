@@ -86,7 +86,7 @@ def promote(
     """
     check_alias(to)
     uri = resolve_tracking_uri(tracking_uri)
-    _refuse_a_missing_sqlite_store(uri)
+    _refuse_a_missing_sqlite_store(uri, name)
     client = connect(uri)
     aliases = _aliases(client, name, uri)
     number = _version_number(client, name, version, aliases)
@@ -120,14 +120,14 @@ def promote(
 # --- finding the version ------------------------------------------------------------------
 
 
-def _refuse_a_missing_sqlite_store(uri: str) -> None:
+def _refuse_a_missing_sqlite_store(uri: str, name: str) -> None:
     """NotFound for a sqlite file that isn't there: connecting would create an empty store
     (and a promotion finds nothing in it), so a mistyped path is said as such."""
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not Path(uri[len(prefix) :]).is_file():
         raise NotFound(
-            f"there is no MLflow store at {uri[len(prefix) :]}; give --tracking-uri (or "
-            "MLFLOW_TRACKING_URI) the store a pipeline run logged to"
+            f"no registered model `{name}`: there is no MLflow store at {uri[len(prefix) :]}; "
+            "give --tracking-uri (or MLFLOW_TRACKING_URI) the store a pipeline run logged to"
         )
 
 
