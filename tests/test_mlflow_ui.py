@@ -9,12 +9,14 @@ store, `--artifacts-destination`) and two real runs of the wine example against 
 with different parameters, so that there are two versions to compare. The pages are opened in
 MLflow's model-training view (`?workflowType=machine_learning`; its default is the GenAI view).
 
-Screenshots of each page are kept in test-artifacts/mlflow-ui/ (README's docs/images/ are
-copies of them).
+Screenshots of each page are kept in test-artifacts/mlflow-ui/; set UPDATE_SCREENSHOTS=1 to
+also refresh the README's copies, docs/images/mlflow-*.png (off by default, so running the
+tests leaves the tree clean).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import urllib.parse
@@ -33,6 +35,7 @@ from mlflow_helpers import MlflowServer
 from playwright.sync_api import expect
 
 ARTIFACTS = ROOT / "test-artifacts" / "mlflow-ui"
+README_IMAGES = ROOT / "docs" / "images"
 NOTEBOOK = "wine_classifier.ipynb"
 PIPELINE = "wine-classifier"  # the example's pipeline and registered model name
 TREES = ("5", "200")  # n_estimators of the two runs: two versions that score differently
@@ -45,6 +48,9 @@ NO_ASSISTANT = (
     "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');"
     "localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');"
 )
+
+
+pytestmark = pytest.mark.slow
 
 
 @dataclass
@@ -123,13 +129,17 @@ def link_to(main: Any, route: str) -> Any:
 
 
 def keep_screenshot(main: Any, name: str, record_property: Any) -> Path:
-    """Save the page's main area as test-artifacts/mlflow-ui/NAME.png and say where."""
+    """Save the page's main area as test-artifacts/mlflow-ui/NAME.png and say where (printed,
+    seen with -s, and as a property of the test in JUnit XML); with UPDATE_SCREENSHOTS=1 also
+    as the README's docs/images/mlflow-NAME.png."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     main.screenshot(path=str(path))
     print(f"screenshot: {path}")
     record_property(f"screenshot-{name}", str(path))
     assert path.stat().st_size > 10_000  # a page with content, not a blank box
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(path, README_IMAGES / f"mlflow-{name}.png")
     return path
 
 
