@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import EXAMPLES, code, notebook, write
+from browser import chromium
+from conftest import EXAMPLES, ROOT, code, notebook, write
+from mlflow_helpers import MlflowServer
 
 from jupyter_mlops.artifacts import StageRecord, VariableInfo
 from jupyter_mlops.bundle import Bundle
@@ -29,6 +31,7 @@ from jupyter_mlops.tracking.registry import RegisteredModel
 from jupyter_mlops.tracking.runs import PipelineTracker, StageOutcome
 
 VIEW = "?workflowType=machine_learning"
+ARTIFACTS = ROOT / "test-artifacts" / "model-card"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 WINE_GIT = {
     "commit": COMMIT,
@@ -139,7 +142,7 @@ def new_version(
         tracker.client.create_registered_model(name)
     train = next(o for o in outcomes if o.stage == "train")
     version = tracker.client.create_model_version(
-        name, f"runs:/{train.run_id}/model", run_id=tracker.parent_run_id
+        name, f"runs:/{tracker.parent_run_id}/model", run_id=tracker.parent_run_id
     )
     model = RegisteredModel(
         name=name,
@@ -435,3 +438,37 @@ def test_figures_are_rounded_for_people(store: str, wine: Bundle) -> None:
         "n/a",
         "+5.000e-01",
     ]
+
+
+# --- in MLflow's own UI ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_mlflow_ui_renders_the_card_and_its_links_open_the_training_view(
+    tmp_path: Path, wine: Bundle
+) -> None:
+    """The card in MLflow 3.17's UI, behind a real `mlflow server`: its sections and tables
+    render, and its link to the pipeline run opens the run in the model-training view, not the
+    GenAI view a fresh browser would otherwise get. Screenshot: test-artifacts/model-card/."""
+    with MlflowServer(tmp_path / "server") as uri, chromium() as browser:
+        card, tracker, model, _ = card_for(uri, wine, "shown", {"accuracy": 0.9})
+        tracker.client.update_model_version("shown", model.version, description=card)
+        context = browser.new_context(viewport={"width": 1400, "height": 2600})
+        page = context.new_page()
+        page.goto(f"{uri}/#/models/shown/versions/{model.version}{VIEW}")
+        page.wait_for_selector("h2:has-text('Reproduce')", timeout=120_000)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "card.png"))
+        assert page.locator("h1", has_text=f"shown v{model.version}").count() == 1
+        assert page.locator("table:has(th:has-text('metric'))").count() == 1
+        assert page.locator("pre", has_text=f"models:/shown/{model.version}").count() == 2
+        link = page.locator("a[target=_blank]", has_text=tracker.run_name).first
+        with context.expect_page() as opened:
+            link.click()
+        run = opened.value
+        run.wait_for_selector(f"text={tracker.run_name}", timeout=120_000)
+        assert f"runs/{tracker.parent_run_id}?workflowType=machine_learning" in run.url
+        run.wait_for_selector("text=Model registry")  # the model-training view's side bar
+        assert run.locator("text=Observability").count() == 0  # the GenAI view's
+        run.screenshot(path=str(ARTIFACTS / "pipeline-run-from-card.png"))
+        context.close()

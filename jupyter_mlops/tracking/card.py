@@ -21,6 +21,8 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from .client import TRAINING_VIEW, ui_route
+
 if TYPE_CHECKING:
     from ..provenance import DatasetFact, InputFile
     from .registry import RegisteredModel
@@ -29,7 +31,6 @@ if TYPE_CHECKING:
 MAX_PARAM_LENGTH = 6000  # MLflow rejects longer parameter values
 CHAMPION_ALIAS = "champion"
 DURATION_METRIC = "duration_s"  # every stage run's; not a property of the model
-TRAINING_VIEW = "?workflowType=machine_learning"  # MLflow 3's model-training view, not GenAI's
 SIGNIFICANT = 4  # digits of a metric shown on the card
 MAX_CELL = 80  # characters of a parameter value shown in a table cell
 CELL_GAP = "&emsp;"  # an entity: the renderer trims whitespace, Unicode spaces included
@@ -79,8 +80,7 @@ def _heading(tracker: PipelineTracker, model: RegisteredModel, outcomes: list[St
         trained += f" (run {run_link(experiment, stage_run, stage_run[:8])})"
     model_id = model.model_id
     logged = (
-        f"; logged model [`{model_id}`](#/experiments/{experiment}/models/{model_id}"
-        f"{TRAINING_VIEW})"
+        f"; logged model [`{model_id}`]({ui_route('model', experiment, model_id)})"
         if model_id and experiment
         else ""
     )
@@ -284,9 +284,9 @@ def _previous_version(tracker: PipelineTracker, model: RegisteredModel) -> str |
     """The newest version of the same registered model registered before this one."""
     from mlflow.exceptions import MlflowException
 
-    quote = "'" if "'" not in model.name else '"'
+    mark = "'" if "'" not in model.name else '"'  # MLflow's filters have no escapes
     try:
-        versions = tracker.client.search_model_versions(f"name = {quote}{model.name}{quote}")
+        versions = tracker.client.search_model_versions(f"name = {mark}{model.name}{mark}")
     except MlflowException:
         return None
     earlier = [int(v.version) for v in versions if int(v.version) < int(model.version)]
@@ -333,7 +333,7 @@ def run_link(experiment_id: str | None, run_id: str | None, text: str) -> str:
     """A Markdown link to a run's page, relative to the UI (opens in the model-training view)."""
     if not (experiment_id and run_id):
         return f"`{_cell(text)}`"
-    return f"[{_link_text(text)}](#/experiments/{experiment_id}/runs/{run_id}{TRAINING_VIEW})"
+    return f"[{_link_text(text)}]({ui_route('run', experiment_id, run_id)})"
 
 
 _REMOTE = re.compile(
