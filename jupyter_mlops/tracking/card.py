@@ -199,7 +199,7 @@ def _data(
     lines.append("")
     if files:
         lines += [
-            "Files their code reads (paths from the notebook's working folder; sha256 taken at "
+            "Files their code names (paths from the notebook's working folder; sha256 taken at "
             "registration):",
             "",
             *_table(
