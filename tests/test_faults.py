@@ -5,9 +5,7 @@ gets one clear message."""
 import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -16,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import cli, code, notebook, run_at_once, start_cli, write
 from mlflow import MlflowClient
-from mlflow_helpers import client_for, pipeline_runs
+from mlflow_helpers import MlflowServer, client_for, pipeline_runs
 from s3_server import free_port
 
 from jupyter_mlops.artifacts import open_store
@@ -147,56 +145,8 @@ def test_kill_9_of_the_runner_leaves_nothing_behind(workdir, private_tmp):
 @pytest.fixture
 def mlflow_server(tmp_path):
     """A real `mlflow server` on 127.0.0.1 that a test can stop and start again."""
-    port = free_port()
-    database = tmp_path / "server" / "mlflow.db"
-    database.parent.mkdir()
-    command = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--backend-store-uri",
-        f"sqlite:///{database}",
-        "--artifacts-destination",
-        str(tmp_path / "server" / "artifacts"),
-    ]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    uri = f"http://127.0.0.1:{port}"
-
-    class Server:
-        process: subprocess.Popen | None = None
-
-        def start(self) -> None:
-            self.process = subprocess.Popen(
-                command,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            client = MlflowClient(uri)
-
-            def up() -> bool:
-                try:
-                    client.search_experiments(max_results=1)
-                except Exception:
-                    return False
-                return True
-
-            _wait_for(up, 120, "mlflow server")
-
-        def stop(self) -> None:
-            if self.process is not None:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=60)
-                self.process = None
-
-    server = Server()
-    server.start()
+    server = MlflowServer(tmp_path / "server")
+    uri = server.start()
     yield uri, server
     server.stop()
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import mlflow
 import pytest
 from conftest import cli, code, notebook, write
 from mlflow import MlflowClient
+from mlflow_helpers import MlflowServer
 
 pytestmark = pytest.mark.slow
 
@@ -180,3 +182,31 @@ def test_registering_in_process_leaves_mlflow_and_the_environment_as_they_were(
     assert [m["version"] for m in state.models] == ["1"]
     assert process_wide() == before
     assert not (tmp_path / "users.db").exists()
+
+
+def test_a_tracking_server_gets_the_same_links(tmp_path):
+    """Over HTTP, with the server holding the artifacts (`--artifacts-destination`), as a
+    team's MLflow would: the server's registry records the version on the logged model
+    itself, once."""
+    write(model_notebook(), tmp_path / "nb.ipynb")
+    with MlflowServer(tmp_path / "server") as uri:
+        for _ in range(2):  # the second run: every stage cached, nothing new registered
+            result = cli("run", "nb.ipynb", "--tracking-uri", uri, cwd=tmp_path)
+            assert result.returncode == 0, result.stderr
+        remote = client(uri)
+        (version,) = remote.search_model_versions("name='lineage'")
+        model = remote.get_logged_model(version.source.removeprefix("models:/"))
+        entries = json.loads(model.tags["mlflow.modelVersions"])
+        assert [(e["name"], str(e["version"])) for e in entries] == [("lineage", "1")]
+        assert model.source_run_id == version.tags["jupyter_mlops.stage_run"]
+        assert [m.key for m in model.metrics] == ["accuracy"]
+        parents = remote.search_runs(
+            [model.experiment_id], "tags.`jupyter_mlops.pipeline` = 'nb'", order_by=["start_time"]
+        )
+        assert [p.info.run_name for p in parents] == ["nb #1", "nb #2"]
+        assert [p.data.tags["jupyter_mlops.registered_models"] for p in parents] == [
+            "lineage/1"
+        ] * 2
+        local = remote.download_artifacts(parents[0].info.run_id, "pipeline.yaml", str(tmp_path))
+        assert "lineage" in Path(local).read_text()  # artifacts went through the server
+    assert not (tmp_path / "mlflow.db").exists()
