@@ -23,9 +23,9 @@ import yaml
 from conftest import EXAMPLES, cli
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
+from mlflow_helpers import MlflowServer
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
-from test_faults import mlflow_server  # noqa: F401  # a real `mlflow server` on 127.0.0.1
 
 from jupyter_mlops.analysis import analyze_notebook as analyze
 from jupyter_mlops.errors import BadInput, NotFound
@@ -393,10 +393,14 @@ def test_serve_starts_mlflow_models_serve_and_posts_the_input_example(store):
 
 
 @pytest.mark.slow
-def test_promotion_through_a_tracking_server(mlflow_server, tmp_path):  # noqa: F811
+def test_promotion_through_a_tracking_server(tmp_path):
     """Over HTTP, artifacts proxied by the server (`mlflow-artifacts:`): the model is fetched
     and loaded through it, the alias and the decision recorded there."""
-    uri, _ = mlflow_server
+    with MlflowServer(tmp_path / "server") as uri:
+        _promote_through(uri, tmp_path)
+
+
+def _promote_through(uri: str, tmp_path: Path) -> None:
     served = make_store(uri, tmp_path, None, only="iris")
     version = served.version("remote", accuracy=0.92)
     result = promote(uri, "remote", checks=PromotionChecks(min={"accuracy": 0.9}))
