@@ -116,9 +116,11 @@ function StageProgressList(props: {
                 row.name
               )}
             </span>
-            <span className="jp-mlops-progress-status">
+            <span
+              className="jp-mlops-progress-status"
+              title={row.cachedFrom ? `outputs of run ${row.cachedFrom}` : undefined}
+            >
               {row.status}
-              {row.cachedFrom && ` (from ${row.cachedFrom})`}
             </span>
             <span className="jp-mlops-progress-duration">
               {row.duration === null ? '' : formatDuration(row.duration)}
