@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import BadInput
+from .markdown import cell, table
 
 PROMOTION_KEYS = ("min", "max", "beats_champion", "signature", "smoke_test")
 BEATS_CHAMPION_KEYS = ("metric", "margin", "greater_is_better")
@@ -249,13 +250,14 @@ def promotion_section(result: PromotionResult, when: datetime, user: str) -> str
     lines = [
         PROMOTION_HEADING,
         "",
-        f"{verdict} to `@{result.to}` on {when:%Y-%m-%d %H:%M} UTC by {_cell(user)}{before}.",
+        f"{verdict} to `@{result.to}` on {when:%Y-%m-%d %H:%M} UTC by {cell(user)}{before}.",
         "",
-        "| check | result | figures |",
-        "|---|---|---|",
-        *(
-            f"| {_cell(c.name)} | {'✓ passed' if c.passed else '✗ failed'} | {_cell(c.detail)} |"
-            for c in result.checks
+        *table(
+            ["check", "result", "figures"],
+            [
+                [cell(c.name), "✓ passed" if c.passed else "✗ failed", cell(c.detail)]
+                for c in result.checks
+            ],
         ),
     ]
     if not result.checks:
@@ -271,8 +273,3 @@ def with_promotion_section(
     if _SECTION.search(description):
         return _SECTION.sub(lambda _: section + "\n", description, count=1).rstrip() + "\n"
     return (description.rstrip() + "\n\n" if description.strip() else "") + section
-
-
-def _cell(text: str) -> str:
-    """Text for a markdown table cell: pipes escaped, one line."""
-    return " ".join(text.split()).replace("|", "\\|")

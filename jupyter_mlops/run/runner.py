@@ -16,6 +16,7 @@ reaper process cleans up after a runner killed outright.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -36,7 +37,8 @@ from ..errors import BadInput, MlopsError, RunInterrupted, StageFailed, Tracking
 from ..files import atomic_write
 from ..runtime import GATE_ENV, GATE_GO, GATE_STOP, WARM_UP_ENV
 from ..tracking import PipelineTracker, StageOutcome, resolve_tracking_uri
-from ..tracking.models import REQUIREMENTS_ENV, SOURCE_ENV
+from ..tracking.models import NAMES_ENV, REQUIREMENTS_ENV, SOURCE_ENV
+from ..tracking.registry import registered_name
 from .cache import CachedStage
 from .history import load_run, mark_abandoned, run_folders
 from .kernels import StageKernelManager, choose_kernel
@@ -612,6 +614,13 @@ class PipelineRunner:
                 "MLFLOW_EXPERIMENT_ID": str(self.tracker.experiment_id),
                 REQUIREMENTS_ENV: str(self.bundle.root.resolve() / "requirements.txt"),
                 SOURCE_ENV: self.tracker.git.get("path") or str(self.bundle.source_path or ""),
+                NAMES_ENV: json.dumps(
+                    {
+                        v: registered_name(self.bundle, v)
+                        for s in self.bundle.stages
+                        for v in s.models
+                    }
+                ),
                 "PYDEVD_DISABLE_FILE_VALIDATION": "1",
             }
         )

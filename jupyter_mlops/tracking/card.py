@@ -19,9 +19,9 @@ import json
 import math
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from .client import TRAINING_VIEW, ui_route
+from ..markdown import cell, link_text, table
+from .client import ui_route
 
 if TYPE_CHECKING:
     from ..provenance import DatasetFact, InputFile
@@ -33,7 +33,6 @@ CHAMPION_ALIAS = "champion"
 DURATION_METRIC = "duration_s"  # every stage run's; not a property of the model
 SIGNIFICANT = 4  # digits of a metric shown on the card
 MAX_CELL = 80  # characters of a parameter value shown in a table cell
-CELL_GAP = "&emsp;"  # an entity: the renderer trims whitespace, Unicode spaces included
 
 
 def param_text(value: Any) -> str:
@@ -98,7 +97,7 @@ def _heading(tracker: PipelineTracker, model: RegisteredModel, outcomes: list[St
             "",
             f"> Registered with alias `{model.alias_uri.partition('@')[2]}` at registration; "
             "aliases move — see the "
-            f"[registry](#/models/{quote(model.name, safe='')}{TRAINING_VIEW}) "
+            f"[registry]({ui_route('registered', model.name)}) "
             "for where they point now.",
         ]
     )
@@ -159,7 +158,7 @@ def _metrics(tracker: PipelineTracker, model: RegisteredModel, outcomes: list[St
         for _, values in others:
             row += [number(values.get(name)), delta(ours.get(name), values.get(name))]
         rows.append(row)
-    lines = ["## Metrics", "", *_table(header, rows)]
+    lines = ["## Metrics", "", *table(header, rows)]
     if notes:
         lines += ["", " ".join(notes)]
     return "\n".join(lines)
@@ -180,7 +179,7 @@ def _data(
         lines += [
             f"What `{model.stage}` and the stages before it received:",
             "",
-            *_table(
+            *table(
                 ["dataset", "made by", "read by", "digest", f"rows{TIMES}columns / shape"],
                 [
                     [
@@ -202,11 +201,11 @@ def _data(
             "Files their code names (paths from the notebook's working folder; sha256 taken at "
             "registration):",
             "",
-            *_table(
+            *table(
                 ["file", "read by", "sha256", "bytes"],
                 [
                     [
-                        f"`{_cell(f.path)}`",
+                        f"`{cell(f.path)}`",
                         ", ".join(f.stages),
                         f"`{f.sha256}`" if f.sha256 else "unreadable",
                         str(f.size),
@@ -261,20 +260,20 @@ def _stages(tracker: PipelineTracker, outcomes: list[StageOutcome]) -> str:
             status, took = outcome.status, duration(outcome.duration)
         run = run_link(experiment, outcome.run_id, outcome.run_id[:8]) if outcome.run_id else ""
         rows.append([_position(tracker, outcome.stage), outcome.stage, status, took, run])
-    return "\n".join(["## Stages", "", *_table(["#", "stage", "status", "duration", "run"], rows)])
+    return "\n".join(["## Stages", "", *table(["#", "stage", "status", "duration", "run"], rows)])
 
 
 def _parameters(tracker: PipelineTracker) -> str:
     defaults = {p.name: p.default for p in tracker.bundle.parameters}
     rows = []
     for name, value in tracker.parameters.items():
-        text = f"`{_cell(param_text(value)[:MAX_CELL])}`"
+        text = f"`{cell(param_text(value)[:MAX_CELL])}`"
         if name in defaults and defaults[name] != value:
-            text += f" (default `{_cell(param_text(defaults[name])[:MAX_CELL])}`)"
+            text += f" (default `{cell(param_text(defaults[name])[:MAX_CELL])}`)"
         rows.append([name, text])
     if not rows:
         return "## Parameters\n\nThe notebook has no parameters."
-    return "\n".join(["## Parameters", "", *_table(["parameter", "value"], rows)])
+    return "\n".join(["## Parameters", "", *table(["parameter", "value"], rows)])
 
 
 # --- what MLflow knows about other versions -----------------------------------------------
@@ -322,7 +321,7 @@ def _source_run_link(tracker: PipelineTracker, run_id: str) -> str:
     try:
         experiment = tracker.client.get_run(run_id).info.experiment_id
     except MlflowException:
-        return f"`{_cell(run_id)}`"
+        return f"`{cell(run_id)}`"
     return run_link(experiment, run_id, run_id[:8])
 
 
@@ -332,8 +331,8 @@ def _source_run_link(tracker: PipelineTracker, run_id: str) -> str:
 def run_link(experiment_id: str | None, run_id: str | None, text: str) -> str:
     """A Markdown link to a run's page, relative to the UI (opens in the model-training view)."""
     if not (experiment_id and run_id):
-        return f"`{_cell(text)}`"
-    return f"[{_link_text(text)}]({ui_route('run', experiment_id, run_id)})"
+        return f"`{cell(text)}`"
+    return f"[{link_text(text)}]({ui_route('run', experiment_id, run_id)})"
 
 
 _REMOTE = re.compile(
@@ -421,25 +420,6 @@ def _fixed(value: float, decimals: int) -> str:
 
 
 # --- Markdown -------------------------------------------------------------------------------
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A GitHub-flavoured table. MLflow draws tables without cell padding, so every cell but
-    a row's last ends with an em space, which keeps neighbouring columns apart."""
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join([c + CELL_GAP for c in cells[:-1]] + cells[-1:]) + " |"
-
-    return [line(header), "|" + "---|" * len(header), *(line(row) for row in rows)]
-
-
-def _cell(text: str) -> str:
-    """Text for a table cell or inline code: one line, pipes escaped."""
-    return " ".join(text.split()).replace("|", "\\|")
-
-
-def _link_text(text: str) -> str:
-    return _cell(text).replace("[", "\\[").replace("]", "\\]")
 
 
 def _params_yaml(parameters: dict[str, Any]) -> str:

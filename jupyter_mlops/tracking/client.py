@@ -82,11 +82,14 @@ TRAINING_VIEW = "?workflowType=machine_learning"
 def ui_route(kind: str, *parts: str) -> str:
     """The hash route of a page of MLflow's UI, in its model-training view: `run`
     (experiment id, run id), `model` (experiment id, logged model id), `version` (registered
-    name, version). Relative, so it also serves as a link inside MLflow's own pages."""
+    name, version), `registered` (registered name). Relative, so it also serves as a link
+    inside MLflow's own pages."""
     if kind == "run":
         path = f"experiments/{parts[0]}/runs/{parts[1]}"
     elif kind == "model":
         path = f"experiments/{parts[0]}/models/{parts[1]}"
+    elif kind == "registered":
+        path = f"models/{quote(parts[0], safe='')}"
     else:
         path = f"models/{quote(parts[0], safe='')}/versions/{parts[1]}"
     return f"#/{path}{TRAINING_VIEW}"

@@ -13,6 +13,7 @@ costs seconds per model.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ import cloudpickle
 EXAMPLE_ROWS = 5
 REQUIREMENTS_ENV = "JUPYTER_MLOPS_REQUIREMENTS"
 SOURCE_ENV = "JUPYTER_MLOPS_SOURCE"  # the notebook the pipeline was made from
+NAMES_ENV = "JUPYTER_MLOPS_MODEL_NAMES"  # JSON: variable -> the registered model's name
 
 
 def detect_flavor(model: Any) -> str:
@@ -99,7 +101,7 @@ def log_model(model: Any, name: str, fit_data: Any, stage: str = "") -> dict[str
             print(f"jupyter-mlops: no signature for `{name}`: {error}", file=sys.stderr)
             example = None
     common = {
-        "name": name,
+        "name": json.loads(os.environ.get(NAMES_ENV) or "{}").get(name, name),
         "signature": signature,
         "input_example": example,
         "pip_requirements": requirements(flavor),

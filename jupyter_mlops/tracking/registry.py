@@ -22,6 +22,7 @@ from .card import model_card
 from .client import TAG_PREFIX, process_store
 
 if TYPE_CHECKING:
+    from ..bundle import Bundle
     from .runs import PipelineTracker, StageOutcome
 
 CANDIDATE_ALIAS = "candidate"
@@ -59,9 +60,7 @@ def register_models(
     # The SQL registry looks the logged model up through MLflow's process-wide URI.
     with process_store(tracker.tracking_uri):
         for outcome, variable, info in logged:
-            name = tracker.bundle.model_name
-            if len(logged) > 1:
-                name = f"{name}-{variable}"
+            name = registered_name(tracker.bundle, variable)
             model = RegisteredModel(
                 name=name,
                 version="",
@@ -86,6 +85,14 @@ def register_models(
                 )
             registered.append(model)
     return registered
+
+
+def registered_name(bundle: Bundle, variable: str) -> str:
+    """The registered model a `model:VAR` becomes a version of: the notebook's model name,
+    suffixed with the variable when the pipeline has several models. The logged model is
+    named so too, so MLflow's Models tab reads like the registry."""
+    count = sum(len(stage.models) for stage in bundle.stages)
+    return bundle.model_name if count <= 1 else f"{bundle.model_name}-{variable}"
 
 
 def model_id(info: dict[str, Any]) -> str | None:
