@@ -271,7 +271,8 @@ def test_tag_a_new_stage_in_the_ui_and_productionize(
     assert phase == "succeeded", sidebar.inner_text()
     assert stage_statuses(page) == {name: "done" for name in [*WINE_STAGES, "summary"]}
     models = sidebar.locator('[data-testid="mlops-model"]')
-    assert models.count() == 1 and "models:/wine-classifier@candidate" in models.inner_text()
+    assert models.count() == 1 and "models:/wine-classifier/1" in models.inner_text()
+    assert "now @candidate" in models.inner_text()
     screenshot_sidebar(page, "sidebar-succeeded", record_property)
 
     # What the ML engineer finds in MLflow.

@@ -213,7 +213,12 @@ function Outcome(props: { run: Run }): React.ReactElement {
                   {model.name} version {model.version}
                 </span>
               )}{' '}
-              <code className="jp-mlops-model-uri">{model.alias_uri}</code>{' '}
+              <code className="jp-mlops-model-uri">{model.uri}</code>{' '}
+              <span className="jp-mlops-model-note">
+                {model.new === false
+                  ? 'unchanged: trained by an earlier run'
+                  : `now @${model.alias_uri.split('@').pop()}`}
+              </span>{' '}
               <span className="jp-mlops-model-flavor">
                 ({model.flavor}, from <code>{model.variable}</code>)
               </span>
