@@ -86,6 +86,7 @@ def test_the_model_knows_its_run_notebook_parameters_metrics_and_version(project
     # Logged inside the train stage's run, from the notebook (not ipykernel_launcher.py).
     assert model.source_run_id == train.info.run_id
     assert model.name == "lineage"  # named like the registered model, not `clf`
+    assert "registered as [lineage v1]" in model.tags["mlflow.note.content"]  # its description
     assert model.tags["mlflow.source.name"].endswith("nb.ipynb")
     assert model.params["n_estimators"] == "20"
     assert model.params["noise"] == "0.3"  # read upstream, by the data stage

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from .card import model_card
-from .client import TAG_PREFIX, process_store
+from .client import TAG_PREFIX, process_store, ui_route
 
 if TYPE_CHECKING:
     from ..bundle import Bundle
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 CANDIDATE_ALIAS = "candidate"
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # MLflow's own link from a logged model
+NOTE_TAG = "mlflow.note.content"  # the logged model's description in MLflow's UI
 
 
 @dataclass
@@ -128,6 +129,12 @@ def _new_version(
     number = str(version.version)
     if model.model_id:  # what mlflow.register_model records: the model page lists it
         _add_version_link(tracker, model.model_id, model.name, number)
+        note = (
+            f"Trained by the pipeline run *{tracker.run_name or tracker.bundle.name}*, stage "
+            f"`{model.stage}`; registered as [{model.name} v{number}]"
+            f"({ui_route('version', model.name, number)}), whose page has the model card."
+        )
+        client.set_logged_model_tags(model.model_id, {NOTE_TAG: note})
     return number
 
 

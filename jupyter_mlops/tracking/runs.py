@@ -14,6 +14,7 @@ is plain data (`StageRun`, `RunEnd`), never MLflow's objects.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -129,6 +130,7 @@ class PipelineTracker:
             "mlflow.runName": self.run_name,
             TAG_PREFIX + "run_number": str(number),
             "mlflow.source.type": "NOTEBOOK",
+            "mlflow.user": _user(),
             "mlflow.source.name": str(source) if source else self.bundle.name,
             TAG_PREFIX + "pipeline": self.bundle.name,
             TAG_PREFIX + "run_dir": str(run_dir),
@@ -441,6 +443,14 @@ class PipelineTracker:
         params = [Param(k, param_text(v)) for k, v in parameters.items()]
         for start in range(0, len(params), 100):  # MLflow's batch limit
             self.client.log_batch(run_id, params=params[start : start + 100])
+
+
+def _user() -> str:
+    """Who ran it, as MLflow's own fluent runs record it ("Created by")."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return "unknown"
 
 
 def run_name(bundle: Bundle, number: int, parameters: dict[str, Any]) -> str:
