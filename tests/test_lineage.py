@@ -108,6 +108,16 @@ def test_the_model_knows_its_run_notebook_parameters_metrics_and_version(project
     assert [o.model_id for o in produced] == [model.model_id]
     assert parent.data.tags["jupyter_mlops.registered_models"] == "lineage/1"
     assert parent.data.tags["mlflow.runName"] == "nb #1"
+    # Stage runs read in stage order in MLflow's newest-first list; durations are rounded.
+    assert sorted(r.info.run_name for r in (runs["data"], train, evaluate)) == [
+        "01 · data",
+        "02 · train",
+        "03 · evaluate",
+    ]
+    assert all(
+        r.data.metrics["duration_s"] == round(r.data.metrics["duration_s"], 2)
+        for r in (runs["data"], train, evaluate)
+    )
     assert not (folder / "mlflow.db").exists()  # nothing went to the default store
 
 
