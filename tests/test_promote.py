@@ -186,8 +186,8 @@ def test_beating_the_champion_by_the_margin_moves_the_alias_and_keeps_one_card_s
     assert result.passed and result.champion_before == first
     detail = check(result, "beats champion").detail
     assert detail == (
-        f"f1_macro is 0.9 against 0.88 for champion v{first}: +0.02 better (higher is better), "
-        "needs at least +0.02"
+        f"f1_macro is 0.9 against 0.88 for champion v{first}: better by 0.02 (higher is better), "
+        "needs to be better by at least 0.02"
     )
     assert store.aliases("beats")["champion"] == second
     again = promote(store.uri, "beats", checks=checks)  # already the champion: still passes
@@ -215,7 +215,7 @@ def test_falling_short_of_the_margin_or_a_threshold_fails_and_moves_nothing(stor
     assert lines[1] == "✗ max rmse: rmse is 3.5 > 3.2, needs ≤ 3.2"
     assert lines[2] == (
         f"✗ beats champion: f1_macro is 0.885 against 0.88 for champion v{champion}: "
-        "+0.005 better (higher is better), needs at least +0.01"
+        "better by 0.005 (higher is better), needs to be better by at least 0.01"
     )
     assert lines[3].startswith("✓ signature: the same 4 inputs and types as champion")
     assert lines[-1] == "not promoted: 3 of 5 checks failed; @champion not moved"
@@ -236,7 +236,7 @@ def test_a_lower_is_better_metric_and_a_missing_metric(store):
         store.uri, "lower", checks=PromotionChecks(beats_champion=BeatsChampion("rmse", 0.4))
     )
     assert check(result, "beats champion").passed, check(result, "beats champion").detail
-    assert "+0.5 better (lower is better)" in check(result, "beats champion").detail
+    assert "better by 0.5 (lower is better)" in check(result, "beats champion").detail
     missing = promote(store.uri, "lower", checks=PromotionChecks(min={"accuracy": 0.5}))
     assert not missing.passed
     assert check(missing, "min accuracy").detail.endswith(
@@ -448,7 +448,7 @@ def test_the_wine_example_is_promoted_end_to_end(workdir):
     assert (answer["version"], answer["champion_before"], answer["passed"]) == ("2", "1", False)
     beats = next(c for c in answer["checks"] if c["name"] == "beats champion")
     assert not beats["passed"] and "for champion v1: " in beats["detail"]
-    assert beats["detail"].endswith("needs at least +0.5")
+    assert beats["detail"].endswith("needs to be better by at least 0.5")
     assert next(c for c in answer["checks"] if c["name"] == "signature")["passed"]
     assert str(client.get_registered_model("wine-classifier").aliases["champion"]) == "1"
 

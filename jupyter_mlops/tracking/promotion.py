@@ -282,13 +282,10 @@ def _beats_champion(
     way = "higher" if check.maximize else "lower"
     detail = (
         f"{metric} is {_figure(ours)} against {_figure(theirs)} for {alias} v{champion.number}: "
-        f"{_signed(better)} better ({way} is better), needs at least {_signed(check.margin)}"
+        f"{'better' if better >= 0 else 'worse'} by {_figure(abs(better))} ({way} is better), "
+        f"needs to be better by at least {_figure(check.margin)}"
     )
     return CheckResult(name, passed, detail)
-
-
-def _signed(value: float) -> str:
-    return f"{value:+.4g}"
 
 
 def _model_checks(
