@@ -74,8 +74,8 @@ class WorkerPool:
             self._pending.discard(future)  # its own end is this error, not the others'
             self._restart(f"stopped: another request ({what}) ran out of time")
             raise TooSlow(
-                f"{what} took longer than {self.budget:g} s and was stopped; the notebook may "
-                "be too large (raise MlopsExtension.work_timeout to allow more)"
+                f"{what} took longer than {self.budget:g} s and was stopped (a large notebook, "
+                "or a slow tracking server); raise MlopsExtension.work_timeout to allow more"
             ) from None
         finally:
             self._pending.discard(future)
