@@ -30,10 +30,10 @@ def model_notebook():
         code(
             "rng = np.random.default_rng(0)\n"
             "X = rng.random((120, 3))\n"
-            "y = ((X[:, 0] + noise * rng.random(120)) > 0.6).astype(int)\n"
-            "X_train, X_test, y_train, y_test = X[:80], X[80:], y[:80], y[80:]",
-            "stage:data",
+            "y = ((X[:, 0] + noise * rng.random(120)) > 0.6).astype(int)",
+            "stage:load",
         ),
+        code("X_train, X_test, y_train, y_test = X[:80], X[80:], y[:80], y[80:]", "stage:data"),
         code(
             "from sklearn.ensemble import RandomForestClassifier\n"
             "clf = RandomForestClassifier(n_estimators=n_estimators, random_state=0)\n"
@@ -89,7 +89,7 @@ def test_the_model_knows_its_run_notebook_parameters_metrics_and_version(project
     assert "registered as [lineage v1]" in model.tags["mlflow.note.content"]  # its description
     assert model.tags["mlflow.source.name"].endswith("nb.ipynb")
     assert model.params["n_estimators"] == "20"
-    assert model.params["noise"] == "0.3"  # read upstream, by the data stage
+    assert model.params["noise"] == "0.3"  # read upstream, by the load stage
     # The evaluation metric is logged against the model, with the data it was computed on.
     (metric,) = [m for m in model.metrics if m.key == "accuracy"]
     assert metric.run_id == evaluate.info.run_id
@@ -110,9 +110,9 @@ def test_the_model_knows_its_run_notebook_parameters_metrics_and_version(project
     assert parent.data.tags["mlflow.runName"] == "nb #1"
     # Stage runs read in stage order in MLflow's newest-first list; durations are rounded.
     assert sorted(r.info.run_name for r in (runs["data"], train, evaluate)) == [
-        "01 · data",
-        "02 · train",
-        "03 · evaluate",
+        "02 · data",
+        "03 · train",
+        "04 · evaluate",
     ]
     assert all(
         r.data.metrics["duration_s"] == round(r.data.metrics["duration_s"], 2)
@@ -155,6 +155,15 @@ def test_partial_and_cached_reruns_register_nothing_and_refuse_other_parameters(
     assert result.returncode == 0, result.stderr
     assert (versions(first), candidate(first)) == (["1", "2"], "2")
 
+    # Partial runs chain: one that retrained from `train` on (taking `data`'s outputs, which
+    # depend on `load`'s) is a valid source for the next.
+    args = ("-p", "n_estimators", "7", "--tracking-uri", first)
+    result = cli("run", "nb.ipynb", "--from", "train", *args, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    result = cli("run", "nb.ipynb", "--only", "evaluate", *args, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert (versions(first), candidate(first)) == (["1", "2", "3"], "3")
+
 
 def test_a_second_store_sharing_the_stage_cache_trains_its_own_model(project):
     folder, _, second = project
@@ -167,7 +176,10 @@ def test_a_second_store_sharing_the_stage_cache_trains_its_own_model(project):
     assert versions(second) == ["1"]
     (version,) = client(second).search_model_versions("name='lineage'")
     model_id = version.source.removeprefix("models:/")
-    assert client(second).get_logged_model(model_id).source_run_id  # in the second store
+    model = client(second).get_logged_model(model_id)
+    assert model.source_run_id  # in the second store
+    # Its evaluation ran again there too (the first store's was cached): metrics on the model.
+    assert [m.key for m in model.metrics] == ["accuracy"]
 
 
 def test_registering_in_process_leaves_mlflow_and_the_environment_as_they_were(

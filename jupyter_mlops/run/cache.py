@@ -4,7 +4,7 @@ A stage's *key* is a hash of everything its outputs depend on: the code it runs 
 and the setup cells, as in its stage notebook), the parameter values it reads, the content
 digests of the values it receives, the files its code names (size and modification time),
 and the environment (Python, the kernel, the pinned requirements, this package's version);
-for a stage that logs models, also the tracking store they are logged to. Change any of them
+for a stage that logs or evaluates models, also the tracking store they live in. Change any of them
 and the key changes, so a stale value is never served.
 
 The cache lives beside the run folders (``<runs dir>/.cache``): one small JSON entry per key,
@@ -71,8 +71,9 @@ def stage_key(
 ) -> str:
     """The hash of everything the stage's outputs depend on (see the module docstring).
 
-    A stage that logs models also depends on `store`, the tracking store its models live
-    in: a run against another store can't register them, so it runs the stage again.
+    A stage that logs models, or receives one, also depends on `store`, the tracking store
+    the models live in: a run against another store can't register them nor log metrics
+    against them, so it runs the stage again.
     """
     code = _code_cells(bundle.notebook_path(stage.name))
     requirements = bundle.root / "requirements.txt"
@@ -90,7 +91,8 @@ def stage_key(
         },
         "files": _named_files(code, bundle.workdir_path),
     }
-    if stage.models:
+    consumes_model = any(n in upstream[p].models for n, p in stage.inputs.items())
+    if stage.models or consumes_model:
         facts["store"] = store
     text = json.dumps(facts, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()

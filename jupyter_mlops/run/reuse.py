@@ -45,6 +45,7 @@ class Earlier:
 
     folder: Path
     key: str  # its key, the same in that run and this one
+    needed: bool  # its outputs are this run's inputs; else only upstream of them (lineage)
 
 
 class _EarlierRun:
@@ -131,8 +132,10 @@ class Reuse:
 
     def find_earlier(self, producers: set[str], this_run: Path, store: str) -> dict[str, Earlier]:
         """The newest earlier run that computed the producers (and every stage they depend
-        on) with this run's code, parameters and tracking `store`; BadInput naming what
-        differs when none did, or when no earlier run has their outputs at all."""
+        on) with this run's code, parameters and tracking `store`, by stage: the producers
+        and their upstream stages (`needed` False), whose outputs and keys this run keeps
+        too, so that a later run can check its lineage in turn. BadInput naming what differs
+        when none did, or when no earlier run has their outputs at all."""
         if not producers:
             return {}
         lineage = self._lineage(producers)
@@ -140,8 +143,8 @@ class Reuse:
         for earlier in self._with_outputs(producers, this_run):
             newest = newest or earlier
             keys = {s: self._same_key(earlier, s, store) for s in sorted(lineage)}
-            if all(keys.values()):
-                return {p: Earlier(earlier.folder, str(keys[p])) for p in sorted(producers)}
+            if all(keys.values()):  # the whole lineage, so a later run can check this one's
+                return {s: Earlier(earlier.folder, str(k), s in producers) for s, k in keys.items()}
         if newest is None:
             raise BadInput(self._none_earlier(producers))
         raise BadInput(
@@ -188,7 +191,7 @@ class Reuse:
         models = any(self.bundle.stage(s).models for s in lineage)
         if models and earlier.state.tracking_uri and earlier.state.tracking_uri != store:
             return run + "logged its models to another tracking store"
-        if any(earlier.key(s) is None for s in lineage):
+        if all(s.key is None for s in earlier.state.stages):
             return run + "did not record how it computed them (run by an older version)"
         return run + "ran other code, read other data files or ran in another environment"
 

@@ -487,7 +487,10 @@ class PipelineRunner:
                 with self._lock:
                     self.records[stage.name] = record
                 with contextlib.suppress(TrackingLost):
-                    self.tracker.link_models(run_id, stage, record, self.records)
+                    warning = self.tracker.link_models(run_id, stage, record, self.records)
+                    if warning:
+                        with self._lock:
+                            self.state.update(warnings=[*self.state.state.warnings, warning])
             notebooks = [executed, *[p for p in [render_html(executed)] if p]]
         except Exception as unexpected:  # MLflow or the disk failing around the stage
             error = StageError(
@@ -629,12 +632,18 @@ class PipelineRunner:
     # --- outputs reused from earlier runs ------------------------------------------------
 
     def _copy_earlier_outputs(self) -> None:
-        for producer, earlier in self.earlier.items():
-            found = earlier_outputs(producer, earlier.folder)
-            self.store.adopt(found.store, found.record)
-            self.records[producer] = found.record
+        """The producers' outputs from the earlier run, as this run's; their upstream
+        stages' outputs and keys are kept too (not run, not shown as cached) so that a later
+        `--only` can check this run's lineage as this one checked the earlier run's."""
+        for name, earlier in self.earlier.items():
+            found = earlier_outputs(name, earlier.folder)
+            self.store.adopt(found.store, found.record)  # hard links: no copy of the data
+            if not earlier.needed:
+                self.state.update(name, key=earlier.key)
+                continue
+            self.records[name] = found.record
             self.state.update(
-                producer,
+                name,
                 status=CACHED,
                 cached_from=found.origin,
                 key=earlier.key,

@@ -70,6 +70,25 @@ def model_card(
 # --- sections ---------------------------------------------------------------------------
 
 
+def _provenance(
+    tracker: PipelineTracker,
+    model: RegisteredModel,
+    outcomes: list[StageOutcome],
+    pipeline_run: str,
+    trained: str,
+) -> str:
+    """Which run trained the model: this one, or an earlier one whose stage it reused."""
+    reused = any(o.stage == model.stage and o.cached_from for o in outcomes)
+    if reused:
+        return (
+            f"Trained by an earlier run of the pipeline `{tracker.bundle.name}` in {trained}, "
+            f"reused unchanged by its run {pipeline_run}"
+        )
+    return (
+        f"Trained by the pipeline `{tracker.bundle.name}` in its run {pipeline_run}, in {trained}"
+    )
+
+
 def _heading(tracker: PipelineTracker, model: RegisteredModel, outcomes: list[StageOutcome]) -> str:
     experiment = tracker.experiment_id
     run_name = getattr(tracker, "run_name", "") or tracker.bundle.name
@@ -92,8 +111,8 @@ def _heading(tracker: PipelineTracker, model: RegisteredModel, outcomes: list[St
         [
             f"# {model.name} v{model.version}",
             "",
-            f"Trained by the pipeline `{tracker.bundle.name}` in its run {pipeline_run}, "
-            f"in {trained}, as the variable `{model.variable}` ({model.flavor} flavor){logged}.",
+            _provenance(tracker, model, outcomes, pipeline_run, trained) + f", as the variable "
+            f"`{model.variable}` ({model.flavor} flavor){logged}.",
             "",
             f"> Registered with alias `{model.alias_uri.partition('@')[2]}` at registration; "
             "aliases move — see the "

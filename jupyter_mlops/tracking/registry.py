@@ -14,6 +14,7 @@ the version that model already has.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,8 @@ def register_models(
     tracker: PipelineTracker, outcomes: list[StageOutcome]
 ) -> list[RegisteredModel]:
     """Register the models this run trained as candidates; link the ones it reused."""
+    from mlflow.exceptions import MlflowException
+
     logged = [
         (outcome, variable, info)
         for outcome in outcomes
@@ -75,15 +78,19 @@ def register_models(
             )
             existing = _existing_version(tracker, model) if outcome.cached_from else None
             if existing is not None:
-                model.version, model.new = existing, False
+                (model.name, model.version), model.new = existing, False
+                model.alias_uri = f"models:/{model.name}@{CANDIDATE_ALIAS}"
             else:
-                model.version = _new_version(tracker, model, info, outcomes)
-            model.uri = f"models:/{name}/{model.version}"
+                model.version = _new_version(tracker, model, info)
+            model.uri = f"models:/{model.name}/{model.version}"
             if model.new:
                 tracker.client.set_registered_model_alias(name, CANDIDATE_ALIAS, model.version)
                 tracker.client.update_model_version(
                     name, model.version, description=model_card(tracker, model, outcomes)
                 )
+                # Links MLflow's pages read; the version stands without them.
+                with contextlib.suppress(MlflowException):
+                    _link_logged_model(tracker, model)
             registered.append(model)
     return registered
 
@@ -108,7 +115,6 @@ def _new_version(
     tracker: PipelineTracker,
     model: RegisteredModel,
     info: dict[str, Any],
-    outcomes: list[StageOutcome],
 ) -> str:
     client, git = tracker.client, tracker.git
     _ensure_registered_model(tracker, model.name)
@@ -126,20 +132,13 @@ def _new_version(
             **({"git_commit": git["commit"]} if git.get("commit") else {}),
         },
     )
-    number = str(version.version)
-    if model.model_id:  # what mlflow.register_model records: the model page lists it
-        _add_version_link(tracker, model.model_id, model.name, number)
-        note = (
-            f"Trained by the pipeline run *{tracker.run_name or tracker.bundle.name}*, stage "
-            f"`{model.stage}`; registered as [{model.name} v{number}]"
-            f"({ui_route('version', model.name, number)}), whose page has the model card."
-        )
-        client.set_logged_model_tags(model.model_id, {NOTE_TAG: note})
-    return number
+    return str(version.version)
 
 
-def _existing_version(tracker: PipelineTracker, model: RegisteredModel) -> str | None:
-    """The version of `model.name` an earlier run registered for this logged model."""
+def _existing_version(tracker: PipelineTracker, model: RegisteredModel) -> tuple[str, str] | None:
+    """(name, version) of a version an earlier run registered for this logged model and
+    that still exists: under this run's name first, else under any (the notebook's model
+    name may have changed since; the model is the same)."""
     from mlflow.exceptions import MlflowException
 
     if not model.model_id:
@@ -148,19 +147,39 @@ def _existing_version(tracker: PipelineTracker, model: RegisteredModel) -> str |
         logged = tracker.client.get_logged_model(model.model_id)
     except MlflowException:
         return None
-    for entry in json.loads(logged.tags.get(MODEL_VERSIONS_TAG) or "[]"):
-        if entry.get("name") == model.name:
-            return str(entry["version"])
+    entries = json.loads(logged.tags.get(MODEL_VERSIONS_TAG) or "[]")
+    entries.sort(key=lambda e: e.get("name") != model.name)  # this name's first
+    for entry in entries:
+        name, number = str(entry.get("name")), str(entry.get("version"))
+        try:  # MLflow keeps the entry after the version is deleted
+            version = tracker.client.get_model_version(name, number)
+        except MlflowException:
+            continue
+        if version.source == f"models:/{model.model_id}":
+            return name, number
     return None
 
 
-def _add_version_link(tracker: PipelineTracker, model_id: str, name: str, version: str) -> None:
-    logged = tracker.client.get_logged_model(model_id)
+def _link_logged_model(tracker: PipelineTracker, model: RegisteredModel) -> None:
+    """What mlflow.register_model records on the logged model (its page lists the version),
+    and a description saying where it comes from."""
+    if not model.model_id:
+        return
+    logged = tracker.client.get_logged_model(model.model_id)
     entries = json.loads(logged.tags.get(MODEL_VERSIONS_TAG) or "[]")
-    if any(e.get("name") == name and str(e.get("version")) == version for e in entries):
-        return  # a tracking server's registry records it itself
-    entries.append({"name": name, "version": version})
-    tracker.client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps(entries)})
+    recorded = any(  # a tracking server's registry records it itself
+        e.get("name") == model.name and str(e.get("version")) == model.version for e in entries
+    )
+    if not recorded:
+        entries.append({"name": model.name, "version": model.version})
+    note = (
+        f"Trained by the pipeline run *{tracker.run_name or tracker.bundle.name}*, stage "
+        f"`{model.stage}`; registered as [{model.name} v{model.version}]"
+        f"({ui_route('version', model.name, model.version)}), whose page has the model card."
+    )
+    tracker.client.set_logged_model_tags(
+        model.model_id, {MODEL_VERSIONS_TAG: json.dumps(entries), NOTE_TAG: note}
+    )
 
 
 def _ensure_registered_model(tracker: PipelineTracker, name: str) -> None:

@@ -229,6 +229,7 @@ class PipelineTracker:
         registering fails, so nothing stays RUNNING.
         """
         from mlflow.entities import Metric
+        from mlflow.exceptions import MlflowException
 
         assert self.parent_run_id
         succeeded = complete and all(o.status == "FINISHED" for o in outcomes)
@@ -245,7 +246,8 @@ class PipelineTracker:
                 self.client.log_batch(self.parent_run_id, metrics=metrics)
             if succeeded:
                 registered = register_models(self, outcomes)
-                self._link_registered(registered)
+                with contextlib.suppress(MlflowException):  # the versions stand without it
+                    self._link_registered(registered)
         finally:
             self.client.set_terminated(self.parent_run_id, "FINISHED" if succeeded else "FAILED")
         return RunEnd(succeeded, registered)
@@ -319,14 +321,28 @@ class PipelineTracker:
 
     def link_models(
         self, run_id: str, stage: Stage, record: StageRecord, records: dict[str, StageRecord]
-    ) -> None:
+    ) -> str | None:
         """Tie the stage's run to the models it trained and the models it consumed.
 
         A model it trained gets the parameters it depends on (this stage's and its upstream
         stages'). A model it consumed becomes an input of its run, and the stage's metrics
         are logged against that model and the data they were computed on, so the model's
         page in MLflow shows how good it is.
+
+        Best effort: the stage's work and its own run stand without these links, so an
+        MLflow error is returned as a warning (None when all went well), not raised.
         """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._link_models(run_id, stage, record, records)
+        except MlflowException as error:
+            return f"stage `{stage.name}`: MLflow refused to link its models ({error.message})"
+        return None
+
+    def _link_models(
+        self, run_id: str, stage: Stage, record: StageRecord, records: dict[str, StageRecord]
+    ) -> None:
         from mlflow.entities import LoggedModelInput, Metric
         from mlflow.exceptions import MlflowException
 
