@@ -201,7 +201,8 @@ def convert(notebook: Path, out: Path) -> None:
     "--only",
     multiple=True,
     metavar="STAGE",
-    help="Run only STAGE (repeatable); its inputs come from the last run.",
+    help="Run only STAGE (repeatable); its inputs come from the newest run with the same "
+    "code and parameters.",
 )
 @click.option(
     "--tracking-uri",
@@ -542,7 +543,8 @@ def _say_promotion(result: Any) -> None:
     failed = [check for check in result.checks if not check.passed]
     if result.dry_run:
         verdict = "would be promoted" if result.passed else "would not be promoted"
-        click.echo(f"dry run: {version} {verdict} to @{result.to}{before}; nothing was changed")
+        now = f" (now v{result.champion_before})" if result.champion_before else ""
+        click.echo(f"dry run: {version} {verdict} to @{result.to}{now}; nothing was changed")
     elif not result.passed:
         count = f"{len(failed)} of {len(result.checks)} checks failed"
         click.echo(click.style(f"not promoted: {count}; @{result.to} not moved", fg="red"))

@@ -1,8 +1,10 @@
 """A run as a child process: what the Jupyter server and the widget panel share.
 
 The request is checked here with the same code the command uses (tagging, parameter types,
-stage names, reusable outputs), so a bad request is refused before any process starts, and
-the child is simply the `jupyter-mlops run` command, behaving exactly as in a terminal.
+stage names, that earlier outputs exist), so a bad request is refused before any process
+starts, and the child is simply the `jupyter-mlops run` command, behaving exactly as in a
+terminal. Whether those outputs were computed with this run's code and parameters needs the
+run's bundle written, so the child decides that, and a refusal is a failed run saying why.
 
 Both owners of such a child (the server, on its event loop; a kernel's panels, from
 threads) take from here everything that is not about asyncio or threads: how the child is

@@ -8,6 +8,7 @@ once, instead of by every call waiting out its own retries.
 from __future__ import annotations
 
 import fcntl
+import getpass
 import logging
 import os
 import threading
@@ -54,6 +55,14 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         uri = prefix + str(Path(uri[len(prefix) :]).resolve())
     return uri
+
+
+def current_user() -> str:
+    """Who runs this, as MLflow's own runs record it ("Created by")."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return "unknown"
 
 
 def without_credentials(url: str) -> str:
@@ -131,7 +140,7 @@ def quiet_logs(level: int = logging.WARNING) -> None:
 
 
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-_PROCESS_STORE = threading.Lock()
+_PROCESS_STORE = threading.RLock()  # a registration may load a model inside it
 
 
 @contextmanager

@@ -15,7 +15,6 @@ not, the decision is recorded on the version as tags, and a pass as a section of
 
 from __future__ import annotations
 
-import getpass
 import json
 import math
 import os
@@ -46,6 +45,7 @@ from .client import (
     TAG_PREFIX,
     GuardedClient,
     connect,
+    current_user,
     process_store,
     resolve_tracking_uri,
     without_credentials,
@@ -599,7 +599,7 @@ def _record(client: GuardedClient, result: PromotionResult, target: _Version) ->
     }
     if result.passed:
         when = datetime.now(UTC)
-        user = _user()
+        user = current_user()
         outcome[f"{TAG_PREFIX}promoted_at"] = when.isoformat(timespec="seconds")
         outcome[f"{TAG_PREFIX}promoted_by"] = user
         client.set_registered_model_alias(name, result.to, number)
@@ -607,10 +607,3 @@ def _record(client: GuardedClient, result: PromotionResult, target: _Version) ->
         client.update_model_version(name, number, description=card)
     for key, value in outcome.items():
         client.set_model_version_tag(name, number, key, value)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (a container)
-        return "unknown"

@@ -14,7 +14,6 @@ is plain data (`StageRun`, `RunEnd`), never MLflow's objects.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .card import param_text
-from .client import TAG_PREFIX, connect, open_client, without_credentials
+from .client import TAG_PREFIX, connect, current_user, open_client, without_credentials
 from .datasets import dataset_inputs
 from .registry import RegisteredModel, register_models
 
@@ -130,7 +129,7 @@ class PipelineTracker:
             "mlflow.runName": self.run_name,
             TAG_PREFIX + "run_number": str(number),
             "mlflow.source.type": "NOTEBOOK",
-            "mlflow.user": _user(),
+            "mlflow.user": current_user(),
             "mlflow.source.name": str(source) if source else self.bundle.name,
             TAG_PREFIX + "pipeline": self.bundle.name,
             TAG_PREFIX + "run_dir": str(run_dir),
@@ -459,14 +458,6 @@ class PipelineTracker:
         params = [Param(k, param_text(v)) for k, v in parameters.items()]
         for start in range(0, len(params), 100):  # MLflow's batch limit
             self.client.log_batch(run_id, params=params[start : start + 100])
-
-
-def _user() -> str:
-    """Who ran it, as MLflow's own fluent runs record it ("Created by")."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (a container)
-        return "unknown"
 
 
 def run_name(bundle: Bundle, number: int, parameters: dict[str, Any]) -> str:
