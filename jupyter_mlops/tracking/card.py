@@ -21,7 +21,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ..markdown import cell, link_text, table
-from .client import ui_route
+from .client import model_versions, ui_route
 
 if TYPE_CHECKING:
     from ..provenance import DatasetFact, InputFile
@@ -302,9 +302,8 @@ def _previous_version(tracker: PipelineTracker, model: RegisteredModel) -> str |
     """The newest version of the same registered model registered before this one."""
     from mlflow.exceptions import MlflowException
 
-    mark = "'" if "'" not in model.name else '"'  # MLflow's filters have no escapes
     try:
-        versions = tracker.client.search_model_versions(f"name = {mark}{model.name}{mark}")
+        versions = model_versions(tracker.client, model.name)
     except MlflowException:
         return None
     earlier = [int(v.version) for v in versions if int(v.version) < int(model.version)]

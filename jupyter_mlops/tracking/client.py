@@ -57,6 +57,24 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return uri
 
 
+def model_versions(client: Any, name: str) -> list[Any]:
+    """Every version of the registered model `name`.
+
+    MLflow's filter strings have no escapes: a name with one kind of quote is quoted with the
+    other; one with both is looked for among all versions (a notebook's name may be anything).
+    """
+    for mark in ("'", '"'):
+        if mark not in name:
+            return list(client.search_model_versions(f"name = {mark}{name}{mark}"))
+    found, token = [], None
+    while True:
+        page = client.search_model_versions(max_results=1000, page_token=token)
+        found += [v for v in page if v.name == name]
+        token = page.token
+        if not token:
+            return found
+
+
 def current_user() -> str:
     """Who runs this, as MLflow's own runs record it ("Created by")."""
     try:

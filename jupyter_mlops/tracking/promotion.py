@@ -46,6 +46,7 @@ from .client import (
     GuardedClient,
     connect,
     current_user,
+    model_versions,
     process_store,
     resolve_tracking_uri,
     without_credentials,
@@ -170,8 +171,7 @@ def _version_number(
 
 
 def _version_numbers(client: GuardedClient, name: str) -> list[str]:
-    quoted = name.replace("'", "\\'")
-    versions = client.search_model_versions(f"name = '{quoted}'")
+    versions = model_versions(client, name)
     return sorted((str(v.version) for v in versions), key=int)
 
 

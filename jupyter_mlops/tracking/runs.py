@@ -14,6 +14,7 @@ is plain data (`StageRun`, `RunEnd`), never MLflow's objects.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from .card import param_text
 from .client import TAG_PREFIX, connect, current_user, open_client, without_credentials
 from .datasets import dataset_inputs
 from .registry import RegisteredModel, register_models
+
+PIPELINE_DIGEST_TAG = TAG_PREFIX + "pipeline_sha256"  # a parent run's pipeline, filterable
 
 if TYPE_CHECKING:  # only named: importing them (nbformat...) would cost every stage kernel
     from ..analysis import Stage
@@ -128,6 +131,7 @@ class PipelineTracker:
         tags = {
             "mlflow.runName": self.run_name,
             TAG_PREFIX + "run_number": str(number),
+            PIPELINE_DIGEST_TAG: self._pipeline_digest(),
             "mlflow.source.type": "NOTEBOOK",
             "mlflow.user": current_user(),
             "mlflow.source.name": str(source) if source else self.bundle.name,
@@ -181,25 +185,20 @@ class PipelineTracker:
     def _next_run_number(self) -> int:
         """One more than the pipeline's newest parent run: a list of runs tells them apart.
 
+        Found by a digest of the pipeline's name (MLflow's filters can't quote every name).
         Concurrent runs may share a number; it is a name for people, not an id.
         """
         newest = self.client.search_runs(
             [str(self.experiment_id)],
-            filter_string=f"tags.`{TAG_PREFIX}pipeline` = '{self.bundle.name}'",
+            filter_string=f"tags.`{PIPELINE_DIGEST_TAG}` = '{self._pipeline_digest()}'",
             order_by=["attributes.start_time DESC"],
             max_results=1,
         )
-        if not newest:
-            return 1
-        number = newest[0].data.tags.get(TAG_PREFIX + "run_number", "")
-        if number.isdigit():
-            return int(number) + 1
-        earlier = self.client.search_runs(  # runs from before numbering: count them
-            [str(self.experiment_id)],
-            filter_string=f"tags.`{TAG_PREFIX}pipeline` = '{self.bundle.name}'",
-            max_results=5000,
-        )
-        return len(earlier) + 1
+        number = newest[0].data.tags.get(TAG_PREFIX + "run_number", "") if newest else ""
+        return int(number) + 1 if number.isdigit() else 1
+
+    def _pipeline_digest(self) -> str:
+        return hashlib.sha256(self.bundle.name.encode()).hexdigest()[:16]
 
     def stage_runs(self) -> dict[str, StageRun]:
         """The parent's child runs by stage (the newest when a stage was retried)."""
