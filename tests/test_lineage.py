@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
-import mlflow
 import pytest
 from conftest import cli, code, notebook, write
 from mlflow import MlflowClient
@@ -182,29 +183,52 @@ def test_a_second_store_sharing_the_stage_cache_trains_its_own_model(project):
     assert [m.key for m in model.metrics] == ["accuracy"]
 
 
-def test_registering_in_process_leaves_mlflow_and_the_environment_as_they_were(
-    tmp_path, monkeypatch
-):
+IN_PROCESS_RUN = """
+import json, os, sys
+import mlflow
+from jupyter_mlops.pipeline import prepare
+from jupyter_mlops.run.runner import RunOptions
+
+uris = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+def process_wide():
+    return [mlflow.get_tracking_uri(), {name: os.environ.get(name) for name in uris}]
+
+before = process_wide()
+options = RunOptions(runs_root=Path("mlops-runs"), tracking_uri=sys.argv[1])
+state = prepare(Path("nb.ipynb"), options).run()
+print(json.dumps({"versions": [m["version"] for m in state.models], "before": before,
+                  "after": process_wide()}))
+""".replace("import json, os, sys", "import json, os, sys\nfrom pathlib import Path")
+
+
+def test_registering_in_process_leaves_mlflow_and_the_environment_as_they_were(tmp_path):
     """The pytest plugin, the widget and verify run pipelines inside a user's process: the
-    run's store must not stay MLflow's process-wide one, nor leak into the environment."""
-    from jupyter_mlops.pipeline import prepare
-    from jupyter_mlops.run.runner import RunOptions
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'users.db'}")
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    uris = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-
-    def process_wide() -> tuple[str, dict[str, str | None]]:
-        return mlflow.get_tracking_uri(), {name: os.environ.get(name) for name in uris}
-
-    before = process_wide()
+    run's store must not stay MLflow's process-wide one, nor leak into the environment.
+    (That process is a child here: its kernels' clients must not outlive it in pytest's.)"""
     write(model_notebook(), tmp_path / "nb.ipynb")
+    users = f"sqlite:///{tmp_path / 'users.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_TRACKING_URI"] = users
     store = f"sqlite:///{tmp_path / 'runs.db'}"
-    options = RunOptions(runs_root=tmp_path / "mlops-runs", tracking_uri=store)
-    state = prepare(tmp_path / "nb.ipynb", options).run()
-    assert [m["version"] for m in state.models] == ["1"]
-    assert process_wide() == before
+    result = subprocess.run(
+        [sys.executable, "-c", IN_PROCESS_RUN, store],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["versions"] == ["1"]
+    assert (
+        seen["after"]
+        == seen["before"]
+        == [
+            users,
+            {"MLFLOW_TRACKING_URI": users, "MLFLOW_REGISTRY_URI": None},
+        ]
+    )
     assert not (tmp_path / "users.db").exists()
 
 
