@@ -136,9 +136,10 @@ def _new_version(
 
 
 def _existing_version(tracker: PipelineTracker, model: RegisteredModel) -> tuple[str, str] | None:
-    """(name, version) of a version an earlier run registered for this logged model and
-    that still exists: under this run's name first, else under any (the notebook's model
-    name may have changed since; the model is the same)."""
+    """(name, version) of a version an earlier run registered for this logged model under
+    this run's registered name, and that still exists. Under another name (a renamed or
+    another pipeline whose stages were cached) the model gets a first version of its own,
+    its card saying that an earlier run trained it."""
     from mlflow.exceptions import MlflowException
 
     if not model.model_id:
@@ -148,8 +149,7 @@ def _existing_version(tracker: PipelineTracker, model: RegisteredModel) -> tuple
     except MlflowException:
         return None
     entries = json.loads(logged.tags.get(MODEL_VERSIONS_TAG) or "[]")
-    entries.sort(key=lambda e: e.get("name") != model.name)  # this name's first
-    for entry in entries:
+    for entry in [e for e in entries if e.get("name") == model.name]:
         name, number = str(entry.get("name")), str(entry.get("version"))
         try:  # MLflow keeps the entry after the version is deleted
             version = tracker.client.get_model_version(name, number)
