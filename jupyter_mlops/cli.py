@@ -85,6 +85,10 @@ def _options(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return apply
 
 
+TRACKING_URI_OPTION = click.option(
+    "--tracking-uri",
+    help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here).",
+)
 PARAMETER_OPTIONS = _options(
     click.option(
         "-p",
@@ -204,10 +208,7 @@ def convert(notebook: Path, out: Path) -> None:
     help="Run only STAGE (repeatable); its inputs come from the newest run with the same "
     "code and parameters.",
 )
-@click.option(
-    "--tracking-uri",
-    help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here).",
-)
+@TRACKING_URI_OPTION
 @click.option("--kernel", help="Kernelspec to run the stages with.")
 @click.option(
     "--stage-timeout",
@@ -479,10 +480,7 @@ def export(
     is_flag=True,
     help="Also start `mlflow models serve` and post the input example to /invocations.",
 )
-@click.option(
-    "--tracking-uri",
-    help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here).",
-)
+@TRACKING_URI_OPTION
 @click.option("--dry-run", is_flag=True, help="Run the checks; move and record nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context

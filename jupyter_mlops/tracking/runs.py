@@ -381,16 +381,9 @@ class PipelineTracker:
 
     def _lineage_parameters(self, stage: Stage) -> dict[str, str]:
         """The parameters a stage's outputs depend on: its own and its upstream stages'."""
-        stages = {s.name: s for s in self.bundle.stages}
-        names: set[str] = set()
-        pending, seen = [stage], set()
-        while pending:
-            current = pending.pop()
-            if current.name in seen:
-                continue
-            seen.add(current.name)
-            names.update(current.parameters)
-            pending += [stages[p] for p in current.inputs.values() if p in stages]
+        from ..provenance import lineage
+
+        names = {n for s in lineage(self.bundle, stage.name) for n in s.parameters}
         return {n: param_text(self.parameters[n]) for n in sorted(names) if n in self.parameters}
 
     def discard_run(self, run_id: str) -> None:
