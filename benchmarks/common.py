@@ -32,13 +32,32 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def timed_command(command: Sequence[str], cwd: Path) -> float:
-    """Wall time of a command, as a user would see it; fails loudly if the command fails."""
+def command_env(source: Path | None = None) -> dict[str, str]:
+    """The environment a benchmarked command runs in: this venv's tools first, no tracking URI
+    from the caller's shell, and `source` (another checkout, say a `git worktree` of an older
+    commit) first on the Python path so "before" can be measured beside "after"."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["PATH"] = f"{BIN}:{env['PATH']}"
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    return env
+
+
+def run_command(
+    command: Sequence[str], cwd: Path, source: Path | None = None
+) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Wall time of a command, as a user would see it, and how it ended (for callers that
+    carry on past a failure)."""
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
+    result = subprocess.run(
+        command, cwd=cwd, env=command_env(source), capture_output=True, text=True
+    )
+    return time.perf_counter() - start, result
+
+
+def timed_command(command: Sequence[str], cwd: Path, source: Path | None = None) -> float:
+    """Wall time of a command; fails loudly if the command fails."""
+    elapsed, result = run_command(command, cwd, source)
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
     return elapsed

@@ -2,9 +2,10 @@
 
     python benchmarks/run_all.py [--write] [NAME ...]
 
-NAME is one of the benchmark modules (conversion, pipeline, handover, rerun, analyze_latency,
-memory); all of them by default. Each prints ratios against a baseline measured in the same
-run, so the figures compare across machines better than raw seconds do.
+NAME is one of the benchmark modules (conversion, pipeline, notebook_suite, handover, rerun,
+analyze_latency, memory, analysis_scaling); all of them by default. Each prints ratios
+against a baseline measured in the same run, so the figures compare across machines better
+than raw seconds do.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from jupyter_mlops.files import atomic_write
 BENCHMARKS = {
     "conversion": "Analysis + conversion against notebook size",
     "pipeline": "Pipeline wall time against plain papermill",
+    "notebook_suite": "Real notebooks, every section a stage, against plain papermill",
     "handover": "Handing values over between stages",
     "rerun": "Re-runs with the stage cache",
     "analyze_latency": "`analyze` latency through the Jupyter server",
