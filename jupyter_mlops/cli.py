@@ -42,6 +42,7 @@ from .run import tasks  # noqa: E402
 from .run.failures import DISK_FULL_HINT  # noqa: E402
 from .run.runner import DEFAULT_RUNS_ROOT, RunOptions  # noqa: E402
 from .run.runstate import DONE, FAILED  # noqa: E402
+from .run.scheduling import default_jobs  # noqa: E402
 from .run.upload import upload  # noqa: E402
 from .status_symbols import STATUS_SYMBOLS  # noqa: E402
 from .tracking import without_credentials  # noqa: E402
@@ -110,7 +111,7 @@ JOBS_OPTION = click.option(
     "--jobs",
     "-j",
     type=click.IntRange(min=1),
-    default=os.cpu_count() or 1,
+    default=default_jobs,
     show_default="the number of cores",
     help="Independent stages to run at once.",
 )

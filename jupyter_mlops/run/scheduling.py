@@ -5,7 +5,8 @@ schedule is unit-tested without kernels (tests/test_scheduling.py):
 
 - selection: ``--only`` runs the stages named, ``--from`` a stage and what depends on it, and
   the stages outside the selection whose outputs are needed come from earlier runs;
-- order: a stage starts once every upstream stage is done, up to ``jobs`` at a time;
+- order: a stage starts once every upstream stage is done, up to ``jobs`` at a time
+  (`default_jobs` unless told);
 - pre-starting: up to ``jobs`` more stages behind stages that really run get their kernel
   started early and wait at their *gate* until their turn (their setup cells run meanwhile);
 - reuse: once a stage's upstream stages are done its inputs are known, and a stage the cache
@@ -19,10 +20,20 @@ stage ended; the cache lookup is the one question `Schedule` asks back (``lookup
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 OPEN, CACHED, SKIP = "open", "cached", "skip"  # what happens at a waiting stage's gate
+
+
+def default_jobs() -> int:
+    """How many stages a run executes at once unless told: the machine's cores.
+
+    The one default of the command's ``--jobs``, the REST API's run requests and the widget
+    panel, so a fan-out runs its branches side by side wherever the run was started.
+    """
+    return os.cpu_count() or 1
 
 
 def select_stages(
