@@ -36,6 +36,7 @@ from .report import (  # noqa: E402
     check_report,
     model_line,
     run_summary,
+    timings_table,
     verify_report,
 )
 from .run import tasks  # noqa: E402
@@ -234,6 +235,12 @@ def convert(notebook: Path, out: Path) -> None:
     type=click.Path(path_type=Path),
     help="Write a JUnit XML report, one test case per stage (also when a stage fails).",
 )
+@click.option(
+    "--timings",
+    is_flag=True,
+    help="After the run, print where each stage's time went: kernel start, setup, waiting "
+    "for upstream stages, loading inputs, its cells, saving outputs, logging.",
+)
 @click.option("--run-id", hidden=True, help="Use this run id (the Jupyter server picks one).")
 def run(
     target: Path,
@@ -249,6 +256,7 @@ def run(
     no_cache: bool,
     artifact_store: str | None,
     junit_xml: Path | None,
+    timings: bool,
     run_id: str | None,
 ) -> None:
     """Run a notebook (converted on the fly) or a bundle's pipeline.yaml, logging to MLflow."""
@@ -277,6 +285,8 @@ def run(
     finally:
         if junit_xml is not None and runner.started:
             write_junit_xml(runner.state.state, junit_xml)
+        if timings and runner.started:
+            click.echo(timings_table(runner.state.state), err=True)
     click.echo(run_summary(state))
 
 

@@ -20,11 +20,14 @@ writes the bundle of a notebook, so a bad request or an unreachable server leave
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import nbformat
 
 from .analysis import Analysis, Diagnostic, analyze_notebook
 from .bundle import Bundle, bundle_for, raise_for_errors, read_bundle, write_bundle
@@ -58,6 +61,30 @@ class Pipeline:
             return self.bundle
         assert self.source is not None and self.analysis is not None
         return bundle_for(self.source, self.analysis, folder / RUN_BUNDLE)
+
+    def code(self) -> tuple[list[str], list[str]]:
+        """The code of its setup cells and of its stages' cells, for the zygote to import
+        ahead what they import (run/zygote.py): what every stage needs first."""
+        if self.source is not None and self.analysis is not None:
+            cells = self.source.nb.cells
+            stages = sorted({i for stage in self.analysis.stages for i in stage.cells})
+            return (
+                [str(cells[i].get("source", "")) for i in self.analysis.setup_cells],
+                [str(cells[i].get("source", "")) for i in stages],
+            )
+        assert self.bundle is not None
+        setup: dict[str, None] = {}
+        staged: list[str] = []
+        for stage in self.bundle.stages:
+            with contextlib.suppress(OSError, ValueError):
+                nb = nbformat.read(self.bundle.notebook_path(stage.name), as_version=4)
+                for cell in nb.cells:
+                    role = cell.metadata.get("jupyter_mlops", {}).get("role")
+                    if role == "setup":
+                        setup[cell.source] = None
+                    elif role == "stage":
+                        staged.append(cell.source)
+        return list(setup), staged
 
     def write(self, bundle: Bundle) -> None:
         """Write a notebook's bundle where `bundle_in` laid it out (a given bundle exists)."""
@@ -138,7 +165,9 @@ def prepare(
     run_id = options.run_id or new_run_id()
     options = dataclasses.replace(options, parameters=resolved, run_id=run_id)
     bundle = pipeline.bundle_in(run_folder(options.runs_root, pipeline.name, run_id))
-    return PipelineRunner(bundle, options, listeners, write_bundle=pipeline.write)
+    return PipelineRunner(
+        bundle, options, listeners, write_bundle=pipeline.write, code=pipeline.code()
+    )
 
 
 def _stale(bundle: Bundle) -> list[str]:

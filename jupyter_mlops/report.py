@@ -10,6 +10,7 @@ import click
 
 from .analysis import Analysis
 from .run.runstate import CACHED, CANCELLED, DONE, FAILED, RUNNING, SKIPPED, RunState
+from .run.timings import PARTS
 from .state import value_name
 from .status_symbols import STATUS_SYMBOLS
 from .tracking import without_credentials
@@ -200,6 +201,30 @@ def run_summary(state: RunState) -> str:
             route = ui_route("run", state.experiment_id, state.parent_run_id)
             lines.append(f"              then open {DEFAULT_UI}/{route}")
     return "\n".join(lines)
+
+
+def timings_table(state: RunState) -> str:
+    """Where each stage's time went (`run --timings`), a column per part, in seconds.
+
+    `total` is the stage's own clock, from its gate opening to its record: a pre-started
+    stage's kernel, setup and wait at the gate come before it, behind upstream stages."""
+    header = ["stage", *PARTS, "total"]
+    rows = []
+    for stage in state.stages:
+        if stage.status == CACHED:
+            rows.append([stage.name, *("-" for _ in PARTS), "cached"])
+        elif stage.timings:
+            parts = [f"{stage.timings.get(part, 0.0):.2f}" for part in PARTS]
+            rows.append([stage.name, *parts, f"{stage.duration or 0.0:.2f}"])
+    if not rows:
+        return "timings: no stage ran"
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        return "  ".join([first, *(c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))])
+
+    return "\n".join(["timings (s):", *(line(row) for row in [header, *rows])])
 
 
 def model_line(model: dict[str, Any]) -> str:

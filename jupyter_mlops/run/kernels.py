@@ -10,20 +10,27 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import signal
+import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from typing import IO, Any
 
+from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from jupyter_client.manager import AsyncKernelManager, KernelManager
+from jupyter_client.provisioning import LocalProvisioner
 from jupyter_core.utils import run_sync
 
 from ..errors import BadInput
 from .orphans import Reaper
+from .zygote import ForkRefused, Zygote
 
 FALLBACK_KERNEL = "python3"
+SHUTDOWN_SECONDS = 5.0  # as jupyter_client waits for a kernel asked to end, then kills it
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,103 @@ def choose_kernel(requested: str | None, notebook_kernel: str | None) -> KernelC
         )
 
 
+def forkable_python(kernel_name: str) -> str | None:
+    """The Python a zygote for `kernel_name` runs, or None when its kernels are not started
+    as ``PYTHON -m ipykernel_launcher -f {connection_file}`` (another language, a wrapper
+    script, extra options): those kernels start fresh."""
+    try:
+        argv = KernelSpecManager().get_kernel_spec(kernel_name).argv
+    except NoSuchKernel:
+        return None
+    if argv[1:] != ["-m", "ipykernel_launcher", "-f", "{connection_file}"]:
+        return None
+    # jupyter_client starts `python`/`python3` kernels with its own interpreter
+    if argv[0] in ("python", "python3", f"python3.{sys.version_info[1]}"):
+        return sys.executable
+    return argv[0] if os.path.isabs(argv[0]) and os.access(argv[0], os.X_OK) else None
+
+
+class ForkedKernel:
+    """A kernel forked by the zygote, as jupyter_client's provisioner sees a Popen.
+
+    It is the zygote's child, not ours, so its end is watched through a pidfd (Linux 5.3+)
+    rather than waited for; the zygote reaps it. Its exit status is not ours to know:
+    ended is 0.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.stdin = self.stdout = self.stderr = None
+        try:
+            self._pidfd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:  # already gone
+            self._pidfd = None
+
+    def poll(self) -> int | None:
+        if self._pidfd is None:
+            return 0
+        ready, _, _ = select.select([self._pidfd], [], [], 0)
+        if not ready:
+            return None
+        os.close(self._pidfd)
+        self._pidfd = None
+        return 0
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self._pidfd is not None:
+            select.select([self._pidfd], [], [], timeout)
+        code = self.poll()
+        if code is None:
+            raise TimeoutError(f"kernel {self.pid} still runs")
+        return code
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+class ForkingProvisioner(LocalProvisioner):  # type: ignore[misc]
+    """jupyter_client's local provisioner, except that the kernel is forked by the run's
+    zygote (everything else, papermill included, is unchanged). When the zygote refuses
+    (its modules are unsafe to fork) or is gone, the kernel starts fresh, as usual, and
+    the stage's log says why."""
+
+    zygote: Zygote | None = None
+    forked = False
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        zygote = self.zygote
+        log = kwargs.get("stdout")
+        reason = "forking is turned off"
+        if zygote is not None and log is not None and hasattr(log, "fileno"):
+            if cmd[:1] == [zygote.python] and cmd[1:3] == ["-m", "ipykernel_launcher"]:
+                cwd = str(kwargs.get("cwd") or os.getcwd())
+                env = dict(kwargs.get("env") or os.environ)
+                try:
+                    log.flush()
+                    pid = zygote.fork(cmd[cmd.index("-f") + 1], cwd, env, log.fileno())
+                except ForkRefused as refusal:
+                    reason = str(refusal)
+                else:
+                    self.process = ForkedKernel(pid)  # type: ignore[assignment]
+                    self.pid = self.pgid = pid
+                    self.cwd = cwd
+                    self.forked = True
+                    return self.connection_info
+            else:
+                reason = f"the kernel is not started by {zygote.python} -m ipykernel_launcher"
+        if zygote is not None and log is not None:
+            log.write(f"jupyter-mlops: a fresh kernel, not forked from the run's: {reason}\n")
+            log.flush()
+        return await super().launch_kernel(cmd, **kwargs)
+
+
 class StageKernelManager(AsyncKernelManager):
     """An AsyncKernelManager whose kernel starts in a given folder with a given environment.
 
@@ -81,6 +185,7 @@ class StageKernelManager(AsyncKernelManager):
         env: dict[str, str],
         log: IO[str],
         reaper: Reaper | None = None,
+        zygote: Zygote | None = None,
         **kwargs: Any,
     ) -> None:
         self._sockets = tempfile.mkdtemp(prefix="mlops-kernel-")
@@ -93,12 +198,20 @@ class StageKernelManager(AsyncKernelManager):
         self.stage_cwd = cwd
         self.stage_env = env
         self.stage_log = log
+        self.zygote = zygote
 
     async def start_kernel(self, **kwargs: Any) -> None:  # type: ignore[override]
         kwargs.setdefault("cwd", self.stage_cwd)
         kwargs.setdefault("env", self.stage_env)
         kwargs.setdefault("stdout", self.stage_log)
         kwargs.setdefault("stderr", self.stage_log)
+        if self.zygote is not None and self.provisioner is None:
+            # jupyter_client creates a provisioner only when none is set: ours forks
+            provisioner = ForkingProvisioner(
+                kernel_id=self.kernel_id or "", kernel_spec=self.kernel_spec, parent=self
+            )
+            provisioner.zygote = self.zygote
+            self.provisioner = provisioner
         await KernelManager._async_start_kernel(self, **kwargs)
         pid = self.pid
         # Started in a session of its own, it leads a process group: the kernel and all it
@@ -142,10 +255,35 @@ class StageKernelManager(AsyncKernelManager):
         except Exception:
             pass
         finally:
-            # Linux gives no new process a group's id while the group has members, so this
-            # reaches only what is left of the kernel's group, if anything.
-            self.kill_now()
-            if self._group is not None:
-                self._reaper.untrack_group(self._group)
-            shutil.rmtree(self._sockets, ignore_errors=True)
-            self._reaper.untrack(self._sockets)
+            self._clean_up()
+
+    def request_stop(self) -> None:
+        """Ask the kernel to end, as `shutdown` does, but return at once: a kernel's exit
+        (its atexit handlers, freeing what the stage built) takes half a second or more, and
+        the next stage need not wait for it. `wait_stopped`, from any thread, then waits."""
+        try:
+            if self.has_kernel:
+                run_sync(self.request_shutdown)()
+            self._close_control_socket()
+        except Exception:
+            pass
+
+    def wait_stopped(self, timeout: float = SHUTDOWN_SECONDS) -> None:
+        """Wait (up to `timeout`) for a kernel asked to end, then clean up as `shutdown`."""
+        process = getattr(self.provisioner, "process", None)
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(Exception):
+            while process is not None and process.poll() is None:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+        self._clean_up()
+
+    def _clean_up(self) -> None:
+        # Linux gives no new process a group's id while the group has members, so this
+        # reaches only what is left of the kernel's group, if anything.
+        self.kill_now()
+        if self._group is not None:
+            self._reaper.untrack_group(self._group)
+        shutil.rmtree(self._sockets, ignore_errors=True)
+        self._reaper.untrack(self._sockets)

@@ -41,7 +41,7 @@ from ..tracking.models import NAMES_ENV, REQUIREMENTS_ENV, SOURCE_ENV
 from ..tracking.registry import registered_name
 from .cache import CachedStage
 from .history import load_run, mark_abandoned, run_folders
-from .kernels import StageKernelManager, choose_kernel
+from .kernels import StageKernelManager, choose_kernel, forkable_python
 from .orphans import Reaper, stop_with_owner, without_owner
 from .reuse import Earlier, Reuse, earlier_outputs, shared_records
 from .runstate import (
@@ -67,6 +67,8 @@ from .scheduling import CACHED as CACHED_AT_GATE
 from .scheduling import OPEN, Schedule, outside_producers, select_stages
 from .stage import StageJob, Watchdog, execute, render_html
 from .stopping import StopFlag, stop_requests
+from .timings import stage_timings
+from .zygote import Zygote, forking_disabled, imported_modules
 
 DEFAULT_RUNS_ROOT = Path("mlops-runs")
 Listener = Callable[[RunState, str | None], None]
@@ -101,8 +103,10 @@ class PipelineRunner:
         options: RunOptions,
         listeners: list[Listener] | None = None,
         write_bundle: Callable[[Bundle], None] | None = None,
+        code: tuple[list[str], list[str]] = ([], []),
     ) -> None:
         self.bundle = bundle
+        self._code = code  # its setup cells' and stages' code: the zygote imports their imports
         self.options = options
         self.listeners = listeners or []
         self._write_bundle = write_bundle  # a notebook's bundle, written once connected
@@ -151,6 +155,10 @@ class PipelineRunner:
         self.warnings = [w for w in [self.kernel.warning] if w]
         self.started = False
         self._tracker: PipelineTracker | None = None
+        self._zygote: Zygote | None = None
+        self._finishing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finishing")
+        self._finishing_work: list[Future[None]] = []
+        self._ending: list[_Launch] = []  # stages whose kernels may still be ending
 
     # --- the whole run ------------------------------------------------------------------
 
@@ -176,6 +184,9 @@ class PipelineRunner:
             self._end_unfinished(error)
             raise
         finally:
+            with contextlib.suppress(Exception):  # the error being raised says more
+                self._drain_finishing()
+            self._close_zygote()
             self._reaper.release()  # a run that could not start has nothing left running
 
     def _end_unfinished(self, error: BaseException) -> None:
@@ -212,6 +223,7 @@ class PipelineRunner:
         With `run`, callers that drive stages themselves (the pytest plugin) use
         `start`, `run_stage` for each stage in order, then `finish`.
         """
+        self._start_zygote()  # its imports overlap connecting to MLflow
         self.connect()
         fresh = not self.run_dir.exists()
         if self._write_bundle is not None:  # connected: now the run may write its files
@@ -227,6 +239,8 @@ class PipelineRunner:
         self._settle_abandoned_runs()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._reaper.start(self.run_dir, self.tracker.tracking_uri)
+        if self._zygote is not None:  # it ends with us anyway; its folder needs the reaper
+            self._reaper.track(self._zygote.folder)
         self.state = RunStateFile(
             RunState(
                 id=self.run_id,
@@ -255,6 +269,27 @@ class PipelineRunner:
         self.state.update(experiment_id=self.tracker.experiment_id, parent_run_id=parent)
         self.outcomes = self._log_cached_stages()
         self._notify(None)
+
+    def _start_zygote(self) -> None:
+        """Start the process that forks the stages' kernels (run/zygote.py), unless forking
+        is turned off or the kernel isn't ipykernel started the usual way."""
+        python = forkable_python(self.kernel.name)
+        if self._zygote is not None or python is None or forking_disabled():
+            return
+        setup, stages = self._code
+        first = imported_modules(setup)
+        later = imported_modules(stages)
+        if any(stage.models for stage in self.bundle.stages):
+            later.append("mlflow")  # a stage logging a model imports it: once is enough
+        self._zygote = Zygote(
+            python, str(self.bundle.workdir_path), first, later, without_owner(dict(os.environ))
+        )
+
+    def _close_zygote(self) -> None:
+        zygote, self._zygote = self._zygote, None
+        if zygote is not None:
+            zygote.close()
+            self._reaper.untrack(zygote.folder)
 
     def connect(self) -> PipelineTracker:
         """Reach the tracking store; within seconds, a TrackingUnavailable when it can't be.
@@ -290,6 +325,7 @@ class PipelineRunner:
 
     def finish(self, cancelled: bool = False) -> RunState:
         """End the run: its status, the parent MLflow run, and registered models."""
+        self._drain_finishing()
         stages = self.state.state.stages
         failed = next((s for s in stages if s.status == FAILED), None)
         status = RUN_CANCELLED if cancelled else RUN_FAILED if failed else RUN_SUCCEEDED
@@ -312,6 +348,7 @@ class PipelineRunner:
             models=[m.to_dict() for m in models],
             error=failed.error if failed else self._tracking_lost_error() or self._stop_error(),
         )
+        self._close_zygote()
         self._reaper.release()  # its end is recorded: nothing is left to clean up after us
         self._notify(None)
         state = self.state.state
@@ -466,7 +503,6 @@ class PipelineRunner:
         stage = launch.stage
         run_id = ""
         record = None
-        notebooks: list[Path] = []
         try:
             run_id = self.tracker.start_stage(stage, self.bundle.position(stage.name))
             self.state.update(stage.name, mlflow_run_id=run_id)
@@ -491,7 +527,6 @@ class PipelineRunner:
                     if warning:
                         with self._lock:
                             self.state.update(warnings=[*self.state.state.warnings, warning])
-            notebooks = [executed, *[p for p in [render_html(executed)] if p]]
         except Exception as unexpected:  # MLflow or the disk failing around the stage
             error = StageError(
                 f"stage `{stage.name}` could not run: {type(unexpected).__name__}: {unexpected}"
@@ -500,18 +535,11 @@ class PipelineRunner:
         finished = time.time()
         started = self.state.state.stage(stage.name).started or finished
         mlflow_status = "FINISHED" if status == DONE else "FAILED"
-        if run_id:
-            with contextlib.suppress(TrackingLost):  # the run then stops, telling why
-                self.tracker.finish_stage(
-                    run_id,
-                    mlflow_status,
-                    finished - started,
-                    record,
-                    notebooks,
-                    error.message if error else None,
-                )
-        if record is not None:
-            self.reuse.save(launch.key, record, self.store, run_id)
+        job = launch.job
+        timings = {}
+        if job is not None and job.launched is not None and job.ended is not None:
+            opened = started if launch.gate is not None else None
+            timings = stage_timings(job.executed, job.launched, opened, job.ended, finished)
         self.state.update(
             stage.name,
             status=status,
@@ -519,9 +547,60 @@ class PipelineRunner:
             finished=finished,
             error=error,
             metrics=record.metrics if record else {},
+            timings=timings,
         )
         self._notify(stage.name)
+        # Downstream stages may start now: what is left (the executed notebook as HTML and
+        # both in MLflow, the stage's MLflow run ended, the cache) is done off their path.
+        finishing = self._finishing.submit(
+            self._finish_stage, launch, run_id, mlflow_status, finished - started, record, error
+        )
+        with self._lock:
+            self._finishing_work.append(finishing)
+            self._ending.append(launch)
         return StageOutcome(stage.name, run_id, mlflow_status, finished - started, record)
+
+    def _finish_stage(
+        self,
+        launch: _Launch,
+        run_id: str,
+        mlflow_status: str,
+        duration: float,
+        record: StageRecord | None,
+        error: StageError | None,
+    ) -> None:
+        """The stage's MLflow run ended, with its executed notebook (and the notebook as
+        HTML for reviewers), and its outputs in the cache; in the finishing thread."""
+        notebooks = []
+        if launch.job is not None and launch.job.executed.is_file():
+            executed = launch.job.executed
+            notebooks = [executed, *[p for p in [render_html(executed)] if p]]
+        if run_id:
+            with contextlib.suppress(TrackingLost):  # the run then stops, telling why
+                self.tracker.finish_stage(
+                    run_id,
+                    mlflow_status,
+                    duration,
+                    record,
+                    notebooks,
+                    error.message if error else None,
+                )
+        if record is not None:
+            self.reuse.save(launch.key, record, self.store, run_id)
+
+    def _drain_finishing(self) -> None:
+        """Wait for the stages' finishing work (their MLflow runs end before the run's) and
+        for their kernels to end (none outlives the run); an unexpected error there is the
+        run's, as it was when this was done in line."""
+        with self._lock:
+            work, self._finishing_work = self._finishing_work, []
+            ending = [launch.job.ending for launch in self._ending if launch.job is not None]
+            self._ending = []
+        for thread in ending:
+            if thread is not None:
+                thread.join()
+        for done in work:
+            done.result()
 
     def _never_ran(self, launch: _Launch, run_id: str) -> StageOutcome:
         """A pre-started stage that was stopped at its gate: served from the cache, or
@@ -583,6 +662,7 @@ class PipelineRunner:
             cwd=self.bundle.workdir_path,
             env=env,
             source_name=Path(self.bundle.source_notebook or "the notebook").name,
+            zygote=self._zygote,
         )
 
         def admit(kernel: StageKernelManager) -> bool:
@@ -598,6 +678,7 @@ class PipelineRunner:
             with self._lock:
                 self._kernels.pop(stage.name, None)
 
+        launch.job = job
         return execute(
             job,
             launch.watchdog,
@@ -679,3 +760,4 @@ class _Launch:
     decision: str | None = None  # scheduling.CACHED or SKIP: stopped at the gate, never ran
     hit: CachedStage | None = None
     watchdog: Watchdog = field(default_factory=lambda: Watchdog(None))
+    job: StageJob | None = None  # once its kernel is asked for

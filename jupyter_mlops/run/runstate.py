@@ -89,6 +89,7 @@ class StageState:
     key: str | None = None  # what its outputs depend on (run.cache.stage_key): lineage
     error: StageError | None = None
     metrics: dict[str, float] = field(default_factory=dict)  # what its `metrics` cell logged
+    timings: dict[str, float] = field(default_factory=dict)  # seconds by part (run/timings.py)
 
     @property
     def duration(self) -> float | None:

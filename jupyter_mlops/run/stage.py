@@ -9,16 +9,18 @@ when to start) is the runner's, which hands a `StageJob` over and gets a `StageE
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..files import papermill_path
 from .failures import describe_failure
 from .kernels import StageKernelManager
 from .orphans import Reaper
 from .runstate import StageError
+from .zygote import Zygote
 
 
 @dataclass
@@ -34,6 +36,10 @@ class StageJob:
     cwd: Path  # the notebook's own folder: its relative paths work as in JupyterLab
     env: dict[str, str]
     source_name: str  # the source notebook's file name, for the failure message
+    zygote: Zygote | None = None  # forks the kernel; None: a fresh kernel
+    launched: float | None = None  # when its kernel was asked for (run/timings.py)
+    ended: float | None = None  # when its work was done and its kernel asked to end
+    ending: threading.Thread | None = None  # waits for its kernel's end; join before logs
 
 
 class Watchdog:
@@ -82,12 +88,19 @@ def execute(
     job.log.parent.mkdir(parents=True, exist_ok=True)
     stream = open(job.log, "w", encoding="utf-8")  # noqa: SIM115 (closed in `finally`)
     kernel = StageKernelManager(
-        kernel_name=job.kernel_name, cwd=str(job.cwd), env=job.env, log=stream, reaper=reaper
+        kernel_name=job.kernel_name,
+        cwd=str(job.cwd),
+        env=job.env,
+        log=stream,
+        reaper=reaper,
+        zygote=job.zygote,
     )
     if not admit(kernel):
         stream.close()
         return StageError(f"stage `{job.name}` was cancelled before it started")
     reason = None
+    succeeded = False
+    job.launched = time.time()
     try:
         papermill.execute_notebook(
             papermill_path(job.notebook),
@@ -99,22 +112,42 @@ def execute(
             stdout_file=stream,
             stderr_file=stream,
         )
-        if finished():
-            return None
-        # The notebook ended without handing its outputs over: `sys.exit(0)` in a cell
-        # ends a kernel's execution "successfully" for papermill.
+        # Otherwise the notebook ended without handing its outputs over: `sys.exit(0)` in a
+        # cell ends a kernel's execution "successfully" for papermill.
+        succeeded = finished()
     except PapermillExecutionError:
         pass
     except Exception as error:  # the kernel died, was killed, or never started
         reason = _reason(error, watchdog, stopping)
     finally:
         watchdog.cancel()
-        kernel.shutdown()
-        stream.close()
-        release()
+        if succeeded and not stopping.is_set():
+            # The stage's work is done: the kernel ends while the next stages start.
+            kernel.request_stop()
+            job.ended = time.time()
+            job.ending = threading.Thread(
+                target=_end, args=(kernel, stream, release), name=f"end {job.name}", daemon=True
+            )
+            job.ending.start()
+        else:
+            kernel.shutdown()
+            job.ended = time.time()
+            stream.close()
+            release()
+    if succeeded:
+        return None
     if watchdog.fired or stopping.is_set():
         reason = _reason(None, watchdog, stopping)
     return describe_failure(job.name, job.executed, job.source_name, reason)
+
+
+def _end(kernel: StageKernelManager, stream: IO[str], release: Callable[[], None]) -> None:
+    """Wait for a kernel asked to end; then its log is complete."""
+    try:
+        kernel.wait_stopped()
+    finally:
+        stream.close()
+        release()
 
 
 def _reason(error: BaseException | None, watchdog: Watchdog, stopping: threading.Event) -> str:
