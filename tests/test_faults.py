@@ -2,6 +2,7 @@
 there, a full disk, ten runs at once. Nothing may be lost or left corrupt, and every fault
 gets one clear message."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -74,7 +75,19 @@ def assert_nothing_left(pids: list[int], run_dir: Path, status: str, tmp: Path) 
         "its MLflow runs to be FAILED",
     )
     _wait_for(lambda: not left_in(tmp), 30, f"its temporary folders to go: {left_in(tmp)}")
+    _wait_for(lambda: not zygotes_under(tmp), 30, "the zygote that forked its kernels to end")
     return state
+
+
+def zygotes_under(folder: Path) -> list[int]:
+    """The zygote processes (run/zygote.py) whose socket lies in `folder`, a run's TMPDIR."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            command = (entry / "cmdline").read_bytes().decode(errors="replace")
+            if "jupyter_mlops.run.zygote" in command and str(folder) in command:
+                found.append(int(entry.name))
+    return found
 
 
 def waiting_notebook(folder: Path, name: str) -> Path:

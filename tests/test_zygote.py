@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import cli, code, notebook, start_cli, write
-from test_faults import private_tmp  # noqa: F401
+from test_faults import private_tmp, zygotes_under  # noqa: F401
 
 from jupyter_mlops.run.runstate import read_run
 from jupyter_mlops.run.timings import PARTS
@@ -76,21 +76,6 @@ def isolation_notebook(folder: Path) -> Path:
 
 def seen(folder: Path, stage: str) -> dict:
     return json.loads((folder / f"{stage}.json").read_text())
-
-
-def zygotes_under(folder: Path) -> list[int]:
-    """Zygote processes whose socket lies in `folder` (a run's TMPDIR)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if ZYGOTE in command and str(folder) in command:
-            found.append(int(entry.name))
-    return found
 
 
 def alive(pid: int) -> bool:

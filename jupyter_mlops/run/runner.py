@@ -535,6 +535,8 @@ class PipelineRunner:
         finished = time.time()
         started = self.state.state.stage(stage.name).started or finished
         mlflow_status = "FINISHED" if status == DONE else "FAILED"
+        if record is not None:  # first: a runner killed from now on still leaves it cached
+            self.reuse.save(launch.key, record, self.store, run_id)
         job = launch.job
         timings = {}
         if job is not None and job.launched is not None and job.ended is not None:
@@ -551,7 +553,7 @@ class PipelineRunner:
         )
         self._notify(stage.name)
         # Downstream stages may start now: what is left (the executed notebook as HTML and
-        # both in MLflow, the stage's MLflow run ended, the cache) is done off their path.
+        # both in MLflow, the stage's MLflow run ended) is done off their path.
         finishing = self._finishing.submit(
             self._finish_stage, launch, run_id, mlflow_status, finished - started, record, error
         )
@@ -570,7 +572,7 @@ class PipelineRunner:
         error: StageError | None,
     ) -> None:
         """The stage's MLflow run ended, with its executed notebook (and the notebook as
-        HTML for reviewers), and its outputs in the cache; in the finishing thread."""
+        HTML for reviewers); in the finishing thread."""
         notebooks = []
         if launch.job is not None and launch.job.executed.is_file():
             executed = launch.job.executed
@@ -585,8 +587,6 @@ class PipelineRunner:
                     notebooks,
                     error.message if error else None,
                 )
-        if record is not None:
-            self.reuse.save(launch.key, record, self.store, run_id)
 
     def _drain_finishing(self) -> None:
         """Wait for the stages' finishing work (their MLflow runs end before the run's) and
