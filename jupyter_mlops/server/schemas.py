@@ -248,6 +248,11 @@ class StageRun(_Reply):
     key: StageKey
     error: StageError | None
     metrics: dict[str, Number] = Field(description="what its `metrics` cell logged")
+    timings: dict[str, Number] = Field(
+        default_factory=dict,
+        description="seconds by part, the columns of `jupyter-mlops run --timings`; "
+        "empty when not recorded",
+    )
     duration: Number | None
     cells: list[int]
     mlflow_url: str | None

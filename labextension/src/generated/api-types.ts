@@ -192,6 +192,8 @@ export interface StageRun {
   error: StageError | null;
   /** what its `metrics` cell logged */
   metrics: Record<string, number>;
+  /** seconds by part, the columns of `jupyter-mlops run --timings`; empty when not recorded */
+  timings?: Record<string, number>;
   duration: number | null;
   cells: number[];
   mlflow_url: string | null;
