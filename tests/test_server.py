@@ -15,6 +15,8 @@ from conftest import code, divergent_cells, notebook, wait_for, write
 from mlflow_helpers import client_for, pipeline_runs
 from tornado.httpclient import HTTPClientError
 
+from jupyter_mlops.run.scheduling import default_jobs
+
 
 def small(root: Path, name="small.ipynb", failing=False) -> Path:
     return write(
@@ -171,6 +173,44 @@ async def test_a_failing_run_reports_the_cell(api, jp_root_dir):
     assert "RuntimeError: nope" in run["error"]["message"]
     add = run["stages"][1]
     assert add["status"] == "failed" and "RuntimeError" in add["error"]["traceback"]
+
+
+def side_by_side(root: Path) -> Path:
+    """A fan-out whose two branches each wait for the other to start: it succeeds only when
+    they run at once (one at a time, the first gives up after two minutes and fails)."""
+    meet = (
+        f"import pathlib, time\nHERE = pathlib.Path({str(root)!r})\n\n"
+        "def meet(me, other):\n"
+        "    (HERE / f'{me}.started').touch()\n"
+        "    for _ in range(1200):\n"
+        "        if (HERE / f'{other}.started').exists():\n"
+        "            return\n"
+        "        time.sleep(0.1)\n"
+        "    raise RuntimeError(f'{other} never ran beside {me}')\n"
+    )
+    return write(
+        notebook(
+            code(meet, "setup"),
+            code("x = 1", "stage:source"),
+            code("meet('left', 'right')\nleft = x + 1", "stage:left"),
+            code("meet('right', 'left')\nright = x + 2", "stage:right"),
+        ),
+        root / "fanout.ipynb",
+    )
+
+
+@pytest.mark.skipif(default_jobs() < 2, reason="one core: the default runs one stage at a time")
+async def test_a_run_without_jobs_runs_the_commands_default(api, jp_root_dir, jp_serverapp):
+    side_by_side(jp_root_dir)
+    started = await api("POST", "runs", body={"path": "fanout.ipynb"}, expect=202)
+    extension = next(iter(jp_serverapp.extension_manager.extension_apps["jupyter_mlops"]))
+    command = extension.run_manager.launches[started["id"]].prepared.command
+    assert command[command.index("--jobs") + 1] == str(default_jobs())
+    run = await wait_for(api, started["id"])
+    assert run["status"] == "succeeded", run["log_tail"]
+    assert {s["name"]: s["status"] for s in run["stages"]} == dict.fromkeys(
+        ("source", "left", "right"), "done"
+    )
 
 
 def sleepy(root: Path) -> Path:

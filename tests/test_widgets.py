@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import click
 import ipywidgets as widgets
 import pytest
 from conftest import code, notebook, write
 from mlflow_helpers import client_for, pipeline_runs
 
+from jupyter_mlops.cli import main
 from jupyter_mlops.errors import BadInput, NotebookError
+from jupyter_mlops.run.scheduling import default_jobs
 from jupyter_mlops.widgets import PipelinePanel
 from jupyter_mlops.widgets.locate import this_notebook
 
@@ -178,6 +181,14 @@ def test_an_http_tracking_server_is_its_own_ui(workdir):
 # --- which notebook is "this" one --------------------------------------------------------
 
 
+def test_the_panel_runs_as_many_stages_at_once_as_the_command(workdir):
+    run = main.commands["run"]
+    option = next(param for param in run.params if param.name == "jobs")
+    command_default = option.get_default(click.Context(run))
+    assert PipelinePanel(pipeline(workdir)).jobs == command_default == default_jobs()
+    assert PipelinePanel(pipeline(workdir), jobs=1).jobs == 1
+
+
 def test_this_notebook_from_jupyter_server_or_vscode(workdir, monkeypatch):
     path = pipeline(workdir / "work")
     found = this_notebook({}, {"JPY_SESSION_NAME": str(path)}, cwd=workdir)
@@ -220,6 +231,8 @@ def test_run_from_the_widgets_logs_to_mlflow(workdir):
     panel.run_button.click()
     assert panel.status == "running" and panel.run_button.disabled
     assert not panel.cancel_button.disabled
+    command = panel._run.prepared.command
+    assert command[command.index("--jobs") + 1] == str(default_jobs())  # the command's default
     state = panel.wait(timeout=300)
 
     assert panel.status == "succeeded", panel.outcome.value
@@ -273,7 +286,7 @@ def test_run_from_the_widgets_logs_to_mlflow(workdir):
 def test_a_failing_run_shows_the_message_and_the_source_cell(workdir):
     path = pipeline(workdir, failing=True)
     before = path.read_bytes()
-    panel = PipelinePanel(path)
+    panel = PipelinePanel(path, jobs=1)  # one at a time: `fit` comes after `add`, so is skipped
     panel.run_button.click()
     state = panel.wait(timeout=300)
     assert panel.status == "failed" and state.status == "failed"

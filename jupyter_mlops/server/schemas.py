@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from typing_extensions import TypeAliasType
 
+from ..run.scheduling import default_jobs
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -37,7 +39,12 @@ class ConvertRequest(_Body):
 class RunRequest(_Body):
     path: str
     parameters: dict[str, Any] = Field(default_factory=dict)
-    jobs: int = Field(default=1, ge=1, le=64)
+    jobs: int = Field(
+        default_factory=default_jobs,
+        ge=1,
+        le=64,
+        description="stages run at once; default: the server's cores, as `jupyter-mlops run`",
+    )
     from_stage: str | None = None
     only: list[str] = Field(default_factory=list)
 

@@ -20,6 +20,7 @@ from ..errors import MlopsError
 from ..notebooks import SourceNotebook, read_notebook
 from ..run.child import RunEnd, prepare_run
 from ..run.runstate import QUEUED, RUN_RUNNING, RUN_SUCCEEDED, RunState
+from ..run.scheduling import default_jobs
 from ..tracking import MlflowLinks, resolve_tracking_uri
 from . import messages
 from .form import ParameterForm
@@ -51,14 +52,15 @@ class PipelinePanel(widgets.VBox):
         runs_dir: str | Path | None = None,
         tracking_uri: str | None = None,
         mlflow_ui_url: str | None = None,
-        jobs: int = 1,
+        jobs: int | None = None,
     ) -> None:
         """Analyse `notebook` (raises NotebookError when it can't be read).
 
         Runs go to `runs_dir` (default: ``mlops-runs`` next to the notebook) and log to
         `tracking_uri` (default: MLFLOW_TRACKING_URI, else ``sqlite:///mlflow.db`` in the
         working directory). `mlflow_ui_url` turns MLflow run ids into links; an HTTP
-        tracking server serves its own UI, so it is the default for one.
+        tracking server serves its own UI, so it is the default for one. `jobs` stages run
+        at once; by default as many as the command's ``--jobs``: the machine's cores.
         """
         super().__init__()
         self.notebook = Path(notebook).expanduser().absolute()
@@ -69,7 +71,7 @@ class PipelinePanel(widgets.VBox):
         if mlflow_ui_url is None and self.tracking_uri.startswith(("http://", "https://")):
             mlflow_ui_url = self.tracking_uri
         self.links = MlflowLinks(mlflow_ui_url)
-        self.jobs = jobs
+        self.jobs = default_jobs() if jobs is None else jobs
         self.result: RunState | None = None
         self.error: str | None = None
         self._run: RunProcess | None = None

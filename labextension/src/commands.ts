@@ -311,7 +311,8 @@ async function productionize(context: CommandContext): Promise<void> {
     path: panel.context.path,
     save: () => panel.context.save(),
     parameters: values,
-    jobs: settings().defaultJobs
+    // 0, the default: no `jobs`, so the server decides (its cores, as `jupyter-mlops run`)
+    jobs: settings().defaultJobs || undefined
   });
   const firstError = state.problems.find(problem => problem.cell !== null);
   if (state.phase === 'blocked' && firstError?.cell != null) {

@@ -17,6 +17,7 @@ export interface ConvertRequest {
 export interface RunRequest {
   path: string;
   parameters?: Record<string, unknown>;
+  /** stages run at once; default: the server's cores, as `jupyter-mlops run` */
   jobs?: number;
   from_stage?: string | null;
   only?: string[];
