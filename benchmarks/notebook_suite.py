@@ -12,7 +12,8 @@ in one working folder: `papermill` on the notebook as published, then `jupyter-m
 listed (it can't be a baseline); one that fails only under jupyter-mlops is listed too.
 
 When the run's run.json records per-stage `timings` (`jupyter-mlops run --timings`' figures:
-kernel start, setup, loading inputs, the cells, saving outputs, logging), their sums over the
+kernel start, setup, waiting, loading inputs, the cells, saving outputs, shutdown, logging),
+their sums over the
 stages are columns of the table; an older runner without them gives the table without them.
 
 `--source DIR` runs both commands with another checkout first on the Python path (say, a
@@ -38,10 +39,12 @@ from notebooks import fan_out_notebook
 sys.path.insert(0, str(ROOT / "tests"))
 from sections import stage_by_sections  # tests/ is not a package: on the path above
 
+from jupyter_mlops.run.timings import PARTS
+
 FIDELITY = ROOT / "tests" / "fidelity"
 NOTEBOOKS = FIDELITY / "notebooks"
 # run.json's per-stage `timings` keys, in the order a stage spends them.
-TIMINGS = ("kernel", "setup", "inputs", "cells", "outputs", "logging")
+TIMINGS = PARTS
 
 
 @dataclass

@@ -29,6 +29,7 @@ from ..pipeline import prepare
 from .orphans import owner_environment
 from .runner import RunOptions
 from .runstate import RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, RunState, run_folder
+from .scheduling import default_jobs
 
 RUNNER_LOG = "runner.log"
 LOG_END_BYTES = 4000  # enough for the last words of a command that refused a run
@@ -52,7 +53,7 @@ def prepare_run(
     parameters: dict[str, Any],
     runs_dir: Path,
     tracking_uri: str,
-    jobs: int = 1,
+    jobs: int | None = None,
     from_stage: str | None = None,
     only: list[str] | None = None,
 ) -> PreparedRun:
@@ -62,7 +63,10 @@ def prepare_run(
     is refused before any process starts; the child then runs them again, as a terminal would.
     """
     options = RunOptions(
-        jobs=jobs, from_stage=from_stage, only=list(only or []), runs_root=runs_dir
+        jobs=jobs or default_jobs(),
+        from_stage=from_stage,
+        only=list(only or []),
+        runs_root=runs_dir,
     )
     runner = prepare(notebook, options, parameters)  # checks only: nothing is written
     run_id, values = runner.run_id, runner.options.parameters

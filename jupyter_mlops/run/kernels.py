@@ -17,8 +17,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from queue import Empty
 from typing import IO, Any
 
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from jupyter_client.manager import AsyncKernelManager, KernelManager
@@ -31,6 +33,7 @@ from .zygote import ForkRefused, Zygote
 
 FALLBACK_KERNEL = "python3"
 SHUTDOWN_SECONDS = 5.0  # as jupyter_client waits for a kernel asked to end, then kills it
+IOPUB_CHECK_SECONDS = 0.2  # jupyter_client's own wait for IOPub once the kernel answered
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,52 @@ class ForkingProvisioner(LocalProvisioner):  # type: ignore[misc]
         return await super().launch_kernel(cmd, **kwargs)
 
 
+class StageKernelClient(AsyncKernelClient):  # type: ignore[misc]
+    """jupyter_client's client, ready as soon as the kernel is.
+
+    Its own `wait_for_ready` ends with 0.2 s of silence on IOPub: a fifth of a second per
+    stage, for nothing once the kernel has answered. This one waits for the kernel's
+    answer to `kernel_info` on the shell channel and for the end of that request on IOPub
+    (its `idle` status): then IOPub is connected and drained up to that point, which is
+    what the silence was for.
+    """
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+        while True:
+            request = self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+            except Empty:
+                reply = None
+            answered = reply is not None and reply["msg_type"] == "kernel_info_reply"
+            # IOPub may not be connected yet when the kernel says it is idle (ZeroMQ drops
+            # what a subscriber connecting late misses): then ask again, as jupyter_client.
+            if answered and await self._idle_after(request, IOPUB_CHECK_SECONDS):
+                self._handle_kernel_info_reply(reply)
+                return
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+
+    async def _idle_after(self, request: str, timeout: float) -> bool:
+        """Whether IOPub says `request` is done before `timeout` (else: not connected yet)."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                message = await self.iopub_channel.get_msg(timeout=left)
+            except Empty:
+                return False
+            if (
+                message["msg_type"] == "status"
+                and message["parent_header"].get("msg_id") == request
+                and message["content"].get("execution_state") == "idle"
+            ):
+                return True
+        return False
+
+
 class StageKernelManager(AsyncKernelManager):
     """An AsyncKernelManager whose kernel starts in a given folder with a given environment.
 
@@ -193,7 +242,12 @@ class StageKernelManager(AsyncKernelManager):
         self._reaper.track(self._sockets)
         self._group: int | None = None
         self._killed = False  # kill_now was called: a kernel still starting dies once started
-        super().__init__(transport="ipc", ip=os.path.join(self._sockets, "k"), **kwargs)
+        super().__init__(
+            transport="ipc",
+            ip=os.path.join(self._sockets, "k"),
+            client_class=f"{__name__}.StageKernelClient",
+            **kwargs,
+        )
         self.connection_file = os.path.join(self._sockets, "kernel.json")
         self.stage_cwd = cwd
         self.stage_env = env

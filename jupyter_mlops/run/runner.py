@@ -64,7 +64,7 @@ from .runstate import (
     store_location,
 )
 from .scheduling import CACHED as CACHED_AT_GATE
-from .scheduling import OPEN, Schedule, outside_producers, select_stages
+from .scheduling import OPEN, Schedule, default_jobs, outside_producers, select_stages
 from .stage import StageJob, Watchdog, execute, render_html
 from .stopping import StopFlag, stop_requests
 from .timings import stage_timings
@@ -77,7 +77,7 @@ Listener = Callable[[RunState, str | None], None]
 @dataclass
 class RunOptions:
     parameters: dict[str, Any] = field(default_factory=dict)  # resolved and type-checked
-    jobs: int = 1
+    jobs: int = field(default_factory=default_jobs)
     from_stage: str | None = None
     only: list[str] = field(default_factory=list)
     tracking_uri: str | None = None
@@ -276,11 +276,14 @@ class PipelineRunner:
         python = forkable_python(self.kernel.name)
         if self._zygote is not None or python is None or forking_disabled():
             return
+        # Every module a cell imports comes first, the setup cells' before the stages': the
+        # zygote's imports overlap connecting to MLflow, and a module a stage imports (or
+        # receives: a section that imports is often a stage handing modules on) is then
+        # there for every later stage. MLflow itself, for the stages that log a model, is
+        # imported while no kernel is asked for.
         setup, stages = self._code
-        first = imported_modules(setup)
-        later = imported_modules(stages)
-        if any(stage.models for stage in self.bundle.stages):
-            later.append("mlflow")  # a stage logging a model imports it: once is enough
+        first = list(dict.fromkeys(imported_modules(setup) + imported_modules(stages)))
+        later = ["mlflow"] if any(stage.models for stage in self.bundle.stages) else []
         self._zygote = Zygote(
             python, str(self.bundle.workdir_path), first, later, without_owner(dict(os.environ))
         )

@@ -38,7 +38,7 @@ export const DEFAULT_SETTINGS: MlopsSettings = {
   autoAnalyze: true,
   debounceMs: 500,
   showBadges: true,
-  defaultJobs: 1
+  defaultJobs: 0
 };
 
 export function readSettings(settings: ISettingRegistry.ISettings): MlopsSettings {
