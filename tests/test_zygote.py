@@ -221,3 +221,32 @@ def test_the_modules_imported_ahead_are_the_notebook_imports():
         "this is not python",
     ]
     assert imported_modules(sources) == ["numpy", "os.path", "sklearn.ensemble", "pandas"]
+
+
+def test_a_forked_kernel_ends_as_python_would(workdir):
+    """A forked kernel skips the teardown of the modules it imported, and nothing else: its
+    atexit handlers run, the user's objects are finalised, its non-daemon threads finish."""
+    write(
+        notebook(
+            code("import atexit, threading, time", "setup"),
+            code(
+                "atexit.register(lambda: open('atexit.txt', 'w').write('ran'))\n"
+                "class Goodbye:\n"
+                "    def __del__(self):\n"
+                "        open('finalised.txt', 'w').write('ran')\n"
+                "goodbye = Goodbye()\n"
+                "def late():\n"
+                "    time.sleep(1)\n"
+                "    open('thread.txt', 'w').write('ran')\n"
+                "threading.Thread(target=late).start()\n"
+                "done = 1",
+                "stage:a",
+            ),
+            code("result = float(done)", "stage:b", "metrics"),
+        ),
+        workdir / "ending.ipynb",
+    )
+    result = cli("run", "ending.ipynb", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    for name in ("atexit.txt", "finalised.txt", "thread.txt"):
+        assert (workdir / name).read_text() == "ran", name

@@ -223,7 +223,6 @@ class PipelineRunner:
         With `run`, callers that drive stages themselves (the pytest plugin) use
         `start`, `run_stage` for each stage in order, then `finish`.
         """
-        self._start_zygote()  # its imports overlap connecting to MLflow
         self.connect()
         fresh = not self.run_dir.exists()
         if self._write_bundle is not None:  # connected: now the run may write its files
@@ -301,8 +300,13 @@ class PipelineRunner:
         unreachable server leaves nothing behind.
         """
         if self._tracker is None:
-            uri = resolve_tracking_uri(self.options.tracking_uri)
-            self._tracker = PipelineTracker(uri, self.bundle)
+            self._start_zygote()  # its imports overlap MLflow's import and the store's opening
+            try:
+                uri = resolve_tracking_uri(self.options.tracking_uri)
+                self._tracker = PipelineTracker(uri, self.bundle)
+            except BaseException:
+                self._close_zygote()
+                raise
         return self._tracker
 
     @property
