@@ -88,6 +88,7 @@ class RunOptions:
     artifact_store: str | None = None  # fsspec URL or path shared by machines; default: local
     parent_run_id: str | None = None  # log into this MLflow run (a scheduler's `begin` made it)
     use_cache: bool = True  # reuse the outputs of stages whose inputs are all unchanged
+    fork: bool = True  # fork stage kernels from a zygote (run/zygote.py); False: fresh ones
 
 
 def new_run_id() -> str:
@@ -272,8 +273,10 @@ class PipelineRunner:
     def _start_zygote(self) -> None:
         """Start the process that forks the stages' kernels (run/zygote.py), unless forking
         is turned off or the kernel isn't ipykernel started the usual way."""
+        if self._zygote is not None or not self.options.fork or forking_disabled():
+            return
         python = forkable_python(self.kernel.name)
-        if self._zygote is not None or python is None or forking_disabled():
+        if python is None:
             return
         # Every module a cell imports comes first, the setup cells' before the stages': the
         # zygote's imports overlap connecting to MLflow, and a module a stage imports (or

@@ -88,6 +88,7 @@ def run_stage(
         run_id=run_id,
         artifact_store=artifact_store,
         parent_run_id=run.parent_run_id,
+        fork=False,  # one stage per task: a zygote would import every stage's modules for it
     )
     runner = prepare(Pipeline(bundle), options, run.parameters)  # checked as `begin` did
     # Not `runner.run()`: the parent MLflow run is shared by every task and ended by `end`,
