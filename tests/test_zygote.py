@@ -250,3 +250,27 @@ def test_a_forked_kernel_ends_as_python_would(workdir):
     assert result.returncode == 0, result.stderr
     for name in ("atexit.txt", "finalised.txt", "thread.txt"):
         assert (workdir / name).read_text() == "ran", name
+
+
+def test_the_notebooks_own_package_is_imported_by_each_stage_not_ahead(workdir):
+    """A package next to the notebook may read files or print when imported: each stage
+    imports it itself, as a fresh kernel would, never the zygote once for all."""
+    package = workdir / "mypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "import os\nopen('imported.txt', 'a').write(f'{os.getpid()}\\n')\n"
+    )
+    (package / "sub.py").write_text("def double(x):\n    return 2 * x\n")
+    write(
+        notebook(
+            code("from mypkg.sub import double", "setup"),
+            code("a = double(1)", "stage:a"),
+            code("b = double(a)", "stage:b"),
+            code("result = float(b)", "metrics"),
+        ),
+        workdir / "own.ipynb",
+    )
+    result = cli("run", "own.ipynb", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    importers = (workdir / "imported.txt").read_text().split()
+    assert len(importers) == 2, importers  # stage a's kernel and stage b's, nothing else

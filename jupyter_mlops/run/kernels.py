@@ -79,10 +79,15 @@ def forkable_python(kernel_name: str) -> str | None:
     as ``PYTHON -m ipykernel_launcher -f {connection_file}`` (another language, a wrapper
     script, extra options): those kernels start fresh."""
     try:
-        argv = KernelSpecManager().get_kernel_spec(kernel_name).argv
-    except NoSuchKernel:
+        spec = KernelSpecManager().get_kernel_spec(kernel_name)
+    except (NoSuchKernel, OSError, ValueError):
         return None
+    argv = spec.argv
     if argv[1:] != ["-m", "ipykernel_launcher", "-f", "{connection_file}"]:
+        return None
+    # Its own environment (read when Python starts: PYTHONPATH, the locale...) or its own
+    # provisioner: a fork of the runner's Python can't honour those.
+    if spec.env or spec.metadata.get("kernel_provisioner"):
         return None
     # jupyter_client starts `python`/`python3` kernels with its own interpreter
     if argv[0] in ("python", "python3", f"python3.{sys.version_info[1]}"):
@@ -105,6 +110,10 @@ class ForkedKernel:
             self._pidfd: int | None = os.pidfd_open(pid)
         except ProcessLookupError:  # already gone
             self._pidfd = None
+        except OSError as error:  # no pidfds here: it can't be watched, so it can't run
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+            raise ForkRefused(f"a forked kernel can't be watched here ({error})") from None
 
     def poll(self) -> int | None:
         if self._pidfd is None:
@@ -112,9 +121,13 @@ class ForkedKernel:
         ready, _, _ = select.select([self._pidfd], [], [], 0)
         if not ready:
             return None
-        os.close(self._pidfd)
-        self._pidfd = None
+        self.close()
         return 0
+
+    def close(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
 
     def wait(self, timeout: float | None = None) -> int:
         if self._pidfd is not None:
@@ -142,12 +155,11 @@ class ForkingProvisioner(LocalProvisioner):  # type: ignore[misc]
     the stage's log says why."""
 
     zygote: Zygote | None = None
-    forked = False
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         zygote = self.zygote
         log = kwargs.get("stdout")
-        reason = "forking is turned off"
+        reason = "the kernel's log is not a file"
         if zygote is not None and log is not None and hasattr(log, "fileno"):
             if cmd[:1] == [zygote.python] and cmd[1:3] == ["-m", "ipykernel_launcher"]:
                 cwd = str(kwargs.get("cwd") or os.getcwd())
@@ -155,13 +167,12 @@ class ForkingProvisioner(LocalProvisioner):  # type: ignore[misc]
                 try:
                     log.flush()
                     pid = zygote.fork(cmd[cmd.index("-f") + 1], cwd, env, log.fileno())
+                    self.process = ForkedKernel(pid)  # type: ignore[assignment]
                 except ForkRefused as refusal:
                     reason = str(refusal)
                 else:
-                    self.process = ForkedKernel(pid)  # type: ignore[assignment]
                     self.pid = self.pgid = pid
                     self.cwd = cwd
-                    self.forked = True
                     return self.connection_info
             else:
                 reason = f"the kernel is not started by {zygote.python} -m ipykernel_launcher"
@@ -337,6 +348,9 @@ class StageKernelManager(AsyncKernelManager):
         # Linux gives no new process a group's id while the group has members, so this
         # reaches only what is left of the kernel's group, if anything.
         self.kill_now()
+        process = getattr(self.provisioner, "process", None)
+        if isinstance(process, ForkedKernel):
+            process.close()  # its pidfd
         if self._group is not None:
             self._reaper.untrack_group(self._group)
         shutil.rmtree(self._sockets, ignore_errors=True)

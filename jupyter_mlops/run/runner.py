@@ -182,13 +182,17 @@ class PipelineRunner:
                     cancelled = False
             return self.finish(cancelled=cancelled)
         except BaseException as error:
+            with contextlib.suppress(Exception):  # the error being raised says more
+                self._drain_finishing()  # the stages' own ends first, then the run's
             self._end_unfinished(error)
             raise
         finally:
-            with contextlib.suppress(Exception):  # the error being raised says more
-                self._drain_finishing()
-            self._close_zygote()
-            self._reaper.release()  # a run that could not start has nothing left running
+            try:
+                with contextlib.suppress(Exception):
+                    self._drain_finishing()
+            finally:
+                self._close_zygote()
+                self._reaper.release()  # a run that could not start has nothing left running
 
     def _end_unfinished(self, error: BaseException) -> None:
         """Record the end of a run that an error stopped before it recorded its own end.
@@ -224,6 +228,13 @@ class PipelineRunner:
         With `run`, callers that drive stages themselves (the pytest plugin) use
         `start`, `run_stage` for each stage in order, then `finish`.
         """
+        try:
+            self._start()
+        except BaseException:
+            self._close_zygote()  # `finish` won't be called: a run that didn't start
+            raise
+
+    def _start(self) -> None:
         self.connect()
         fresh = not self.run_dir.exists()
         if self._write_bundle is not None:  # connected: now the run may write its files
@@ -286,14 +297,20 @@ class PipelineRunner:
         setup, stages = self._code
         first = list(dict.fromkeys(imported_modules(setup) + imported_modules(stages)))
         later = ["mlflow"] if any(stage.models for stage in self.bundle.stages) else []
-        self._zygote = Zygote(
-            python, str(self.bundle.workdir_path), first, later, without_owner(dict(os.environ))
-        )
+        env = without_owner(dict(os.environ))
+        env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # as the kernels get it: read at import
+        try:
+            self._zygote = Zygote(python, str(self.bundle.workdir_path), first, later, env)
+        except OSError as error:
+            self.warnings.append(
+                f"stage kernels start fresh: the process that forks them didn't start ({error})"
+            )
 
     def _close_zygote(self) -> None:
         zygote, self._zygote = self._zygote, None
         if zygote is not None:
-            zygote.close()
+            # Its log (what it couldn't import, why it refused to fork) joins the stages'.
+            zygote.close(keep_log=self.run_dir / "logs" / "zygote.log" if self.started else None)
             self._reaper.untrack(zygote.folder)
 
     def connect(self) -> PipelineTracker:
@@ -335,7 +352,11 @@ class PipelineRunner:
 
     def finish(self, cancelled: bool = False) -> RunState:
         """End the run: its status, the parent MLflow run, and registered models."""
-        self._drain_finishing()
+        try:
+            self._drain_finishing()
+        finally:
+            self._finishing.shutdown(wait=False)  # nothing is left for its thread to do
+            self._close_zygote()  # every kernel has ended
         stages = self.state.state.stages
         failed = next((s for s in stages if s.status == FAILED), None)
         status = RUN_CANCELLED if cancelled else RUN_FAILED if failed else RUN_SUCCEEDED

@@ -125,8 +125,11 @@ def execute(
             # The stage's work is done: the kernel ends while the next stages start.
             kernel.request_stop()
             job.ended = time.time()
+            # No longer the run's to kill on a cancel: its stage is done, and its exit runs
+            # the stage's atexit handlers (MLflow flushing what it logged).
+            release()
             job.ending = threading.Thread(
-                target=_end, args=(kernel, stream, release), name=f"end {job.name}", daemon=True
+                target=_end, args=(kernel, stream), name=f"end {job.name}", daemon=True
             )
             job.ending.start()
         else:
@@ -141,13 +144,12 @@ def execute(
     return describe_failure(job.name, job.executed, job.source_name, reason)
 
 
-def _end(kernel: StageKernelManager, stream: IO[str], release: Callable[[], None]) -> None:
+def _end(kernel: StageKernelManager, stream: IO[str]) -> None:
     """Wait for a kernel asked to end; then its log is complete."""
     try:
         kernel.wait_stopped()
     finally:
         stream.close()
-        release()
 
 
 def _reason(error: BaseException | None, watchdog: Watchdog, stopping: threading.Event) -> str:

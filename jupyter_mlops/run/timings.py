@@ -1,12 +1,15 @@
 """Where a stage's time went, from the run's own clock: `jupyter-mlops run --timings`.
 
 Papermill stamps each executed cell with its start and end; the runner knows when it asked
-for the kernel, when it opened the stage's gate, when the kernel was gone and when the stage
-was recorded. Together they split a stage into the parts a user can act on: the kernel's
-start, the setup cells (and the generated cells that prepare the stage), waiting at the gate
-for upstream stages (pre-started kernels only), loading inputs, the stage's own cells,
-saving outputs (with its models), the kernel's shutdown, and the logging to MLflow after it
-(the executed notebook rendered to HTML included).
+for the kernel, when it opened the stage's gate, when papermill was done and the kernel asked
+to end, and when the stage was recorded. Together they split a stage into the parts a user
+can act on: the kernel's start, the setup cells (and the generated cells that prepare the
+stage), waiting at the gate for upstream stages (pre-started kernels only), loading inputs,
+the stage's own cells, saving outputs (with its models), papermill's work after the last
+cell ("shutdown": writing the executed notebook, asking the kernel to end), and the runner's
+logging before the next stages may start (its inputs and models linked in MLflow). The
+kernel's exit, the notebook's HTML and the end of the stage's MLflow run come after, off the
+next stages' path, and are not counted.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ def stage_timings(
     """A stage's time by part, in seconds; {} when its executed notebook can't be read.
 
     `launched`: the kernel was asked for; `opened`: its gate opened (None: it ran at once);
-    `ended`: its kernel was gone; `finished`: the stage was recorded.
+    `ended`: papermill was done and the kernel asked to end; `finished`: the stage was
+    recorded.
     """
     try:
         nb = nbformat.read(executed, as_version=4)

@@ -51,11 +51,16 @@ from pathlib import Path
 from typing import Any
 
 NO_FORK_ENV = "JUPYTER_MLOPS_NO_FORK"  # set (to anything but "" or "0") to never fork
+REAP_SECONDS = 1.0  # how long an ended kernel may stay a zombie of the zygote
 READY_TIMEOUT_SECONDS = 120.0  # its imports may be slow on a busy machine; then: fall back
 # Modules that start threads or hold devices at import, or are documented as not surviving a
 # fork: a stage imports them itself, after the fork.
 NEVER_PRE_IMPORT = frozenset(
     {"tensorflow", "keras", "jax", "jaxlib", "ray", "cupy", "pyspark", "torch_xla", "dask"}
+    | {"grpc"}  # native threads, which `_unsafe_to_fork` can't see
+    # Libraries that look for IPython when imported (to choose how to show things): the
+    # zygote has none, so they must be imported in the kernel.
+    | {"plotly", "ipywidgets", "tqdm", "holoviews", "hvplot", "panel", "bokeh", "altair"}
 )
 # Imported before the notebook's modules: what every stage kernel imports (ipykernel's app
 # and IPython) and what every stage notebook's generated cells call.
@@ -91,6 +96,10 @@ def imported_modules(sources: Iterable[str]) -> list[str]:
 
 
 def forking_disabled() -> bool:
+    """Turned off by the user, or not possible: a forked kernel is watched through a pidfd
+    (Linux 5.3+), and macOS's system frameworks don't survive a fork."""
+    if sys.platform != "linux" or not hasattr(os, "pidfd_open"):
+        return True
     return os.environ.get(NO_FORK_ENV, "").strip() not in ("", "0")
 
 
@@ -104,11 +113,10 @@ class ForkRefused(Exception):
 class Zygote:
     """The runner's handle on one zygote process, shared by the run's stages (thread-safe).
 
-    Started at once (its imports overlap the runner's own work). It imports `first` (what
-    the setup cells import: every stage needs it) before it forks anything; a stage that
-    asks for a kernel before then waits, no longer than it would have waited for a fresh
-    kernel's. `later` (what the stages' own cells import) it imports while no stage is
-    asking, one module at a time, so a later stage's kernel has more of it ready.
+    Started as the runner connects to MLflow (its imports overlap MLflow's). It imports
+    `first` (what the cells import) before it forks anything: a stage that asks for a kernel
+    before then waits for all of it (up to READY_TIMEOUT_SECONDS, then it starts fresh).
+    `later` (MLflow, for the stages that log a model) it imports while no stage is asking.
     """
 
     def __init__(
@@ -120,15 +128,20 @@ class Zygote:
         self._log = open(os.path.join(self._folder, "zygote.log"), "wb")  # noqa: SIM115
         self._lock = threading.Lock()
         self._refusal: str | None = None
-        self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
-            [python, "-m", __name__, self.address, ",".join(first), ",".join(later)],
-            stdin=subprocess.PIPE,  # our end closing (our exit, kill -9) ends the zygote
-            stdout=self._log,
-            stderr=self._log,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,  # a Ctrl-C is the runner's to handle, then it ends us
-        )
+        try:
+            self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
+                [python, "-m", __name__, self.address, ",".join(first), ",".join(later)],
+                stdin=subprocess.PIPE,  # our end closing (our exit, kill -9) ends the zygote
+                stdout=self._log,
+                stderr=self._log,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,  # a Ctrl-C is the runner's to handle, then it ends us
+            )
+        except OSError:
+            self._log.close()
+            shutil.rmtree(self._folder, ignore_errors=True)
+            raise
 
     @property
     def folder(self) -> str:
@@ -181,14 +194,16 @@ class Zygote:
                 reply += chunk
         return json.loads(reply)
 
-    def close(self) -> None:
+    def close(self, keep_log: Path | None = None) -> None:
         """End the zygote, and remove its folder.
 
         The run waited for its kernels first, and nothing of the zygote's is worth the half
         second its own exit takes (freeing every module it imported): it is killed. (Should
         a kernel it forked still run, that kernel ends too: ipykernel watches its parent.)"""
-        with self._lock:
-            process, self.process = self.process, None
+        # Not under the fork lock: a stage waiting for the zygote's imports holds it, and a
+        # Ctrl-C must not wait for them. Killed, the zygote closes that stage's connection,
+        # and the stage starts no kernel (the run is stopping) or a fresh one.
+        process, self.process = self.process, None
         if process is not None:
             with contextlib.suppress(OSError):
                 os.killpg(process.pid, signal.SIGKILL)
@@ -197,6 +212,11 @@ class Zygote:
                 assert process.stdin is not None
                 process.stdin.close()
         self._log.close()
+        log = Path(self._folder, "zygote.log")
+        if keep_log is not None and log.is_file() and log.stat().st_size:
+            with contextlib.suppress(OSError):
+                keep_log.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(log, keep_log)
         shutil.rmtree(self._folder, ignore_errors=True)
 
 
@@ -218,15 +238,13 @@ def main(address: str, first: list[str], later: list[str]) -> None:
     here = os.path.realpath(os.getcwd())
     for name in first:
         _import(name, here)
-    # Children are reaped as they end (no zombies to wait for); a kernel gets the default
-    # back, or its own subprocess calls could not wait for their children.
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     forked: list[int] = []
     request = _serve(listener, [n for n in later if n not in sys.modules], here, forked)
-    if request is None:  # the runner is gone: so are its kernels
+    if request is None:  # the runner is gone: so are its kernels, and our folder
         for pid in forked:
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
+        shutil.rmtree(os.path.dirname(address), ignore_errors=True)
         os._exit(0)  # nothing to flush or free: skip the interpreter's slow teardown
     _become_kernel(request)
 
@@ -234,13 +252,8 @@ def main(address: str, first: list[str], later: list[str]) -> None:
 def _import(name: str, here: str) -> None:
     """Import a module the stages import, unless it is the notebook's own (in `here`) or
     not installed; then what makes its first use slow in every kernel (`WARM_UPS`)."""
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return
-    origin = spec.origin if spec else None
-    if not origin or os.path.realpath(origin).startswith(here + os.sep):
-        return  # not installed here, or the notebook's own module: the stage imports it
+    if not _installed(name.partition(".")[0], here):
+        return  # not installed here, or the notebook's own: the stage imports it
     try:
         importlib.import_module(name)
     except BaseException as error:  # the stage will meet the same error in its cell
@@ -250,6 +263,23 @@ def _import(name: str, here: str) -> None:
     if warm_up is not None:
         with contextlib.suppress(Exception):
             warm_up()
+
+
+def _installed(top: str, here: str) -> bool:
+    """Whether the top-level module `top` is installed, not the notebook's own (a module or
+    package in its folder). Only a top-level name is looked up: finding a submodule would
+    import its package."""
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    places = [spec.origin or "", *(spec.submodule_search_locations or [])]
+    places = [p for p in places if os.path.isabs(p)]
+    if not places:
+        return spec.origin in ("built-in", "frozen")
+    return not any(os.path.realpath(p).startswith(here + os.sep) for p in places)
 
 
 def _mlflow_packages() -> None:
@@ -278,17 +308,20 @@ def _unsafe_to_fork() -> str | None:
     return None
 
 
-def _serve(listener: socket.socket, later: list[str], here: str, forked: list[int]) -> dict | None:
+def _serve(
+    listener: socket.socket, later: list[str], here: str, forked: list[int]
+) -> dict[str, Any] | None:
     """Answer requests, importing `later` while none waits; in a forked child, return its
     request (the zygote itself returns None once its stdin ends)."""
     stdin = sys.stdin.fileno()
     refusal = _unsafe_to_fork()
     while True:
-        idle = 0.0 if later and refusal is None else None
+        _reap(forked)
+        idle = 0.0 if later and refusal is None else REAP_SECONDS
         ready, _, _ = select.select([listener, stdin], [], [], idle)
         if stdin in ready and not os.read(stdin, 4096):
             return None
-        if not ready:  # nothing asked: import one more module the stages will want
+        if not ready and later and refusal is None:  # idle: import what stages will want
             _import(later.pop(0), here)
             refusal = _unsafe_to_fork()
             continue
@@ -320,7 +353,7 @@ def _serve(listener: socket.socket, later: list[str], here: str, forked: list[in
             os.close(log)
             os.read(started, 1)  # returns when the child closed its end (or died)
             os.close(started)
-            forked[:] = [p for p in forked if _running(p)] + [pid]
+            forked.append(pid)
             _reply(connection, {"pid": pid})
 
 
@@ -337,7 +370,11 @@ def _receive(connection: socket.socket) -> tuple[dict[str, Any], int]:
         for fd in fds:
             os.close(fd)
         raise ValueError("a request carries exactly one file descriptor: the kernel's log")
-    return json.loads(data), fds[0]
+    try:
+        return json.loads(data), fds[0]
+    except ValueError:
+        os.close(fds[0])
+        raise
 
 
 def _reply(connection: socket.socket, reply: dict[str, Any]) -> None:
@@ -345,18 +382,21 @@ def _reply(connection: socket.socket, reply: dict[str, Any]) -> None:
         connection.sendall(json.dumps(reply).encode() + b"\n")
 
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
+def _reap(forked: list[int]) -> None:
+    """Reap the kernels we forked that ended (only ours: a subprocess started by an import
+    must be waited for by whoever started it)."""
+    for pid in list(forked):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            forked.remove(pid)
 
 
 def _become_kernel(request: dict[str, Any]) -> None:
     """In the forked child: take the stage's folder, environment and log, then be the
     ipykernel that ``python -m ipykernel_launcher -f CONNECTION_FILE`` would have started."""
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     log = request["log"]
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)  # not the zygote's stdin: the runner's end of it is the zygote's
@@ -375,6 +415,7 @@ def _become_kernel(request: dict[str, Any]) -> None:
     os.environ["JPY_PARENT_PID"] = str(os.getppid())
     os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
     _reseed()
+    importlib.invalidate_caches()  # files a stage wrote since the zygote looked: modules too
     import ipykernel_launcher  # type: ignore[import-untyped]  # what a fresh kernel runs
     from ipykernel import kernelapp
 
