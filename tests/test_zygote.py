@@ -74,6 +74,14 @@ def isolation_notebook(folder: Path) -> Path:
     )
 
 
+def run_notebook(folder: Path, name: str, *cells, env: dict | None = None) -> Path:
+    """Write a notebook of `cells`, run it with the CLI (it must succeed): its run folder."""
+    write(notebook(*cells), folder / f"{name}.ipynb")
+    result = cli("run", f"{name}.ipynb", cwd=folder, env=env)
+    assert result.returncode == 0, result.stderr
+    return next((folder / "mlops-runs" / name).iterdir())
+
+
 def seen(folder: Path, stage: str) -> dict:
     return json.loads((folder / f"{stage}.json").read_text())
 
@@ -167,18 +175,14 @@ def test_a_module_that_starts_a_thread_makes_every_stage_start_fresh(
 def test_a_forked_kernel_shows_figures_inline(workdir):
     """The zygote imports matplotlib before any kernel exists: the inline backend must still
     be the one a stage's figures go through, as in a fresh kernel."""
-    write(
-        notebook(
-            code("import matplotlib.pyplot as plt", "setup"),
-            code("xs = [1, 2, 3]", "stage:data"),
-            code("plt.plot(xs, [x * x for x in xs])\nplt.show()\nn = len(xs)", "stage:plot"),
-            code("points = float(n)", "metrics"),
-        ),
-        workdir / "figure.ipynb",
+    run_dir = run_notebook(
+        workdir,
+        "figure",
+        code("import matplotlib.pyplot as plt", "setup"),
+        code("xs = [1, 2, 3]", "stage:data"),
+        code("plt.plot(xs, [x * x for x in xs])\nplt.show()\nn = len(xs)", "stage:plot"),
+        code("points = float(n)", "metrics"),
     )
-    result = cli("run", "figure.ipynb", cwd=workdir)
-    assert result.returncode == 0, result.stderr
-    run_dir = next((workdir / "mlops-runs" / "figure").iterdir())
     executed = nbformat.read(run_dir / read_run(run_dir).stage("plot").notebook, as_version=4)
     outputs = [o for cell in executed.cells for o in cell.get("outputs", [])]
     assert any("image/png" in o.get("data", {}) for o in outputs), outputs
@@ -261,16 +265,13 @@ def test_the_notebooks_own_package_is_imported_by_each_stage_not_ahead(workdir):
         "import os\nopen('imported.txt', 'a').write(f'{os.getpid()}\\n')\n"
     )
     (package / "sub.py").write_text("def double(x):\n    return 2 * x\n")
-    write(
-        notebook(
-            code("from mypkg.sub import double", "setup"),
-            code("a = double(1)", "stage:a"),
-            code("b = double(a)", "stage:b"),
-            code("result = float(b)", "metrics"),
-        ),
-        workdir / "own.ipynb",
+    run_notebook(
+        workdir,
+        "own",
+        code("from mypkg.sub import double", "setup"),
+        code("a = double(1)", "stage:a"),
+        code("b = double(a)", "stage:b"),
+        code("result = float(b)", "metrics"),
     )
-    result = cli("run", "own.ipynb", cwd=workdir)
-    assert result.returncode == 0, result.stderr
     importers = (workdir / "imported.txt").read_text().split()
     assert len(importers) == 2, importers  # stage a's kernel and stage b's, nothing else
