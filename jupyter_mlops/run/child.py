@@ -62,8 +62,9 @@ def prepare_run(
     The checks are the command's own (``pipeline.prepare``), made here so that a bad request
     is refused before any process starts; the child then runs them again, as a terminal would.
     """
+    jobs = jobs or default_jobs()
     options = RunOptions(
-        jobs=jobs or default_jobs(),
+        jobs=jobs,
         from_stage=from_stage,
         only=list(only or []),
         runs_root=runs_dir,
