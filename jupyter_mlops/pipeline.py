@@ -62,20 +62,23 @@ class Pipeline:
         assert self.source is not None and self.analysis is not None
         return bundle_for(self.source, self.analysis, folder / RUN_BUNDLE)
 
-    def code(self) -> tuple[list[str], list[str]]:
-        """The code of its setup cells and of its stages' cells, for the zygote to import
-        ahead what they import (run/zygote.py): what every stage needs first."""
+    def code(self) -> tuple[list[str], dict[str, list[str]]]:
+        """The code of its setup cells, and of each stage's cells, for the zygote to import
+        ahead what the stages that run import (run/zygote.py)."""
         if self.source is not None and self.analysis is not None:
             cells = self.source.nb.cells
-            stages = sorted({i for stage in self.analysis.stages for i in stage.cells})
             return (
                 [str(cells[i].get("source", "")) for i in self.analysis.setup_cells],
-                [str(cells[i].get("source", "")) for i in stages],
+                {
+                    stage.name: [str(cells[i].get("source", "")) for i in stage.cells]
+                    for stage in self.analysis.stages
+                },
             )
         assert self.bundle is not None
         setup: dict[str, None] = {}
-        staged: list[str] = []
+        staged: dict[str, list[str]] = {}
         for stage in self.bundle.stages:
+            staged[stage.name] = []
             with contextlib.suppress(OSError, ValueError):
                 nb = nbformat.read(self.bundle.notebook_path(stage.name), as_version=4)
                 for cell in nb.cells:
@@ -83,7 +86,7 @@ class Pipeline:
                     if role == "setup":
                         setup[cell.source] = None
                     elif role == "stage":
-                        staged.append(cell.source)
+                        staged[stage.name].append(cell.source)
         return list(setup), staged
 
     def write(self, bundle: Bundle) -> None:

@@ -104,7 +104,7 @@ class PipelineRunner:
         options: RunOptions,
         listeners: list[Listener] | None = None,
         write_bundle: Callable[[Bundle], None] | None = None,
-        code: tuple[list[str], list[str]] = ([], []),
+        code: tuple[list[str], dict[str, list[str]]] = ([], {}),
     ) -> None:
         self.bundle = bundle
         self._code = code  # its setup cells' and stages' code: the zygote imports their imports
@@ -289,13 +289,14 @@ class PipelineRunner:
         python = forkable_python(self.kernel.name)
         if python is None:
             return
-        # Every module a cell imports comes first, the setup cells' before the stages': the
-        # zygote's imports overlap connecting to MLflow, and a module a stage imports (or
-        # receives: a section that imports is often a stage handing modules on) is then
+        # Every module the setup cells and the selected stages' cells import comes first:
+        # the zygote's imports overlap connecting to MLflow, and a module a stage imports
+        # (or receives: a section that imports is often a stage handing modules on) is then
         # there for every later stage. MLflow itself, for the stages that log a model, is
         # imported while no kernel is asked for.
         setup, stages = self._code
-        first = list(dict.fromkeys(imported_modules(setup) + imported_modules(stages)))
+        selected = [source for name in self.selected for source in stages.get(name, [])]
+        first = list(dict.fromkeys(imported_modules(setup) + imported_modules(selected)))
         later = ["mlflow"] if any(stage.models for stage in self.bundle.stages) else []
         env = without_owner(dict(os.environ))
         env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # as the kernels get it: read at import
