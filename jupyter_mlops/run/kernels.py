@@ -264,6 +264,21 @@ class StageKernelManager(AsyncKernelManager):
         self.stage_env = env
         self.stage_log = log
         self.zygote = zygote
+        self._clients: list[Any] = []
+
+    def client(self, **kwargs: Any) -> Any:
+        """A client for the kernel (papermill's), remembered so that its channels stop with
+        the kernel: papermill leaves them open when it didn't create the manager, and each
+        heartbeat channel is a thread with its own event loop and sockets."""
+        made = super().client(**kwargs)
+        self._clients.append(made)
+        return made
+
+    def _stop_clients(self) -> None:
+        clients, self._clients = self._clients, []
+        for made in clients:
+            with contextlib.suppress(Exception):
+                made.stop_channels()
 
     async def start_kernel(self, **kwargs: Any) -> None:  # type: ignore[override]
         kwargs.setdefault("cwd", self.stage_cwd)
@@ -314,6 +329,7 @@ class StageKernelManager(AsyncKernelManager):
         """Stop the kernel politely (it flushes MLflow, closes files), then make sure: what
         the stage started and left running (a server, a `sleep` in the background) ends
         with it, and its folder goes."""
+        self._stop_clients()  # before the context they use is destroyed
         try:
             if self.has_kernel:
                 run_sync(self.shutdown_kernel)(now=False)
@@ -332,9 +348,12 @@ class StageKernelManager(AsyncKernelManager):
             self._close_control_socket()
         except Exception:
             pass
+        self._stop_clients()
 
     def wait_stopped(self, timeout: float = SHUTDOWN_SECONDS) -> None:
-        """Wait (up to `timeout`) for a kernel asked to end, then clean up as `shutdown`."""
+        """Wait (up to `timeout`) for a kernel asked to end, then clean up as `shutdown`
+        does, its ZeroMQ context included (an I/O thread and file descriptors: a process
+        running many stages, a pytest session, would run out of them)."""
         process = getattr(self.provisioner, "process", None)
         deadline = time.monotonic() + timeout
         with contextlib.suppress(Exception):
@@ -343,11 +362,19 @@ class StageKernelManager(AsyncKernelManager):
                     break
                 time.sleep(0.02)
         self._clean_up()
+        # What jupyter_client's cleanup_resources does, without an event loop in this thread:
+        # the kernel is gone, and the stage's thread closed the client's sockets.
+        with contextlib.suppress(Exception):
+            self.cleanup_connection_file()
+        if self._created_context:
+            with contextlib.suppress(Exception):
+                self.context.destroy(linger=100)
 
     def _clean_up(self) -> None:
         # Linux gives no new process a group's id while the group has members, so this
         # reaches only what is left of the kernel's group, if anything.
         self.kill_now()
+        self._stop_clients()
         process = getattr(self.provisioner, "process", None)
         if isinstance(process, ForkedKernel):
             process.close()  # its pidfd
