@@ -283,11 +283,9 @@ def _installed(top: str, here: str) -> bool:
 
 
 def _mlflow_packages() -> None:
-    # Logging a model checks its requirements against what is installed, through a map of
-    # every installed distribution's modules: 0.7 s to build, in every stage that logs one.
-    from mlflow.utils import requirements_utils
+    from jupyter_mlops.tracking.models import warm_up_requirements
 
-    requirements_utils._init_modules_to_packages_map()
+    warm_up_requirements()
 
 
 WARM_UPS = {"mlflow": _mlflow_packages}
