@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 import sys
 from collections.abc import Mapping
 from functools import lru_cache
 from importlib import metadata
+from pathlib import Path
+
+from .artifacts import cache_folder
+from .files import atomic_write
 
 # The stage notebooks import our runtime, so the bundle needs this package wherever it runs.
 OWN_DISTRIBUTION = "jupyter-mlops"
@@ -13,7 +21,42 @@ OWN_DISTRIBUTION = "jupyter-mlops"
 
 @lru_cache(maxsize=1)
 def _module_distributions() -> Mapping[str, list[str]]:
-    return metadata.packages_distributions()
+    """Which distributions provide each top-level module.
+
+    Building it reads every installed distribution's file list: 0.2-0.3 s on a data
+    scientist's environment, in every run before its first stage. It changes only when a
+    distribution is installed, upgraded or removed, which adds or removes a `.dist-info`
+    folder on `sys.path`, so it is kept on disk under a key made of those folders' names.
+    """
+    cached = _cache_file()
+    with contextlib.suppress(OSError, ValueError):
+        found = json.loads(cached.read_text(encoding="utf-8"))
+        if isinstance(found, dict):
+            return found
+    built = metadata.packages_distributions()
+    with contextlib.suppress(OSError):  # a read-only home: build it every time
+        atomic_write(cached, json.dumps(built, sort_keys=True))
+    return built
+
+
+def _cache_file() -> Path:
+    key = hashlib.sha256()
+    key.update(sys.prefix.encode())
+    for entry in sys.path:
+        place = os.path.abspath(entry or ".")
+        key.update(f"\0{place}".encode())
+        with contextlib.suppress(OSError):
+            if not os.path.isdir(place):  # a zip: its contents change with its mtime
+                key.update(str(os.stat(place).st_mtime_ns).encode())
+                continue
+            for name in sorted(os.listdir(place)):
+                if name.endswith(_METADATA):
+                    key.update(f"/{name}".encode())
+    return cache_folder() / "distributions" / f"{key.hexdigest()[:24]}.json"
+
+
+# What installing a distribution leaves on `sys.path` (its version is in the folder's name).
+_METADATA = (".dist-info", ".egg-info", ".egg-link", ".pth")
 
 
 def pinned_requirements(modules: list[str]) -> list[str]:

@@ -176,3 +176,31 @@ def test_bad_bundles_are_clear_errors(tmp_path):
     assert result.returncode == 2 and "schema_version" in result.stderr
     result = cli("run", "missing.yaml", cwd=tmp_path)
     assert result.returncode == 2 and "no such file" in result.stderr
+
+
+def test_the_distribution_map_is_kept_until_a_distribution_is_installed(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """requirements.txt's pins come from a map of every installed distribution, kept on
+    disk; installing a distribution (a new `.dist-info` on sys.path) builds it again."""
+    from jupyter_mlops import requirements
+
+    site = tmp_path / "site"
+    (site / "tidy").mkdir(parents=True)
+    (site / "tidy" / "__init__.py").write_text("")
+    monkeypatch.setenv("JUPYTER_MLOPS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.syspath_prepend(str(site))
+    requirements._module_distributions.cache_clear()
+    assert requirements.pinned_requirements(["tidy"])[-1] == (
+        "# tidy: no installed distribution provides it"
+    )
+    assert len(list((tmp_path / "cache" / "distributions").glob("*.json"))) == 1
+
+    info = site / "tidy_data-1.2.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tidy-data\nVersion: 1.2\n")
+    (info / "RECORD").write_text("tidy/__init__.py,,\n")
+    requirements._module_distributions.cache_clear()
+    assert "tidy-data==1.2" in requirements.pinned_requirements(["tidy"])
+    assert len(list((tmp_path / "cache" / "distributions").glob("*.json"))) == 2
+    requirements._module_distributions.cache_clear()
