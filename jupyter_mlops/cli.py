@@ -25,6 +25,7 @@ import click  # noqa: E402
 from ._version import __version__  # noqa: E402
 from .analysis import Diagnostic  # noqa: E402
 from .bundle import read_bundle  # noqa: E402
+from .ending import exit_without_teardown  # noqa: E402
 from .errors import BadInput, MlopsError, StageFailed  # noqa: E402
 from .exporters import BUNDLE_FOLDER, ExportOptions, exporters  # noqa: E402
 from .junit import write_junit_xml  # noqa: E402
@@ -51,6 +52,19 @@ from .tracking import without_credentials  # noqa: E402
 
 class _Group(click.Group):
     """Turns our errors into one clear paragraph and the documented exit code."""
+
+    def main(self, args: Any = None, *more: Any, **options: Any) -> Any:
+        """The command line ends without tearing down MLflow's modules (`ending`); click's
+        callers that pass their arguments (a test's CliRunner, another program) get click's
+        behaviour unchanged."""
+        if args is not None or more or options:
+            return super().main(args, *more, **options)
+        try:
+            return super().main()
+        except SystemExit as done:
+            if done.code is None or isinstance(done.code, int):
+                exit_without_teardown(done.code or 0)
+            raise
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
