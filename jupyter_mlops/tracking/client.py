@@ -169,23 +169,28 @@ def process_store(tracking_uri: str) -> Iterator[None]:
     their client's: the SQL registry looks up a logged model (`models:/m-...`) there when a
     version is created, and `mlflow.pyfunc.load_model` resolves `models:/` URIs there. So a
     run given `--tracking-uri` would look in ./mlflow.db. Everything is put back as it was,
-    the environment included: `mlflow.set_tracking_uri` also writes MLFLOW_TRACKING_URI
-    into os.environ, which every later subprocess (stage kernels, servers) would inherit.
+    the environment included (MLflow's setters also write MLFLOW_TRACKING_URI into os.environ,
+    which every later subprocess, stage kernels and servers, would inherit).
+
+    The URIs are set as `mlflow.set_tracking_uri` sets them, minus its reset of MLflow's
+    tracing: nothing here traces, and that reset imports OpenTelemetry's exporters the
+    first time (0.5-0.8 s at the end of every run that registers a model); a process that
+    traces keeps its tracer as it was.
     """
-    import mlflow
     from mlflow.tracking._model_registry import utils as registry_state
     from mlflow.tracking._tracking_service import utils as tracking_state
 
     with _PROCESS_STORE:
         environment = {name: os.environ.get(name) for name in _URI_VARIABLES}
         tracking, registry = tracking_state._tracking_uri, registry_state._registry_uri
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
+        tracking_state._tracking_uri = tracking_uri  # type: ignore[assignment]  # None until set
+        registry_state._registry_uri = tracking_uri  # type: ignore[assignment]
+        for name in _URI_VARIABLES:
+            os.environ[name] = tracking_uri
         try:
             yield
         finally:
-            mlflow.set_tracking_uri(tracking)  # type: ignore[arg-type]  # None: unset
-            registry_state._registry_uri = registry
+            tracking_state._tracking_uri, registry_state._registry_uri = tracking, registry
             for name, value in environment.items():
                 if value is None:
                     os.environ.pop(name, None)
