@@ -275,3 +275,36 @@ def test_the_notebooks_own_package_is_imported_by_each_stage_not_ahead(workdir):
     )
     importers = (workdir / "imported.txt").read_text().split()
     assert len(importers) == 2, importers  # stage a's kernel and stage b's, nothing else
+
+
+def test_a_fork_request_given_up_on_is_not_served_later(tmp_path, monkeypatch):
+    """A stage that waited too long for the zygote's imports starts a fresh kernel; when the
+    zygote gets to its request afterwards, it must not fork a second kernel for it."""
+    import os
+    import sys
+
+    from jupyter_mlops.run import zygote as zygote_module
+
+    lib, work = tmp_path / "lib", tmp_path / "work"
+    lib.mkdir()
+    work.mkdir()
+    (lib / "slow_to_import.py").write_text("import time\ntime.sleep(3)\n")
+    env = {**os.environ, "PYTHONPATH": str(lib)}
+    monkeypatch.setattr(zygote_module, "READY_TIMEOUT_SECONDS", 0.5)
+    warm = zygote_module.Zygote(sys.executable, str(work), ["slow_to_import"], [], env)
+    try:
+        log = os.open(tmp_path / "kernel.log", os.O_WRONLY | os.O_CREAT)
+        try:
+            with pytest.raises(zygote_module.ForkRefused):
+                warm.fork(str(tmp_path / "kernel.json"), str(work), env, log)
+        finally:
+            os.close(log)
+        assert warm.process is not None
+        pid = warm.process.pid
+        time.sleep(6)  # the zygote has imported (3 s) and read the abandoned request
+        log_file = Path(warm.folder) / "zygote.log"
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        assert [c for c in children if alive(int(c))] == [], log_file.read_text()
+        assert not (tmp_path / "kernel.json").exists()
+    finally:
+        warm.close()

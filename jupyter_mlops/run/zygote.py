@@ -335,6 +335,9 @@ def _serve(
                 os.close(log)
                 _reply(connection, {"refused": refusal})
                 continue
+            if _gave_up(connection):  # it timed out while we imported: it started fresh
+                os.close(log)
+                continue
             started, parent_end = os.pipe()
             sys.stdout.flush()  # or the child would write our buffered lines to its log
             sys.stderr.flush()
@@ -352,7 +355,9 @@ def _serve(
             os.read(started, 1)  # returns when the child closed its end (or died)
             os.close(started)
             forked.append(pid)
-            _reply(connection, {"pid": pid})
+            if not _reply(connection, {"pid": pid}):  # it gave up meanwhile: no one's kernel
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
 
 
 def _receive(connection: socket.socket) -> tuple[dict[str, Any], int]:
@@ -375,9 +380,25 @@ def _receive(connection: socket.socket) -> tuple[dict[str, Any], int]:
         raise
 
 
-def _reply(connection: socket.socket, reply: dict[str, Any]) -> None:
-    with contextlib.suppress(OSError):
+def _reply(connection: socket.socket, reply: dict[str, Any]) -> bool:
+    """Whether the reply reached a runner still waiting for it."""
+    if _gave_up(connection):
+        return False
+    try:
         connection.sendall(json.dumps(reply).encode() + b"\n")
+    except OSError:
+        return False
+    return True
+
+
+def _gave_up(connection: socket.socket) -> bool:
+    """The runner closed its end: it stopped waiting (a timeout, or its end) and starts a
+    fresh kernel, or none. The request is all it sends, so anything readable is its end."""
+    try:
+        ready, _, _ = select.select([connection], [], [], 0)
+        return bool(ready) and connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 def _reap(forked: list[int]) -> None:
