@@ -178,3 +178,35 @@ def test_the_end_of_a_log_and_whether_it_was_cut(tmp_path: Path):
     assert cut and end.endswith("last line  \n\n") and "first" not in end
     assert read_log_end(tmp_path / "missing.log") == ("", False)
     assert last_line("") == "" and last_line("\n  \n") == ""
+
+
+def test_a_runner_started_ahead_ends_with_its_owner(tmp_path: Path) -> None:
+    """A spare waits for its run on a pipe its owner holds: when the owner ends (here, it
+    closes its end, as its death would), the spare ends too, having run nothing."""
+    import subprocess
+
+    from jupyter_mlops.run.child import spare_arguments
+
+    arguments = spare_arguments(tmp_path)
+    spare = subprocess.Popen(arguments.pop("args"), **arguments)
+    assert spare.stdin is not None
+    spare.stdin.close()
+    assert spare.wait(timeout=120) == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_spare_request_names_the_command_it_becomes(tmp_path: Path) -> None:
+    import json
+    import sys
+
+    from jupyter_mlops.run.spare import request_line
+
+    command = [sys.executable, "-m", "jupyter_mlops", "run", "nb.ipynb", "--run-id", "r1"]
+    request = json.loads(request_line(command, str(tmp_path / "runner.log"), {"A": "1"}))
+    assert request == {
+        "argv": ["run", "nb.ipynb", "--run-id", "r1"],
+        "log": str(tmp_path / "runner.log"),
+        "env": {"A": "1"},
+    }
+    with pytest.raises(ValueError):
+        request_line(["papermill", "nb.ipynb"], "log", {})

@@ -451,3 +451,57 @@ async def test_unknown_verifications_are_404(api, jp_root_dir):
     for verification_id in ("20990101-000000-abcdef", "not-an-id", ".verifications"):
         error = await api("GET", "verifications", verification_id, expect=404)
         assert "no verification" in error["message"]
+
+
+def _spares_of(owner: int) -> list[int]:
+    """Runners started ahead (run/spare.py) that stop with process `owner`."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if b"jupyter_mlops.run.spare" not in (entry / "cmdline").read_bytes():
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"JUPYTER_MLOPS_STOP_WITH_PID={owner}".encode() in environ:
+            found.append(int(entry.name))
+    return found
+
+
+async def test_the_next_run_is_served_by_a_runner_started_ahead(api, jp_root_dir, jp_serverapp):
+    """After a run, the server keeps one runner with MLflow imported for the next: that run
+    is the same command (same results, its own log), and a cancel reaches it; the server's
+    shutdown leaves none behind."""
+    small(jp_root_dir)
+    first = await api("POST", "runs", body={"path": "work/small.ipynb"}, expect=202)
+    assert (await wait_for(api, first["id"]))["status"] == "succeeded"
+    deadline = time.monotonic() + 30
+    while not (spares := _spares_of(os.getpid())) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert len(spares) == 1
+
+    second = await api(
+        "POST", "runs", body={"path": "work/small.ipynb", "parameters": {"rows": 5}}, expect=202
+    )
+    run = await wait_for(api, second["id"])
+    assert run["status"] == "succeeded", run
+    state = json.loads(
+        next((jp_root_dir / "mlops-runs").glob(f"*/{second['id']}/run.json")).read_text()
+    )
+    assert state["pid"] == spares[0]  # the spare became this run's runner
+    assert [s["metrics"] for s in state["stages"] if s["name"] == "add"] == [{"total": 10.0}]
+    log = next((jp_root_dir / "mlops-runs").glob(f"*/{second['id']}/runner.log")).read_text()
+    assert "succeeded" in log
+
+    sleepy(jp_root_dir)
+    deadline = time.monotonic() + 30
+    while not (spares := _spares_of(os.getpid())) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    running = await api("POST", "runs", body={"path": "sleepy.ipynb"}, expect=202)
+    await _wait_for_file(jp_root_dir / "kernel.pid")
+    await api("DELETE", "runs", running["id"], expect=202)
+    assert (await wait_for(api, running["id"], timeout=60))["status"] == "cancelled"
+
+    manager = next(iter(jp_serverapp.extension_manager.extension_apps["jupyter_mlops"]))
+    await manager.run_manager.stop_all()
+    assert _spares_of(os.getpid()) == []

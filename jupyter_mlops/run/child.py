@@ -26,10 +26,12 @@ from typing import Any, Generic, TypeVar
 
 from ..parameters import values_json_text
 from ..pipeline import prepare
+from .history import SPARE_MODULE
 from .orphans import owner_environment
 from .runner import RunOptions
 from .runstate import RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, RunState, run_folder
 from .scheduling import default_jobs
+from .spare import request_line
 
 RUNNER_LOG = "runner.log"
 LOG_END_BYTES = 4000  # enough for the last words of a command that refused a run
@@ -122,6 +124,37 @@ def child_arguments(prepared: PreparedRun, cwd: Path) -> Iterator[dict[str, Any]
             "stdin": subprocess.DEVNULL,
             "start_new_session": True,
         }
+
+
+NO_SPARE_ENV = "JUPYTER_MLOPS_NO_SPARE"  # set: every run starts its command afresh
+
+
+def spare_wanted() -> bool:
+    """Whether an owner keeps a runner started ahead (`spare`) for its next run."""
+    return os.environ.get(NO_SPARE_ENV, "").strip() in ("", "0")
+
+
+def spare_arguments(cwd: Path) -> dict[str, Any]:
+    """The command and keyword arguments that start a spare runner (`spare`) for runs in
+    `cwd` (for ``subprocess.Popen`` and ``asyncio.create_subprocess_exec`` alike): as a
+    run's (`child_arguments`), except that its output goes to a run's log only once it has
+    a run, and its stdin is the pipe its request comes through."""
+    return {
+        "args": [sys.executable, "-m", SPARE_MODULE],
+        "cwd": cwd,
+        "env": owner_environment(),
+        "stdin": subprocess.PIPE,
+        "stdout": subprocess.DEVNULL,
+        "stderr": subprocess.DEVNULL,
+        "start_new_session": True,
+    }
+
+
+def spare_request(prepared: PreparedRun) -> bytes:
+    """What a spare reads to become `prepared`'s command; its log exists from now on, as a
+    spawned child's does."""
+    prepared.log.write_bytes(b"")
+    return request_line(prepared.command, str(prepared.log), owner_environment())
 
 
 def start_error(error: OSError) -> str:

@@ -85,7 +85,19 @@ def runner_alive(pid: int, run_id: str | None = None) -> bool:
         return False
     if not any(b"mlops" in word for word in words):
         return False
-    return run_id is None or run_id.encode() in words
+    if run_id is None or run_id.encode() in words:
+        return True
+    # A runner started ahead (run/spare.py) got its run after it started: its command line
+    # doesn't name it, but its output is that run's log, in the run's folder.
+    if SPARE_MODULE.encode() not in words:
+        return False
+    try:
+        return run_id in os.readlink(f"/proc/{pid}/fd/1")
+    except OSError:
+        return False
+
+
+SPARE_MODULE = "jupyter_mlops.run.spare"  # how a runner started ahead is started
 
 
 def load_run(folder: Path, tracking_uri: str | None = None, background: bool = False) -> RunState:

@@ -29,6 +29,9 @@ from ..run.child import (
     prepare_run,
     read_log_end,
     run_end,
+    spare_arguments,
+    spare_request,
+    spare_wanted,
     start_error,
 )
 from ..run.history import find_run, load_run, run_folders, runner_alive
@@ -107,6 +110,8 @@ class RunManager:
         self.max_running = max_running or os.cpu_count() or 1
         self.launches: dict[str, Launch] = {}
         self.queue: RunQueue[str] = RunQueue(self.max_running)  # by run id
+        self._spare: asyncio.subprocess.Process | None = None  # the next run's runner, ready
+        self._stopping = False
 
     # --- starting -----------------------------------------------------------------------
 
@@ -146,10 +151,7 @@ class RunManager:
             launch = self.launches[run_id]
             launch.starting = True
             try:
-                with child_arguments(launch.prepared, self.root) as arguments:
-                    launch.process = await asyncio.create_subprocess_exec(
-                        *launch.prepared.command, **arguments
-                    )
+                launch.process = await self._spawn(launch.prepared)
             except OSError as error:  # its folder was removed meanwhile, say
                 launch.start_error = start_error(error)
                 self.queue.finished(run_id)
@@ -163,11 +165,37 @@ class RunManager:
                 launch.process.send_signal(signal.SIGTERM)
             launch.waiter = asyncio.create_task(self._next_when_done(run_id, launch.process))
 
+    async def _spawn(self, prepared: PreparedRun) -> asyncio.subprocess.Process:
+        """The run's process: the runner started ahead (`run/spare.py`) if one waits, else
+        its command started afresh."""
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.returncode is None and spare.stdin is not None:
+            try:
+                spare.stdin.write(spare_request(prepared))
+                await spare.stdin.drain()
+                spare.stdin.close()
+                return spare
+            except OSError:  # it died meanwhile
+                with contextlib.suppress(ProcessLookupError):
+                    spare.kill()
+        with child_arguments(prepared, self.root) as arguments:
+            return await asyncio.create_subprocess_exec(*prepared.command, **arguments)
+
+    async def _start_spare(self) -> None:
+        """Keep a runner started ahead for the next run, once one run has been asked for
+        (a server nobody runs from keeps none), started between runs, not during one."""
+        if self._spare is not None or self._stopping or not spare_wanted():
+            return
+        arguments = spare_arguments(self.root)
+        with contextlib.suppress(OSError):
+            self._spare = await asyncio.create_subprocess_exec(*arguments.pop("args"), **arguments)
+
     async def _next_when_done(self, run_id: str, process: asyncio.subprocess.Process) -> None:
         try:
             await process.wait()
         finally:  # its slot is free even when stop_all cancels this wait
             self.queue.finished(run_id)
+        await self._start_spare()
         await self._start_queued()
 
     # --- reading ------------------------------------------------------------------------
@@ -326,6 +354,12 @@ class RunManager:
 
     async def stop_all(self, timeout: float = 20) -> None:
         """On server shutdown, stop the runs it started, leaving no kernel behind."""
+        self._stopping = True
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                spare.kill()
+            await spare.wait()
         for run_id in self.queue.cancel_all():
             self.launches[run_id].cancelled = True
         running = [

@@ -57,6 +57,14 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return uri
 
 
+def warm_up() -> None:
+    """Import MLflow and its SQL store's modules ahead of a run (`run/spare.py`): most of
+    what a run spends before it can log anything."""
+    import mlflow  # noqa: F401
+    from mlflow.store.tracking import sqlalchemy_store  # noqa: F401
+    from mlflow.tracking import MlflowClient  # noqa: F401
+
+
 def model_versions(client: Any, name: str) -> list[Any]:
     """Every version of the registered model `name`.
 

@@ -1,0 +1,60 @@
+"""A runner started ahead: the `jupyter-mlops run` command with its imports done, waiting.
+
+A run started from JupyterLab or the widget is the `jupyter-mlops run` command in a child
+process (`child`), and before its first stage that command imports our modules, MLflow and
+its SQL store's (1.2-1.5 s on 2 cores). An owner (the Jupyter server, a kernel's panels)
+keeps one such process waiting with all that imported; a run hands it one request on its
+stdin (the command's arguments, its log, its environment), and the process becomes that
+command, as ``python -m jupyter_mlops`` started in the same folder would have run it. The
+owner then starts the next one. Should the owner end first, the spare's stdin ends and so
+does the spare.
+
+This module is the spare's side and the request's format; the owners spawn it with
+`child.spare_arguments`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+# `python -m jupyter_mlops`: what a run's command line starts with (`child.prepare_run`).
+COMMAND_PREFIX = ["-m", "jupyter_mlops"]
+
+
+def request_line(command: list[str], log: str, env: dict[str, str]) -> bytes:
+    """The request for a spare: the run's command (`python -m jupyter_mlops ARGS`) as
+    arguments, the file its output goes to, and its environment."""
+    if command[1:3] != COMMAND_PREFIX:
+        raise ValueError(f"not a jupyter-mlops command line: {command[:3]}")
+    request = {"argv": command[3:], "log": log, "env": env}
+    return json.dumps(request).encode() + b"\n"
+
+
+def main() -> None:
+    """Import, wait for a request, then be the command it names."""
+    from .. import cli
+    from ..tracking.client import warm_up
+
+    warm_up()
+    line = sys.stdin.buffer.readline()
+    if not line:  # the owner ended, or no longer needs us
+        os._exit(0)
+    request: dict[str, Any] = json.loads(line)
+    log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(devnull)
+    os.close(log)
+    os.environ.clear()
+    os.environ.update(request["env"])
+    sys.argv = ["jupyter-mlops", *request["argv"]]
+    cli.main()
+
+
+if __name__ == "__main__":
+    main()
