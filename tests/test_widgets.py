@@ -277,6 +277,9 @@ def test_run_from_the_widgets_logs_to_mlflow(workdir):
     panel.run_button.click()
     again = panel.wait(timeout=300)
     assert again.status == "succeeded" and again.id != state.id
+    # Served by the runner the kernel started ahead when the first run ended (run/spare.py).
+    assert "jupyter_mlops.run.spare" in panel._run.process.args
+    assert again.pid == panel._run.process.pid
     assert statuses(panel) == {"make": "= cached", "add": "✓ done", "fit": "- skipped"}
     assert panel.stages.rows["make"].duration.value == ""
     assert path.read_bytes() == before

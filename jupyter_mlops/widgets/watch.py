@@ -34,6 +34,9 @@ from ..run.child import (
     child_arguments,
     read_log_end,
     run_end,
+    spare_arguments,
+    spare_request,
+    spare_wanted,
     start_error,
 )
 from ..run.history import load_run
@@ -82,6 +85,53 @@ class RunSlots:
 
 
 SLOTS = RunSlots(os.cpu_count() or 1)
+
+
+class SpareRunner:
+    """The kernel's runner started ahead (`run/spare.py`) for its panels' next run: as the
+    Jupyter server keeps one, started when a run ends, for runs in the same folder. It ends
+    with the kernel (its stdin is a pipe the kernel holds)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spare: subprocess.Popen[bytes] | None = None
+        self._cwd: Path | None = None
+
+    def take(self, prepared: PreparedRun, cwd: Path) -> subprocess.Popen[bytes] | None:
+        """The spare, now `prepared`'s runner; None when there is none fit to be (then the
+        caller starts the command afresh)."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+            fits = spare is not None and self._cwd == cwd
+        if spare is None:
+            return None
+        if fits and spare.poll() is None and spare.stdin is not None:
+            try:
+                spare.stdin.write(spare_request(prepared))
+                spare.stdin.close()
+                return spare
+            except OSError:  # it died meanwhile
+                pass
+        spare.kill()
+        spare.wait()
+        return None
+
+    def refill(self, cwd: Path) -> None:
+        """Start the next spare, unless one waits or spares are turned off."""
+        if not spare_wanted():
+            return
+        with self._lock:
+            if self._spare is not None:
+                return
+            arguments = spare_arguments(cwd)
+            try:
+                self._spare = subprocess.Popen(arguments.pop("args"), **arguments)
+                self._cwd = cwd
+            except OSError:
+                pass
+
+
+SPARE = SpareRunner()
 
 
 class RunProcess:
@@ -136,8 +186,10 @@ class RunProcess:
         try:
             # Its own session (see child_arguments): interrupting the kernel (SIGINT to its
             # process group) must not stop a run the user only cancels with Cancel.
-            with child_arguments(self.prepared, self._cwd) as arguments:
-                self.process = subprocess.Popen(self.prepared.command, **arguments)
+            self.process = SPARE.take(self.prepared, self._cwd)
+            if self.process is None:
+                with child_arguments(self.prepared, self._cwd) as arguments:
+                    self.process = subprocess.Popen(self.prepared.command, **arguments)
             self._started.append(self.process)
         except OSError as error:
             self._slots.release(self)
@@ -154,6 +206,7 @@ class RunProcess:
         finally:
             self.process.wait()
             self._slots.release(self)
+            SPARE.refill(self._cwd)  # for the next run, while none runs
             self._report(self._end())
 
     def _report(self, end: RunEnd) -> None:
