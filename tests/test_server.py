@@ -453,32 +453,65 @@ async def test_unknown_verifications_are_404(api, jp_root_dir):
         assert "no verification" in error["message"]
 
 
-def _spares_of(owner: int) -> list[int]:
-    """Runners started ahead (run/spare.py) that stop with process `owner`."""
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _is_zygote(pid: int) -> bool:
+    try:
+        return b"jupyter_mlops.run.zygote" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _spares_of(owner: int, root: Path) -> list[int]:
+    """Runners started ahead (run/spare.py) for runs in `root` that stop with `owner`."""
     found = []
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             if b"jupyter_mlops.run.spare" not in (entry / "cmdline").read_bytes():
                 continue
             environ = (entry / "environ").read_bytes().split(b"\0")
+            cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if f"JUPYTER_MLOPS_STOP_WITH_PID={owner}".encode() in environ:
+        owned = f"JUPYTER_MLOPS_STOP_WITH_PID={owner}".encode() in environ
+        if owned and Path(cwd) == root.resolve():
             found.append(int(entry.name))
     return found
 
 
 async def test_the_next_run_is_served_by_a_runner_started_ahead(api, jp_root_dir, jp_serverapp):
-    """After a run, the server keeps one runner with MLflow imported for the next: that run
-    is the same command (same results, its own log), and a cancel reaches it; the server's
+    """After a run, the server keeps one runner with MLflow imported for the next, and the
+    zygote of the notebook just run: that run is the same command (same results, its own
+    log), its kernels are forked from that zygote, and a cancel reaches it; the server's
     shutdown leaves none behind."""
-    small(jp_root_dir)
+    write(
+        notebook(
+            code("import os", "setup"),
+            code("rows: int = 3  # rows", "parameters"),
+            code("values = list(range(rows))", "stage:make"),
+            code(
+                "total = sum(values)\nopen('forked_by', 'w').write(str(os.getppid()))",
+                "stage:add",
+                "metrics",
+            ),
+        ),
+        jp_root_dir / "work" / "small.ipynb",
+    )
     first = await api("POST", "runs", body={"path": "work/small.ipynb"}, expect=202)
     assert (await wait_for(api, first["id"]))["status"] == "succeeded"
-    deadline = time.monotonic() + 30
-    while not (spares := _spares_of(os.getpid())) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        spares = _spares_of(os.getpid(), jp_root_dir)
+        zygotes = [z for s in spares for z in _children(s) if _is_zygote(z)]
+        if spares and zygotes:
+            break
         await asyncio.sleep(0.1)
-    assert len(spares) == 1
+    assert len(spares) == 1 and len(zygotes) == 1
 
     second = await api(
         "POST", "runs", body={"path": "work/small.ipynb", "parameters": {"rows": 5}}, expect=202
@@ -490,12 +523,13 @@ async def test_the_next_run_is_served_by_a_runner_started_ahead(api, jp_root_dir
     )
     assert state["pid"] == spares[0]  # the spare became this run's runner
     assert [s["metrics"] for s in state["stages"] if s["name"] == "add"] == [{"total": 10.0}]
+    assert (jp_root_dir / "work" / "forked_by").read_text() == str(zygotes[0])
     log = next((jp_root_dir / "mlops-runs").glob(f"*/{second['id']}/runner.log")).read_text()
     assert "succeeded" in log
 
     sleepy(jp_root_dir)
     deadline = time.monotonic() + 30
-    while not (spares := _spares_of(os.getpid())) and time.monotonic() < deadline:
+    while not (spares := _spares_of(os.getpid(), jp_root_dir)) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     running = await api("POST", "runs", body={"path": "sleepy.ipynb"}, expect=202)
     await _wait_for_file(jp_root_dir / "kernel.pid")
@@ -504,4 +538,4 @@ async def test_the_next_run_is_served_by_a_runner_started_ahead(api, jp_root_dir
 
     manager = next(iter(jp_serverapp.extension_manager.extension_apps["jupyter_mlops"]))
     await manager.run_manager.stop_all()
-    assert _spares_of(os.getpid()) == []
+    assert _spares_of(os.getpid(), jp_root_dir) == []

@@ -44,6 +44,7 @@ class PreparedRun:
     pipeline: str
     command: list[str]
     tracking_uri: str = ""  # where it logs: the store to tell if its runner dies
+    notebook: str = ""  # the notebook it runs: the next run's spare prepares for it
 
     @property
     def log(self) -> Path:
@@ -98,7 +99,7 @@ def prepare_run(
         command += ["--from", from_stage]
     for stage in options.only:
         command += ["--only", stage]
-    return PreparedRun(run_id, folder, runner.bundle.name, command, tracking_uri)
+    return PreparedRun(run_id, folder, runner.bundle.name, command, tracking_uri, str(notebook))
 
 
 # --- spawning ---------------------------------------------------------------------------
@@ -134,13 +135,14 @@ def spare_wanted() -> bool:
     return os.environ.get(NO_SPARE_ENV, "").strip() in ("", "0")
 
 
-def spare_arguments(cwd: Path) -> dict[str, Any]:
+def spare_arguments(cwd: Path, expected: str = "") -> dict[str, Any]:
     """The command and keyword arguments that start a spare runner (`spare`) for runs in
-    `cwd` (for ``subprocess.Popen`` and ``asyncio.create_subprocess_exec`` alike): as a
-    run's (`child_arguments`), except that its output goes to a run's log only once it has
-    a run, and its stdin is the pipe its request comes through."""
+    `cwd`, expecting a run of the notebook `expected` (for ``subprocess.Popen`` and
+    ``asyncio.create_subprocess_exec`` alike): as a run's (`child_arguments`), except that
+    its output goes to a run's log only once it has a run, and its stdin is the pipe its
+    request comes through."""
     return {
-        "args": [sys.executable, "-m", SPARE_MODULE],
+        "args": [sys.executable, "-m", SPARE_MODULE, *([expected] if expected else [])],
         "cwd": cwd,
         "env": owner_environment(),
         "stdin": subprocess.PIPE,

@@ -68,7 +68,7 @@ from .scheduling import OPEN, Schedule, default_jobs, outside_producers, select_
 from .stage import StageJob, Watchdog, execute, render_html
 from .stopping import StopFlag, stop_requests
 from .timings import stage_timings
-from .zygote import Zygote, forking_disabled, imported_modules
+from .zygote import Zygote, forking_disabled, imported_modules, keep_ahead, take_ahead
 
 DEFAULT_RUNS_ROOT = Path("mlops-runs")
 Listener = Callable[[RunState, str | None], None]
@@ -300,12 +300,23 @@ class PipelineRunner:
         later = ["mlflow"] if any(stage.models for stage in self.bundle.stages) else []
         env = without_owner(dict(os.environ))
         env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # as the kernels get it: read at import
+        cwd = str(self.bundle.workdir_path)
         try:
-            self._zygote = Zygote(python, str(self.bundle.workdir_path), first, later, env)
+            self._zygote = take_ahead(python, cwd, first, later, env) or Zygote(
+                python, cwd, first, later, env
+            )
         except OSError as error:
             self.warnings.append(
                 f"stage kernels start fresh: the process that forks them didn't start ({error})"
             )
+
+    def start_zygote_ahead(self) -> None:
+        """Start this run's zygote now and keep it for the run that will ask for the same
+        one (`zygote.keep_ahead`); this runner runs nothing."""
+        self._start_zygote()
+        zygote, self._zygote = self._zygote, None
+        if zygote is not None:
+            keep_ahead(zygote)
 
     def _close_zygote(self) -> None:
         zygote, self._zygote = self._zygote, None

@@ -33,8 +33,11 @@ def request_line(command: list[str], log: str, env: dict[str, str]) -> bytes:
     return json.dumps(request).encode() + b"\n"
 
 
-def main() -> None:
-    """Import, wait for a request, then be the command it names."""
+def main(expected: str | None = None) -> None:
+    """Start the zygote of the `expected` notebook's run, import, wait for a request, then
+    be the command it names."""
+    if expected:  # first: its imports then overlap ours (it is a process of its own)
+        _start_zygote_for(expected)
     from .. import cli
     from ..tracking.client import warm_up
 
@@ -56,5 +59,20 @@ def main() -> None:
     cli.main()
 
 
+def _start_zygote_for(notebook: str) -> None:
+    """The zygote the next run of `notebook` would start (its kernels forked from the
+    notebook's imports), kept for it; the run adopts it if its imports, kernel, folder and
+    environment are the same (`zygote.take_ahead`), else closes it and starts its own."""
+    import contextlib
+    from pathlib import Path
+
+    from ..pipeline import prepare
+    from .runner import RunOptions
+
+    # Best effort: whatever is wrong with the notebook, its run will say so itself.
+    with contextlib.suppress(Exception):
+        prepare(Path(notebook), RunOptions()).start_zygote_ahead()
+
+
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1] if len(sys.argv) > 1 else None)

@@ -123,6 +123,7 @@ class Zygote:
         self, python: str, cwd: str, first: list[str], later: list[str], env: dict[str, str]
     ) -> None:
         self.python = python
+        self.cwd, self.first, self.later, self.env = cwd, first, later, env
         self._folder = tempfile.mkdtemp(prefix="mlops-zygote-")
         self.address = os.path.join(self._folder, "zygote.sock")
         self._log = open(os.path.join(self._folder, "zygote.log"), "wb")  # noqa: SIM115
@@ -218,6 +219,39 @@ class Zygote:
                 keep_log.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(log, keep_log)
         shutil.rmtree(self._folder, ignore_errors=True)
+
+
+_AHEAD: list[Zygote] = []  # at most one: started before its run was asked for
+
+
+def keep_ahead(zygote: Zygote) -> None:
+    """Keep `zygote` for the next run of this process that would start the same one: a
+    runner started ahead (run/spare.py) starts the zygote of the run it expects (the
+    notebook its owner ran last), so that run's kernels don't wait for its imports."""
+    for earlier in _AHEAD:
+        earlier.close()
+    _AHEAD[:] = [zygote]
+
+
+def take_ahead(
+    python: str, cwd: str, first: list[str], later: list[str], env: dict[str, str]
+) -> Zygote | None:
+    """The zygote kept ahead, if it is what the run would start (it may have imported
+    more); else None, and it is closed."""
+    if not _AHEAD:
+        return None
+    zygote = _AHEAD.pop()
+    fits = (
+        zygote.process is not None
+        and zygote.process.poll() is None
+        and (zygote.python, zygote.cwd, zygote.env) == (python, cwd, env)
+        and set(first) <= set(zygote.first)
+        and set(later) <= set(zygote.first) | set(zygote.later)
+    )
+    if fits:
+        return zygote
+    zygote.close()
+    return None
 
 
 # --- the zygote process ------------------------------------------------------------------

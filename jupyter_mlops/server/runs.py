@@ -181,21 +181,27 @@ class RunManager:
         with child_arguments(prepared, self.root) as arguments:
             return await asyncio.create_subprocess_exec(*prepared.command, **arguments)
 
-    async def _start_spare(self) -> None:
-        """Keep a runner started ahead for the next run, once one run has been asked for
-        (a server nobody runs from keeps none), started between runs, not during one."""
+    async def _start_spare(self, expected: str) -> None:
+        """Keep a runner started ahead for the next run (expected to be of the notebook
+        `expected`, the one just run), once one run has been asked for (a server nobody runs
+        from keeps none), started between runs, not during one."""
         if self._spare is not None or self._stopping or not spare_wanted():
             return
-        arguments = spare_arguments(self.root)
+        arguments = spare_arguments(self.root, expected)
         with contextlib.suppress(OSError):
-            self._spare = await asyncio.create_subprocess_exec(*arguments.pop("args"), **arguments)
+            spare = await asyncio.create_subprocess_exec(*arguments.pop("args"), **arguments)
+            if self._stopping:  # the server began to stop while it started
+                spare.kill()
+                await spare.wait()
+                return
+            self._spare = spare
 
     async def _next_when_done(self, run_id: str, process: asyncio.subprocess.Process) -> None:
         try:
             await process.wait()
         finally:  # its slot is free even when stop_all cancels this wait
             self.queue.finished(run_id)
-        await self._start_spare()
+        await self._start_spare(self.launches[run_id].prepared.notebook)
         await self._start_queued()
 
     # --- reading ------------------------------------------------------------------------

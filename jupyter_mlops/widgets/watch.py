@@ -116,14 +116,15 @@ class SpareRunner:
         spare.wait()
         return None
 
-    def refill(self, cwd: Path) -> None:
-        """Start the next spare, unless one waits or spares are turned off."""
+    def refill(self, cwd: Path, expected: str) -> None:
+        """Start the next spare (expecting a run of the notebook `expected`), unless one
+        waits or spares are turned off."""
         if not spare_wanted():
             return
         with self._lock:
             if self._spare is not None:
                 return
-            arguments = spare_arguments(cwd)
+            arguments = spare_arguments(cwd, expected)
             try:
                 self._spare = subprocess.Popen(arguments.pop("args"), **arguments)
                 self._cwd = cwd
@@ -206,7 +207,7 @@ class RunProcess:
         finally:
             self.process.wait()
             self._slots.release(self)
-            SPARE.refill(self._cwd)  # for the next run, while none runs
+            SPARE.refill(self._cwd, self.prepared.notebook)  # for the next run, while none runs
             self._report(self._end())
 
     def _report(self, end: RunEnd) -> None:
