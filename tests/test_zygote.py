@@ -308,3 +308,30 @@ def test_a_fork_request_given_up_on_is_not_served_later(tmp_path, monkeypatch):
         assert not (tmp_path / "kernel.json").exists()
     finally:
         warm.close()
+
+
+def test_a_module_edited_after_the_zygote_imported_it_starts_kernels_fresh(tmp_path):
+    """A zygote started ahead of its run (run/spare.py) may wait while its user edits her
+    package: the stages must then run her new code, in fresh kernels."""
+    import os
+    import sys
+
+    from jupyter_mlops.run import zygote as zygote_module
+
+    lib, work = tmp_path / "lib", tmp_path / "work"
+    lib.mkdir()
+    work.mkdir()
+    (lib / "her_package.py").write_text("VERSION = 1\n")
+    env = {**os.environ, "PYTHONPATH": str(lib)}
+    warm = zygote_module.Zygote(sys.executable, str(work), ["her_package"], [], env)
+    try:
+        time.sleep(4)  # it has imported her package (and ipykernel's modules)
+        (lib / "her_package.py").write_text("VERSION = 2\n")
+        log = os.open(tmp_path / "kernel.log", os.O_WRONLY | os.O_CREAT)
+        try:
+            with pytest.raises(zygote_module.ForkRefused, match="her_package"):
+                warm.fork(str(tmp_path / "kernel.json"), str(work), env, log)
+        finally:
+            os.close(log)
+    finally:
+        warm.close()

@@ -36,12 +36,16 @@ def request_line(command: list[str], log: str, env: dict[str, str]) -> bytes:
 def main(expected: str | None = None) -> None:
     """Start the zygote of the `expected` notebook's run, import, wait for a request, then
     be the command it names."""
-    if expected:  # first: its imports then overlap ours (it is a process of its own)
+    import contextlib
+
+    from .. import cli  # first: it keeps some slow optional imports out of the rest
+
+    if expected:  # before MLflow: its imports then overlap MLflow's (a process of its own)
         _start_zygote_for(expected)
-    from .. import cli
     from ..tracking.client import warm_up
 
-    warm_up()
+    with contextlib.suppress(Exception):  # the run, with its log, will say what is wrong
+        warm_up()
     line = sys.stdin.buffer.readline()
     if not line:  # the owner ended, or no longer needs us
         os._exit(0)

@@ -259,6 +259,7 @@ def take_ahead(
 
 def main(address: str, first: list[str], later: list[str]) -> None:
     """Import, then fork kernels on request until the runner closes our stdin."""
+    began = time.time()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(address)  # first: the runner may connect while we import
     listener.listen(16)
@@ -273,7 +274,7 @@ def main(address: str, first: list[str], later: list[str]) -> None:
     for name in first:
         _import(name, here)
     forked: list[int] = []
-    request = _serve(listener, [n for n in later if n not in sys.modules], here, forked)
+    request = _serve(listener, [n for n in later if n not in sys.modules], here, forked, began)
     if request is None:  # the runner is gone: so are its kernels, and our folder
         for pid in forked:
             with contextlib.suppress(OSError):
@@ -341,12 +342,13 @@ def _unsafe_to_fork() -> str | None:
 
 
 def _serve(
-    listener: socket.socket, later: list[str], here: str, forked: list[int]
+    listener: socket.socket, later: list[str], here: str, forked: list[int], began: float
 ) -> dict[str, Any] | None:
     """Answer requests, importing `later` while none waits; in a forked child, return its
     request (the zygote itself returns None once its stdin ends)."""
     stdin = sys.stdin.fileno()
     refusal = _unsafe_to_fork()
+    checked = False
     while True:
         _reap(forked)
         idle = 0.0 if later and refusal is None else REAP_SECONDS
@@ -365,6 +367,8 @@ def _serve(
                 request, log = _receive(connection)
             except (OSError, ValueError):
                 continue
+            if not checked and refusal is None:
+                checked, refusal = True, _changed_since(began)
             if refusal is not None:
                 os.close(log)
                 _reply(connection, {"refused": refusal})
@@ -392,6 +396,24 @@ def _serve(
             if not _reply(connection, {"pid": pid}):  # it gave up meanwhile: no one's kernel
                 with contextlib.suppress(OSError):
                     os.killpg(pid, signal.SIGKILL)
+
+
+def _changed_since(began: float) -> str | None:
+    """Why the modules imported here are no longer what a fresh kernel would import: a
+    module's file changed (edited, upgraded, removed) since we began. Checked at the first
+    request; it matters for a zygote started ahead of its run (run/spare.py), which may
+    have waited long enough for its user to edit her package or `pip install -U`."""
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if not isinstance(path, str):
+            continue
+        try:
+            changed = os.stat(path).st_mtime > began
+        except OSError:
+            changed = True
+        if changed:
+            return f"`{name}` changed on disk since it was imported ahead ({path})"
+    return None
 
 
 def _receive(connection: socket.socket) -> tuple[dict[str, Any], int]:

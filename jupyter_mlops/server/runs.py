@@ -188,7 +188,7 @@ class RunManager:
         if self._spare is not None or self._stopping or not spare_wanted():
             return
         arguments = spare_arguments(self.root, expected)
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(Exception):  # no spare: the next run starts afresh, as before
             spare = await asyncio.create_subprocess_exec(*arguments.pop("args"), **arguments)
             if self._stopping:  # the server began to stop while it started
                 spare.kill()
