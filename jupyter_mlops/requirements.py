@@ -40,6 +40,12 @@ def _module_distributions() -> Mapping[str, list[str]]:
 
 
 def _cache_file() -> Path:
+    return cache_folder() / "distributions" / f"{installed_fingerprint()[:24]}.json"
+
+
+def installed_fingerprint() -> str:
+    """A digest of what is installed on `sys.path`: it changes when a distribution is
+    installed, upgraded or removed (its metadata folder's name carries its version)."""
     key = hashlib.sha256()
     key.update(sys.prefix.encode())
     for entry in sys.path:
@@ -52,7 +58,7 @@ def _cache_file() -> Path:
             for name in sorted(os.listdir(place)):
                 if name.endswith(_METADATA):
                     key.update(f"/{name}".encode())
-    return cache_folder() / "distributions" / f"{key.hexdigest()[:24]}.json"
+    return key.hexdigest()
 
 
 # What installing a distribution leaves on `sys.path` (its version is in the folder's name).

@@ -16,6 +16,8 @@ its log (`read_log_end`, `last_line`). This module runs in the owner's process.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -150,6 +152,16 @@ def spare_arguments(cwd: Path, expected: str = "") -> dict[str, Any]:
         "stderr": subprocess.DEVNULL,
         "start_new_session": True,
     }
+
+
+def spare_conditions() -> str:
+    """What a spare runner took from its owner when it started: the environment, and what
+    was installed. A spare whose conditions are no longer its owner's is not used (a cell
+    set an environment variable, or `%pip install` ran, since): a fresh command is."""
+    from ..requirements import installed_fingerprint
+
+    environment = json.dumps(sorted(owner_environment().items()))
+    return f"{installed_fingerprint()}:{hashlib.sha256(environment.encode()).hexdigest()}"
 
 
 def spare_request(prepared: PreparedRun) -> bytes:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from typing import Any
 
 # `python -m jupyter_mlops`: what a run's command line starts with (`child.prepare_run`).
@@ -59,7 +60,16 @@ def main(expected: str | None = None) -> None:
     os.close(log)
     os.environ.clear()
     os.environ.update(request["env"])
-    sys.argv = ["jupyter-mlops", *request["argv"]]
+    # Warnings our imports showed went to /dev/null: the run's log shows them again (its
+    # filters kept, the record of what was shown forgotten).
+    filters = warnings.filters[:]
+    warnings.resetwarnings()
+    warnings.filters[:] = filters  # type: ignore[index]
+    # As `python -m jupyter_mlops` names itself in usage lines.
+    main_module = sys.modules["__main__"]
+    main_module.__package__ = "jupyter_mlops"
+    sys.argv = [os.path.join(os.path.dirname(os.path.dirname(__file__)), "__main__.py")]
+    sys.argv += request["argv"]
     cli.main()
 
 

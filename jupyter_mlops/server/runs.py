@@ -30,6 +30,7 @@ from ..run.child import (
     read_log_end,
     run_end,
     spare_arguments,
+    spare_conditions,
     spare_request,
     spare_wanted,
     start_error,
@@ -111,6 +112,8 @@ class RunManager:
         self.launches: dict[str, Launch] = {}
         self.queue: RunQueue[str] = RunQueue(self.max_running)  # by run id
         self._spare: asyncio.subprocess.Process | None = None  # the next run's runner, ready
+        self._spare_conditions = ""  # what it started under (`child.spare_conditions`)
+        self._spare_starting = False
         self._stopping = False
 
     # --- starting -----------------------------------------------------------------------
@@ -169,6 +172,10 @@ class RunManager:
         """The run's process: the runner started ahead (`run/spare.py`) if one waits, else
         its command started afresh."""
         spare, self._spare = self._spare, None
+        if spare is not None and self._spare_conditions != spare_conditions():
+            with contextlib.suppress(ProcessLookupError):
+                spare.kill()
+            spare = None
         if spare is not None and spare.returncode is None and spare.stdin is not None:
             try:
                 spare.stdin.write(spare_request(prepared))
@@ -184,25 +191,35 @@ class RunManager:
     async def _start_spare(self, expected: str) -> None:
         """Keep a runner started ahead for the next run (expected to be of the notebook
         `expected`, the one just run), once one run has been asked for (a server nobody runs
-        from keeps none), started between runs, not during one."""
-        if self._spare is not None or self._stopping or not spare_wanted():
+        from keeps none), started while no run runs or waits."""
+        busy = self.queue.running or self.queue.next() is not None
+        if busy or self._spare is not None or self._spare_starting or self._stopping:
             return
-        arguments = spare_arguments(self.root, expected)
-        with contextlib.suppress(Exception):  # no spare: the next run starts afresh, as before
+        if not spare_wanted():
+            return
+        self._spare_starting = True  # one at a time: two runs may end together
+        try:
+            arguments = spare_arguments(self.root, expected)
+            conditions = spare_conditions()
             spare = await asyncio.create_subprocess_exec(*arguments.pop("args"), **arguments)
-            if self._stopping:  # the server began to stop while it started
+        except Exception:  # no spare: the next run starts afresh, as before
+            return
+        finally:
+            self._spare_starting = False
+        if self._stopping:  # the server began to stop while it started
+            with contextlib.suppress(ProcessLookupError):
                 spare.kill()
-                await spare.wait()
-                return
-            self._spare = spare
+            await spare.wait()
+            return
+        self._spare, self._spare_conditions = spare, conditions
 
     async def _next_when_done(self, run_id: str, process: asyncio.subprocess.Process) -> None:
         try:
             await process.wait()
         finally:  # its slot is free even when stop_all cancels this wait
             self.queue.finished(run_id)
-        await self._start_spare(self.launches[run_id].prepared.notebook)
         await self._start_queued()
+        await self._start_spare(self.launches[run_id].prepared.notebook)
 
     # --- reading ------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from ..run.child import (
     read_log_end,
     run_end,
     spare_arguments,
+    spare_conditions,
     spare_request,
     spare_wanted,
     start_error,
@@ -96,6 +97,7 @@ class SpareRunner:
         self._lock = threading.Lock()
         self._spare: subprocess.Popen[bytes] | None = None
         self._cwd: Path | None = None
+        self._conditions = ""  # what it started under (`child.spare_conditions`)
 
     def take(self, prepared: PreparedRun, cwd: Path) -> subprocess.Popen[bytes] | None:
         """The spare, now `prepared`'s runner; None when there is none fit to be (then the
@@ -103,6 +105,7 @@ class SpareRunner:
         with self._lock:
             spare, self._spare = self._spare, None
             fits = spare is not None and self._cwd == cwd
+        fits = fits and self._conditions == spare_conditions()
         if spare is None:
             return None
         if fits and spare.poll() is None and spare.stdin is not None:
@@ -126,6 +129,7 @@ class SpareRunner:
                 return
             arguments = spare_arguments(cwd, expected)
             try:
+                self._conditions = spare_conditions()
                 self._spare = subprocess.Popen(arguments.pop("args"), **arguments)
                 self._cwd = cwd
             except OSError:
