@@ -9,6 +9,7 @@ stage simply hands its values over.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -21,6 +22,7 @@ from .state import RANDOM_STATE
 
 GATE_ENV = "JUPYTER_MLOPS_GATE"
 WARM_UP_ENV = "JUPYTER_MLOPS_WARM_UP"
+WARM_UP_MODELS = "models"  # the stage logs a model: open MLflow while waiting for the gate
 GATE_POLL_SECONDS = 0.02
 GATE_GO, GATE_STOP = "go", "stop"  # what the runner writes (atomically) into the gate file
 
@@ -74,13 +76,22 @@ def _wait_for_gate() -> None:
     gate = os.environ.get(GATE_ENV)
     if not gate:
         return  # plain papermill: inputs are there already
-    for module in filter(None, os.environ.get(WARM_UP_ENV, "").split(",")):
-        importlib.import_module(module)
+    if os.environ.get(WARM_UP_ENV) == WARM_UP_MODELS:
+        _warm_up_models()
     while not os.path.exists(gate):
         time.sleep(GATE_POLL_SECONDS)
     with open(gate, encoding="utf-8") as stream:
         if stream.read() != GATE_GO:
             raise StageStopped("the runner stopped this stage before it ran (cached or skipped)")
+
+
+def _warm_up_models() -> None:
+    """Ready MLflow for the model this stage logs; an error here is met again, and reported,
+    when the model is logged."""
+    from .tracking.models import warm_up_logging
+
+    with contextlib.suppress(Exception):
+        warm_up_logging()
 
 
 class StageStopped(RuntimeError):

@@ -96,3 +96,27 @@ def test_each_flavor_is_logged_registered_and_serves_predictions(workdir):
         predictions = np.asarray(model.predict(example))
         assert len(predictions) == 5
     mlflow.set_tracking_uri(None)
+
+
+def test_a_stage_that_logs_a_model_opens_its_store_while_waiting_and_never_fails_there(
+    tmp_path, monkeypatch
+):
+    """A pre-started stage kernel that will log a model opens the tracking store while it
+    waits for its gate (a second off the end of the stage); a store it can't open is left
+    for the model's logging to report, in the stage's own cell."""
+    from jupyter_mlops import runtime
+
+    gate = tmp_path / "gate"
+    gate.write_text(runtime.GATE_GO)
+    monkeypatch.setenv(runtime.GATE_ENV, str(gate))
+    monkeypatch.setenv(runtime.WARM_UP_ENV, runtime.WARM_UP_MODELS)
+    database = tmp_path / "waiting.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
+    runtime._wait_for_gate()
+    assert database.is_file()  # opened: its tables exist before the stage's cells run
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "no-such-scheme://anywhere")
+    runtime._wait_for_gate()  # no error here: the gate's answer still decides
+    gate.write_text(runtime.GATE_STOP)
+    with pytest.raises(runtime.StageStopped):
+        runtime._wait_for_gate()

@@ -35,7 +35,7 @@ from ..artifacts import RemoteArtifactStore, StageRecord, open_store
 from ..bundle import ARTIFACTS_PARAMETER, Bundle
 from ..errors import BadInput, MlopsError, RunInterrupted, StageFailed, TrackingLost
 from ..files import atomic_write
-from ..runtime import GATE_ENV, GATE_GO, GATE_STOP, WARM_UP_ENV
+from ..runtime import GATE_ENV, GATE_GO, GATE_STOP, WARM_UP_ENV, WARM_UP_MODELS
 from ..tracking import PipelineTracker, StageOutcome, resolve_tracking_uri
 from ..tracking.models import NAMES_ENV, REQUIREMENTS_ENV, SOURCE_ENV
 from ..tracking.registry import registered_name
@@ -691,8 +691,8 @@ class PipelineRunner:
         env = self._kernel_env(run_id)
         if launch.gate is not None:
             env[GATE_ENV] = str(launch.gate)
-            if stage.models:  # import MLflow while waiting, not after the work
-                env[WARM_UP_ENV] = "mlflow"
+            if stage.models:  # open MLflow while waiting, not after the work
+                env[WARM_UP_ENV] = WARM_UP_MODELS
         parameters = {n: self.options.parameters[n] for n in stage.parameters}
         parameters[ARTIFACTS_PARAMETER] = self.store.location
         job = StageJob(

@@ -38,6 +38,18 @@ def warm_up_requirements() -> None:
     requirements_utils._init_modules_to_packages_map()
 
 
+def warm_up_logging() -> None:
+    """Import MLflow and open the stage's tracking store (MLFLOW_TRACKING_URI), while the
+    stage's kernel waits for its inputs: opening a SQL store (its modules, the schema check)
+    costs about a second that would otherwise follow the stage's cells.
+
+    Only the store is opened: the stage's run is left alone until the model is logged, as a
+    stage the runner then stops (cached, or cancelled) must leave no trace in it."""
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient()  # MLflow keeps the store it opens, per URI, for the log_model that follows
+
+
 def detect_flavor(model: Any) -> str:
     """`xgboost`, `lightgbm`, `pytorch`, `sklearn` or `pyfunc`."""
     modules = sys.modules
