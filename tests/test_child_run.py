@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_mlops.run.child import RunQueue, last_line, read_log_end, run_end
+from jupyter_mlops.run.child import (
+    NO_SPARE_ENV,
+    RunQueue,
+    SpareSlot,
+    last_line,
+    read_log_end,
+    run_end,
+)
 from jupyter_mlops.run.runstate import (
     RUN_CANCELLED,
     RUN_FAILED,
@@ -210,3 +217,49 @@ def test_a_spare_request_names_the_command_it_becomes(tmp_path: Path) -> None:
     }
     with pytest.raises(ValueError):
         request_line(["papermill", "nb.ipynb"], "log", {})
+
+
+# --- the decisions about a runner started ahead (one for the server and the widget) ----------
+
+
+def test_a_spare_starts_only_while_no_run_runs_or_waits_and_one_at_a_time(tmp_path: Path):
+    slot: SpareSlot[str] = SpareSlot()
+    assert slot.begin(tmp_path, "nb.ipynb", busy=True) is None
+    arguments = slot.begin(tmp_path, "nb.ipynb", busy=False)
+    assert arguments is not None and arguments["args"][-1] == "nb.ipynb"
+    assert slot.begin(tmp_path, "nb.ipynb", busy=False) is None  # one is starting
+    assert slot.started("spare") is None  # kept
+    assert slot.begin(tmp_path, "nb.ipynb", busy=False) is None  # one waits
+    assert slot.take(tmp_path) == ("spare", None)
+    assert slot.take(tmp_path) == (None, None)  # taken once
+
+
+def test_a_spare_serves_only_its_folder_and_the_conditions_it_started_under(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    slot: SpareSlot[str] = SpareSlot()
+    slot.begin(tmp_path, "", busy=False)
+    slot.started("spare")
+    assert slot.take(tmp_path / "elsewhere") == (None, "spare")  # to end, not to use
+    slot.begin(tmp_path, "", busy=False)
+    slot.started("spare 2")
+    monkeypatch.setenv("A_CELL_SET_THIS", "1")  # the owner's environment changed
+    assert slot.take(tmp_path) == (None, "spare 2")
+
+
+def test_a_spare_that_failed_to_start_or_started_as_its_owner_stopped_is_not_kept(
+    tmp_path: Path,
+):
+    slot: SpareSlot[str] = SpareSlot()
+    slot.begin(tmp_path, "", busy=False)
+    assert slot.started(None) is None  # it could not start: the next may
+    assert slot.begin(tmp_path, "", busy=False) is not None
+    assert slot.close() is None
+    assert slot.started("late") == "late"  # handed back, to end
+    assert slot.take(tmp_path) == (None, None)
+    assert slot.begin(tmp_path, "", busy=False) is None  # stopped: never again
+
+
+def test_spares_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(NO_SPARE_ENV, "1")
+    assert SpareSlot[str]().begin(tmp_path, "", busy=False) is None

@@ -171,6 +171,65 @@ def spare_request(prepared: PreparedRun) -> bytes:
     return request_line(prepared.command, str(prepared.log), owner_environment())
 
 
+P = TypeVar("P")
+
+
+class SpareSlot(Generic[P]):
+    """An owner's runner started ahead (`run/spare.py`): the decisions about it, no process
+    handling inside, as `RunQueue`. The server drives it from its event loop, a kernel's
+    panels under a lock; each owner only spawns, writes to and ends the processes.
+
+    An owner keeps at most one spare, started while no run runs or waits (a spare's imports
+    would slow them), for runs in the folder it started in, and hands it a run only under
+    the conditions it started under (`spare_conditions`).
+    """
+
+    def __init__(self) -> None:
+        self._spare: P | None = None
+        self._cwd: Path | None = None
+        self._conditions = ""
+        self._starting: tuple[Path, str] | None = None  # (cwd, conditions) while one starts
+        self._closed = False
+
+    def take(self, cwd: Path) -> tuple[P | None, P | None]:
+        """The spare fit to serve a run in `cwd` now (or None), and a spare the owner must
+        end because it isn't (started in another folder or under other conditions)."""
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return None, None
+        if self._cwd == cwd and self._conditions == spare_conditions():
+            return spare, None
+        return None, spare
+
+    def begin(self, cwd: Path, expected: str, busy: bool) -> dict[str, Any] | None:
+        """The arguments to start the next spare with (`spare_arguments`), expecting a run
+        of the notebook `expected`; None when none is wanted now: one waits or starts, a run
+        runs or waits (`busy`), the owner is stopping, or spares are turned off. After a
+        start the owner calls `started`, whether the process started or not."""
+        if busy or self._closed or self._spare is not None or self._starting is not None:
+            return None
+        if not spare_wanted():
+            return None
+        self._starting = (cwd, spare_conditions())
+        return spare_arguments(cwd, expected)
+
+    def started(self, spare: P | None) -> P | None:
+        """Keep `spare` (None: it could not start) for the next run; it is handed back for
+        the owner to end if the owner began to stop while it started."""
+        starting, self._starting = self._starting, None
+        if spare is None or starting is None or self._closed:
+            return spare
+        self._spare = spare
+        self._cwd, self._conditions = starting
+        return None
+
+    def close(self) -> P | None:
+        """The owner stops: no spare from now on; the waiting one (if any) to end."""
+        self._closed = True
+        spare, self._spare = self._spare, None
+        return spare
+
+
 def start_error(error: OSError) -> str:
     """Why a child could not be spawned (its folder removed meanwhile, say)."""
     return f"the run could not start: {error}"

@@ -25,14 +25,12 @@ from ..run.child import (
     PreparedRun,
     RunEnd,
     RunQueue,
+    SpareSlot,
     child_arguments,
     prepare_run,
     read_log_end,
     run_end,
-    spare_arguments,
-    spare_conditions,
     spare_request,
-    spare_wanted,
     start_error,
 )
 from ..run.history import find_run, load_run, run_folders, runner_alive
@@ -111,10 +109,7 @@ class RunManager:
         self.max_running = max_running or os.cpu_count() or 1
         self.launches: dict[str, Launch] = {}
         self.queue: RunQueue[str] = RunQueue(self.max_running)  # by run id
-        self._spare: asyncio.subprocess.Process | None = None  # the next run's runner, ready
-        self._spare_conditions = ""  # what it started under (`child.spare_conditions`)
-        self._spare_starting = False
-        self._stopping = False
+        self._spares: SpareSlot[asyncio.subprocess.Process] = SpareSlot()  # the next run's
 
     # --- starting -----------------------------------------------------------------------
 
@@ -169,13 +164,11 @@ class RunManager:
             launch.waiter = asyncio.create_task(self._next_when_done(run_id, launch.process))
 
     async def _spawn(self, prepared: PreparedRun) -> asyncio.subprocess.Process:
-        """The run's process: the runner started ahead (`run/spare.py`) if one waits, else
+        """The run's process: the runner started ahead (`run/spare.py`) if one fits, else
         its command started afresh."""
-        spare, self._spare = self._spare, None
-        if spare is not None and self._spare_conditions != spare_conditions():
-            with contextlib.suppress(ProcessLookupError):
-                spare.kill()
-            spare = None
+        spare, unfit = self._spares.take(self.root)
+        if unfit is not None:
+            await _end(unfit)
         if spare is not None and spare.returncode is None and spare.stdin is not None:
             try:
                 spare.stdin.write(spare_request(prepared))
@@ -183,35 +176,26 @@ class RunManager:
                 spare.stdin.close()
                 return spare
             except OSError:  # it died meanwhile
-                with contextlib.suppress(ProcessLookupError):
-                    spare.kill()
+                await _end(spare)
         with child_arguments(prepared, self.root) as arguments:
             return await asyncio.create_subprocess_exec(*prepared.command, **arguments)
 
     async def _start_spare(self, expected: str) -> None:
         """Keep a runner started ahead for the next run (expected to be of the notebook
         `expected`, the one just run), once one run has been asked for (a server nobody runs
-        from keeps none), started while no run runs or waits."""
-        busy = self.queue.running or self.queue.next() is not None
-        if busy or self._spare is not None or self._spare_starting or self._stopping:
+        from keeps none)."""
+        busy = self.queue.running > 0 or self.queue.next() is not None
+        arguments = self._spares.begin(self.root, expected, busy)
+        if arguments is None:
             return
-        if not spare_wanted():
-            return
-        self._spare_starting = True  # one at a time: two runs may end together
-        try:
-            arguments = spare_arguments(self.root, expected)
-            conditions = spare_conditions()
-            spare = await asyncio.create_subprocess_exec(*arguments.pop("args"), **arguments)
-        except Exception:  # no spare: the next run starts afresh, as before
-            return
-        finally:
-            self._spare_starting = False
-        if self._stopping:  # the server began to stop while it started
-            with contextlib.suppress(ProcessLookupError):
-                spare.kill()
-            await spare.wait()
-            return
-        self._spare, self._spare_conditions = spare, conditions
+        spare = None
+        try:  # on failure, no spare: the next run starts afresh, as before
+            with contextlib.suppress(Exception):
+                spare = await asyncio.create_subprocess_exec(*arguments.pop("args"), **arguments)
+        finally:  # (a cancel, as the server stops)
+            unwanted = self._spares.started(spare)
+        if unwanted is not None:  # the server began to stop while it started
+            await _end(unwanted)
 
     async def _next_when_done(self, run_id: str, process: asyncio.subprocess.Process) -> None:
         try:
@@ -377,12 +361,9 @@ class RunManager:
 
     async def stop_all(self, timeout: float = 20) -> None:
         """On server shutdown, stop the runs it started, leaving no kernel behind."""
-        self._stopping = True
-        spare, self._spare = self._spare, None
-        if spare is not None and spare.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                spare.kill()
-            await spare.wait()
+        spare = self._spares.close()
+        if spare is not None:
+            await _end(spare)
         for run_id in self.queue.cancel_all():
             self.launches[run_id].cancelled = True
         running = [
@@ -447,3 +428,11 @@ def _tail(folder: Path, log: str) -> str:
     if cut:  # it may begin inside a secret, cut too short to be masked: drop that
         text = text[margin:]
     return text[-TAIL_BYTES:]
+
+
+async def _end(process: asyncio.subprocess.Process) -> None:
+    """Kill a spare runner that won't serve (it waits on its stdin: nothing to lose)."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    await process.wait()

@@ -18,6 +18,7 @@ many as the machine has cores); the others wait, queued, in the order they were 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -31,13 +32,11 @@ from ..run.child import (
     PreparedRun,
     RunEnd,
     RunQueue,
+    SpareSlot,
     child_arguments,
     read_log_end,
     run_end,
-    spare_arguments,
-    spare_conditions,
     spare_request,
-    spare_wanted,
     start_error,
 )
 from ..run.history import load_run
@@ -84,56 +83,58 @@ class RunSlots:
             self._queue.finished(ticket)
             self._changed.notify_all()
 
+    @property
+    def busy(self) -> bool:
+        """Whether a run runs or waits."""
+        with self._changed:
+            return self._queue.running > 0 or self._queue.next() is not None
+
 
 SLOTS = RunSlots(os.cpu_count() or 1)
 
 
 class SpareRunner:
-    """The kernel's runner started ahead (`run/spare.py`) for its panels' next run: as the
-    Jupyter server keeps one, started when a run ends, for runs in the same folder. It ends
-    with the kernel (its stdin is a pipe the kernel holds)."""
+    """The kernel's runner started ahead (`run/spare.py`) for its panels' next run, as the
+    Jupyter server keeps one (`child.SpareSlot` decides). It ends with the kernel (its stdin
+    is a pipe the kernel holds)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._spare: subprocess.Popen[bytes] | None = None
-        self._cwd: Path | None = None
-        self._conditions = ""  # what it started under (`child.spare_conditions`)
+        self._slot: SpareSlot[subprocess.Popen[bytes]] = SpareSlot()
 
     def take(self, prepared: PreparedRun, cwd: Path) -> subprocess.Popen[bytes] | None:
         """The spare, now `prepared`'s runner; None when there is none fit to be (then the
         caller starts the command afresh)."""
         with self._lock:
-            spare, self._spare = self._spare, None
-            fits = spare is not None and self._cwd == cwd
-        fits = fits and self._conditions == spare_conditions()
-        if spare is None:
-            return None
-        if fits and spare.poll() is None and spare.stdin is not None:
+            spare, unfit = self._slot.take(cwd)
+        if unfit is not None:
+            _end(unfit)
+        if spare is not None and spare.poll() is None and spare.stdin is not None:
             try:
                 spare.stdin.write(spare_request(prepared))
                 spare.stdin.close()
                 return spare
             except OSError:  # it died meanwhile
-                pass
-        spare.kill()
-        spare.wait()
+                _end(spare)
         return None
 
-    def refill(self, cwd: Path, expected: str) -> None:
+    def refill(self, cwd: Path, expected: str, busy: bool) -> None:
         """Start the next spare (expecting a run of the notebook `expected`), unless one
-        waits or spares are turned off."""
-        if not spare_wanted():
-            return
+        waits, a run runs or waits (`busy`), or spares are turned off."""
         with self._lock:
-            if self._spare is not None:
+            arguments = self._slot.begin(cwd, expected, busy)
+            if arguments is None:
                 return
-            arguments = spare_arguments(cwd, expected)
-            try:
-                self._conditions = spare_conditions()
-                self._spare = subprocess.Popen(arguments.pop("args"), **arguments)
-                self._cwd = cwd
-            except OSError:
-                pass
+            spare = None
+            with contextlib.suppress(OSError):  # no spare: the next run starts afresh
+                spare = subprocess.Popen(arguments.pop("args"), **arguments)
+            self._slot.started(spare)
+
+
+def _end(spare: subprocess.Popen[bytes]) -> None:
+    """Kill a spare runner that won't serve (it waits on its stdin: nothing to lose)."""
+    spare.kill()
+    spare.wait()
 
 
 SPARE = SpareRunner()
@@ -211,7 +212,7 @@ class RunProcess:
         finally:
             self.process.wait()
             self._slots.release(self)
-            SPARE.refill(self._cwd, self.prepared.notebook)  # for the next run, while none runs
+            SPARE.refill(self._cwd, self.prepared.notebook, busy=SLOTS.busy)  # the next run's
             self._report(self._end())
 
     def _report(self, end: RunEnd) -> None:
