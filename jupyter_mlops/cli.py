@@ -49,9 +49,26 @@ from .run.upload import upload  # noqa: E402
 from .status_symbols import STATUS_SYMBOLS  # noqa: E402
 from .tracking import without_credentials  # noqa: E402
 
+SCHEDULER_COMMANDS = frozenset({"begin", "stage", "end", "log"})
+
+
+class _Command(click.Command):
+    """A command whose usage errors all show its usage line: click's parser raises some
+    (`-p` with one word instead of two) without the context that prints it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as error:
+            if error.ctx is None:
+                error.ctx = ctx
+            raise
+
 
 class _Group(click.Group):
     """Turns our errors into one clear paragraph and the documented exit code."""
+
+    command_class = _Command
 
     def main(self, args: Any = None, *more: Any, **options: Any) -> Any:
         """The command line ends without tearing down MLflow's modules (`ending`); click's
@@ -65,6 +82,25 @@ class _Group(click.Group):
             if done.code is None or isinstance(done.code, int):
                 exit_without_teardown(done.code or 0)
             raise
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The everyday commands, then apart those a scheduler's tasks call (`begin`,
+        `stage`, `end`, `log`): a data scientist reads the first list."""
+        commands = [
+            (name, command)
+            for name in self.list_commands(ctx)
+            if (command := self.get_command(ctx, name)) is not None and not command.hidden
+        ]
+        width = formatter.width - 6 - max((len(name) for name, _ in commands), default=0)
+        for title, for_schedulers in (("Commands", False), ("For schedulers", True)):
+            rows = [
+                (name, command.get_short_help_str(width))
+                for name, command in commands
+                if (name in SCHEDULER_COMMANDS) == for_schedulers
+            ]
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -198,7 +234,7 @@ def check(notebooks: tuple[Path, ...], as_json: bool, only_tagged: bool) -> None
     sys.exit(code)
 
 
-@main.command()
+@main.command(short_help="Write the bundle: stage notebooks, pipeline.yaml, requirements.")
 @click.argument("notebook", type=click.Path(path_type=Path))
 @_output_option("Folder to write the bundle into.")
 def convert(notebook: Path, out: Path) -> None:
@@ -207,7 +243,7 @@ def convert(notebook: Path, out: Path) -> None:
     click.echo(f"wrote {out}/: " + ", ".join(converted.files))
 
 
-@main.command()
+@main.command(short_help="Run a notebook or a bundle's pipeline.yaml, logging to MLflow.")
 @click.argument("target", type=click.Path(path_type=Path))
 @PARAMETER_OPTIONS
 @JOBS_OPTION
@@ -304,7 +340,7 @@ def run(
     click.echo(run_summary(state))
 
 
-@main.command()
+@main.command(short_help="Prove the pipeline hands on what the notebook computes.")
 @click.argument("notebook", type=click.Path(path_type=Path))
 @JOBS_OPTION
 @click.option("--kernel", help="Kernelspec to run the notebook and the stages with.")
@@ -358,7 +394,7 @@ def _parameters_json(text: str | None) -> dict[str, Any]:
     return data
 
 
-@main.command()
+@main.command(short_help="Start a run whose stages a scheduler runs; print its id.")
 @click.argument("pipeline", type=click.Path(path_type=Path))
 @click.option(
     "--artifact-store",
@@ -388,7 +424,7 @@ def begin(
     click.echo(run.run_id)  # last line of output: what a scheduler passes to the next tasks
 
 
-@main.command()
+@main.command(short_help="Run one stage of a run started with `begin` (one task).")
 @click.argument("pipeline", type=click.Path(path_type=Path))
 @click.argument("stage_name", metavar="STAGE")
 @SCHEDULED_RUN_OPTIONS
@@ -408,7 +444,7 @@ def stage(
     click.echo(f"stage `{stage_name}` of run {run_id} done")
 
 
-@main.command()
+@main.command(short_help="Finish a run started with `begin`: register its models.")
 @click.argument("pipeline", type=click.Path(path_type=Path))
 @SCHEDULED_RUN_OPTIONS
 def end(pipeline: Path, run_id: str, artifact_store: str) -> None:
@@ -469,7 +505,7 @@ def export(
     click.echo("wrote " + ", ".join(str(p) for p in written))
 
 
-@main.command()
+@main.command(short_help="Check a model's version; give it an alias if it passes.")
 @click.argument("name")
 @click.option("--version", "version_number", metavar="N", help="The version (default: @candidate).")
 @click.option(
@@ -577,7 +613,7 @@ def _say_promotion(result: Any) -> None:
         click.echo(click.style(f"promoted {version} to @{result.to}{before}", fg="green"))
 
 
-@main.command("log")
+@main.command("log", short_help="Upload a run folder's results to MLflow (after an outage).")
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--tracking-uri", help="Where to log (default: the run's own tracking URI).")
 def log_run(run_dir: Path, tracking_uri: str | None) -> None:

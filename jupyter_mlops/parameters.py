@@ -470,11 +470,20 @@ def resolve(
         parameter = by_name.get(name)
         if parameter is None:
             raise BadInput(_unknown(name, list(by_name)))
-        if value is None and parameter.optional:
+        if parameter.optional and (value is None or (from_text and _none_text(value, parameter))):
             values[name] = None
             continue
         values[name] = coerce(parameter.type, value, name, from_text=from_text)
     return values
+
+
+def _none_text(text: str, parameter: Parameter) -> bool:
+    """Whether `-p NAME TEXT` means None for an optional parameter: `None` as in Python,
+    `null` or `~` as in YAML, or nothing at all. For text, only `None` and `null` exactly:
+    "", "none" and "~" are strings a parameter may well want."""
+    if parameter.type == "str":
+        return text in ("None", "null")
+    return text.strip().lower() in {"none", "null", "~", ""}
 
 
 def _unknown(name: str, known: list[str]) -> str:

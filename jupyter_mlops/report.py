@@ -173,7 +173,7 @@ class ProgressPrinter:
             symbol, colour = STATUS_SYMBOLS[entry.status], _STATUS_COLOURS[entry.status]
             duration = entry.duration
             timing = f" {duration:.1f}s" if entry.status != RUNNING and duration else ""
-            note = f" (outputs from {entry.cached_from})" if entry.status == CACHED else ""
+            note = f" ({cached_note(entry.cached_from)})" if entry.status == CACHED else ""
             stamp = time.strftime("%H:%M:%S")
             click.echo(
                 f"{stamp} {click.style(symbol, fg=colour)} {entry.name:<20} "
@@ -195,12 +195,30 @@ def run_summary(state: RunState) -> str:
         lines.append(f"  metrics:    {metrics}")
     for model in state.models:
         lines.append(f"  model:      {model_line(model)}")
+    if any(stage.status == CACHED for stage in state.stages):
+        lines.append(f"  cached:     {CACHED_MEANS}")
     if state.tracking_uri and state.tracking_uri.startswith("sqlite:"):
         lines.append(f"  browse it:  mlflow ui --backend-store-uri {state.tracking_uri}")
         if state.experiment_id and state.parent_run_id:
             route = ui_route("run", state.experiment_id, state.parent_run_id)
             lines.append(f"              then open {DEFAULT_UI}/{route}")
     return "\n".join(lines)
+
+
+CACHED_MEANS = (
+    "stages whose code, parameters and inputs are unchanged reused an earlier run's "
+    "outputs; --no-cache runs every stage"
+)
+
+
+def cached_note(origin: str | None) -> str:
+    """`outputs of MLflow run 1a2b3c4d`: where a cached stage's outputs come from, short
+    enough for a progress line (run.json and the stage's MLflow run have the whole id)."""
+    if not origin:
+        return "outputs of an earlier run"
+    if len(origin) == 32 and all(c in "0123456789abcdef" for c in origin):
+        return f"outputs of MLflow run {origin[:8]}"
+    return f"outputs of run {origin}"  # a run folder's name, when MLflow was not reached
 
 
 def timings_table(state: RunState) -> str:

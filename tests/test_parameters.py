@@ -144,3 +144,20 @@ def test_a_name_and_value_given_as_one_word_is_explained():
     params = parse_parameters("lr = 0.1\n")
     with pytest.raises(BadInput, match="two words: -p lr 1e-05"):
         resolve(params, None, [("lr=1e-05", "x")])
+
+
+@pytest.mark.parametrize("text", ["None", "null", "NULL", "~", "", " none "])
+def test_none_on_the_command_line_for_an_optional_parameter(text):
+    """`max_depth: int | None = 8  # None: no limit` takes `-p max_depth None` (issue 15)."""
+    params = parse_parameters("max_depth: int | None = 8\nname: str | None = 'a'\nn: int = 1\n")
+    assert resolve(params, None, [("max_depth", text)])["max_depth"] is None
+    with pytest.raises(BadInput, match="must be an integer"):
+        resolve(params, None, [("n", text)])  # not optional: still refused
+
+
+def test_text_that_is_a_string_stays_one_for_an_optional_text_parameter():
+    params = parse_parameters("penalty: str | None = 'l2'\n")
+    assert resolve(params, None, [("penalty", "None")]) == {"penalty": None}
+    assert resolve(params, None, [("penalty", "null")]) == {"penalty": None}
+    for text in ("none", "", "~"):
+        assert resolve(params, None, [("penalty", text)]) == {"penalty": text}

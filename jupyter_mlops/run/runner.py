@@ -267,10 +267,6 @@ class PipelineRunner:
             )
         )
         self.started = True  # its run.json exists: callers may read and end it
-        # papermill and nbclient log what our own one-paragraph errors already say ("Kernel
-        # died..."), and MLflow announces creating its tables: keep the terminal for ours.
-        for noisy in ("papermill", "mlflow"):
-            logging.getLogger(noisy).setLevel(logging.CRITICAL)
         self._copy_earlier_outputs()
         if self.options.parent_run_id:
             self.tracker.attach(self.options.parent_run_id, self.options.parameters)
@@ -334,7 +330,12 @@ class PipelineRunner:
         if self._tracker is None:
             self._start_zygote()  # its imports overlap MLflow's import and the store's opening
             try:
-                uri = resolve_tracking_uri(self.options.tracking_uri)
+                uri = resolve_tracking_uri(self.options.tracking_uri)  # MLflow is imported
+                # papermill and nbclient log what our own one-paragraph errors already say
+                # ("Kernel died..."), and MLflow announces creating a new store's tables (as
+                # it configures its loggers when imported, only now): the terminal is ours.
+                for noisy in ("papermill", "mlflow"):
+                    logging.getLogger(noisy).setLevel(logging.CRITICAL)
                 self._tracker = PipelineTracker(uri, self.bundle)
             except BaseException:
                 self._close_zygote()

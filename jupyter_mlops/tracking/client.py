@@ -274,11 +274,13 @@ def _sqlite_setup_lock(uri: str) -> Iterator[None]:
     if not uri.startswith(prefix):
         yield
         return
-    lock_path = Path(uri[len(prefix) :] + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as lock:
+    folder = Path(uri[len(prefix) :]).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    # The database's folder is what is locked, not a file beside the database: a lock file
+    # would be left in the user's folder for good.
+    lock = os.open(folder, os.O_RDONLY)
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        yield
+    finally:
+        os.close(lock)  # (which releases the lock)
