@@ -472,3 +472,48 @@ def test_mlflow_ui_renders_the_card_and_its_links_open_the_training_view(
         assert run.locator("text=Observability").count() == 0  # the GenAI view's
         run.screenshot(path=str(ARTIFACTS / "pipeline-run-from-card.png"))
         context.close()
+
+
+def test_a_notebook_is_dirty_when_its_code_changed_not_when_jupyterlab_filled_it_in(tmp_path):
+    """Opening a committed notebook in JupyterLab fills in `language_info` and saving keeps
+    outputs: the commit still holds the code that ran (issue 15). Code, tags and settings
+    changing is a change."""
+    import subprocess
+
+    import nbformat
+    from conftest import code, notebook, write
+
+    from jupyter_mlops.tracking.runs import git_info
+
+    def commit() -> None:
+        subprocess.run(["git", "add", "."], cwd=tmp_path, check=True)
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "nb"],
+            cwd=tmp_path,
+            check=True,
+        )
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    nb = notebook(code("x = 1", "stage:a"), code("y = x + 1", "stage:b"), model_name="m")
+    path = write(nb, tmp_path / "nb.ipynb")
+    commit()
+    assert git_info(path)["dirty"] == "false"
+
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11.7", "mimetype": "x"}
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="hi\n")]
+    nb.cells[0].execution_count = 3
+    write(nb, path)
+    assert git_info(path)["dirty"] == "false"
+
+    for change in (
+        lambda n: n.cells[1].update(source="y = x + 2"),
+        lambda n: n.cells[1].metadata.update(tags=["stage:c"]),
+        lambda n: n.metadata.jupyter_mlops.update(model_name="other"),
+    ):
+        changed = notebook(code("x = 1", "stage:a"), code("y = x + 1", "stage:b"), model_name="m")
+        change(changed)
+        write(changed, path)
+        assert git_info(path)["dirty"] == "true"
+
+    path.write_text("not a notebook any more")
+    assert git_info(path)["dirty"] == "true"

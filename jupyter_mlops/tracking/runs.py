@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -35,7 +36,11 @@ if TYPE_CHECKING:  # only named: importing them (nbformat...) would cost every s
 
 
 def git_info(path: Path | None) -> dict[str, str]:
-    """Commit, branch and whether the notebook has uncommitted changes; {} outside git."""
+    """Commit, branch and whether the notebook has uncommitted changes; {} outside git.
+
+    A notebook counts as changed when what the pipeline is made of changed (`notebook_code`),
+    not when JupyterLab filled in its kernel's `language_info` or saved its outputs: the
+    commit still holds the exact code that ran."""
     if path is None:
         return {}
 
@@ -54,11 +59,37 @@ def git_info(path: Path | None) -> dict[str, str]:
     try:
         info["path"] = git("ls-files", "--full-name", "--", path.name) or path.name
         info["branch"] = git("rev-parse", "--abbrev-ref", "HEAD")
-        info["dirty"] = "true" if git("status", "--porcelain", "--", path.name) else "false"
+        changed = bool(git("status", "--porcelain", "--", path.name))
+        if changed and path.suffix == ".ipynb":
+            with contextlib.suppress(RuntimeError, OSError, subprocess.SubprocessError):
+                committed = git("show", f"HEAD:{info['path']}")
+                changed = notebook_code(committed) != notebook_code(path.read_text("utf-8"))
+        info["dirty"] = "true" if changed else "false"
         info["repo_url"] = without_credentials(git("config", "--get", "remote.origin.url"))
     except (RuntimeError, OSError, subprocess.SubprocessError):
         pass
     return info
+
+
+def notebook_code(text: str) -> Any:
+    """What a pipeline is made of in a notebook's text: each cell's type, source and tags,
+    the notebook's `jupyter_mlops` settings and its kernel; the text itself when it isn't a
+    notebook's JSON (then any change counts)."""
+    try:
+        notebook = json.loads(text)
+        cells = [
+            (
+                cell.get("cell_type"),
+                "".join(cell.get("source") or ""),
+                (cell.get("metadata") or {}).get("tags") or [],
+            )
+            for cell in notebook["cells"]
+        ]
+        metadata = notebook.get("metadata") or {}
+        kernel = (metadata.get("kernelspec") or {}).get("name")
+        return cells, metadata.get("jupyter_mlops"), kernel
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return text
 
 
 @dataclass
