@@ -212,7 +212,7 @@ class RunProcess:
         finally:
             self.process.wait()
             self._slots.release(self)
-            SPARE.refill(self._cwd, self.prepared.notebook, busy=SLOTS.busy)  # the next run's
+            SPARE.refill(self._cwd, self.prepared.notebook, busy=self._slots.busy)  # the next run's
             self._report(self._end())
 
     def _report(self, end: RunEnd) -> None:
