@@ -32,6 +32,7 @@ from .junit import write_junit_xml  # noqa: E402
 from .parameters import read_values_file, resolve, standard_json  # noqa: E402
 from .pipeline import convert as convert_notebook  # noqa: E402
 from .pipeline import prepare, read_analyzed  # noqa: E402
+from .places import project_runs_dir  # noqa: E402
 from .report import (  # noqa: E402
     ProgressPrinter,
     check_report,
@@ -42,7 +43,7 @@ from .report import (  # noqa: E402
 )
 from .run import tasks  # noqa: E402
 from .run.failures import DISK_FULL_HINT  # noqa: E402
-from .run.runner import DEFAULT_RUNS_ROOT, RunOptions  # noqa: E402
+from .run.runner import RunOptions  # noqa: E402
 from .run.runstate import DONE, FAILED  # noqa: E402
 from .run.scheduling import default_jobs  # noqa: E402
 from .run.upload import upload  # noqa: E402
@@ -182,10 +183,14 @@ def _runs_dir_option(help_text: str) -> Callable[[Any], Any]:
     return click.option(
         "--runs-dir",
         type=click.Path(path_type=Path),
-        default=DEFAULT_RUNS_ROOT,
-        show_default=True,
-        help=help_text,
+        help=help_text + " Default: mlops-runs/ at the project's root (the top level of the "
+        "notebook's git repository, else the working folder).",
     )
+
+
+def _project_runs_dir(runs_dir: Path | None, near: Path) -> Path:
+    """`--runs-dir`, else the project's (`places`)."""
+    return runs_dir or project_runs_dir(near)
 
 
 def _fail(message: str, code: int, notebook: str | None = None) -> None:
@@ -302,7 +307,7 @@ def run(
     tracking_uri: str | None,
     kernel: str | None,
     stage_timeout: float | None,
-    runs_dir: Path,
+    runs_dir: Path | None,
     no_cache: bool,
     artifact_store: str | None,
     junit_xml: Path | None,
@@ -348,7 +353,7 @@ def run(
 @click.option("--keep", is_flag=True, help="Keep the runs even when they are identical.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(
-    notebook: Path, jobs: int, kernel: str | None, runs_dir: Path, keep: bool, as_json: bool
+    notebook: Path, jobs: int, kernel: str | None, runs_dir: Path | None, keep: bool, as_json: bool
 ) -> None:
     """Prove the pipeline hands on what the notebook computes; exit 1 when it does not.
 
@@ -361,6 +366,7 @@ def verify(
         if not as_json:
             click.echo(click.style("· ", fg="cyan") + message, err=True)
 
+    runs_dir = _project_runs_dir(runs_dir, notebook)
     report = run_verify(notebook, runs_dir, kernel, jobs, progress, keep)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else verify_report(report))
     sys.exit(0 if report.identical else 1)
@@ -436,10 +442,11 @@ def stage(
     run_id: str,
     artifact_store: str,
     kernel: str | None,
-    runs_dir: Path,
+    runs_dir: Path | None,
 ) -> None:
     """Run one stage of a pipeline run started with `begin` (one scheduler task)."""
     bundle = read_bundle(pipeline)
+    runs_dir = _project_runs_dir(runs_dir, pipeline)
     tasks.run_stage(bundle, stage_name, artifact_store, run_id, runs_dir, kernel)
     click.echo(f"stage `{stage_name}` of run {run_id} done")
 

@@ -34,6 +34,7 @@ from .bundle import Bundle, bundle_for, raise_for_errors, read_bundle, write_bun
 from .errors import MlopsError
 from .notebooks import SourceNotebook, read_notebook
 from .parameters import resolve
+from .places import project_runs_dir
 from .run.runner import Listener, PipelineRunner, RunOptions, new_run_id
 from .run.runstate import RUN_BUNDLE, run_folder
 
@@ -53,6 +54,15 @@ class Pipeline:
             return self.analysis.settings.pipeline
         assert self.bundle is not None
         return self.bundle.name
+
+    @property
+    def location(self) -> Path:
+        """The notebook's path, or the bundle's folder: where its project is looked for."""
+        if self.source is not None and self.source.path is not None:
+            return self.source.path
+        if self.bundle is not None:
+            return self.bundle.root
+        return Path.cwd()  # a notebook received from the browser, not saved anywhere
 
     def bundle_in(self, folder: Path) -> Bundle:
         """The bundle a run in `folder` runs: the given one, or the notebook's, laid out in
@@ -167,6 +177,9 @@ def prepare(
     resolved = resolve(specs, dict(values or {}), list(overrides))
     run_id = options.run_id or new_run_id()
     options = dataclasses.replace(options, parameters=resolved, run_id=run_id)
+    if options.runs_root is None:  # the project's (`places`): its git top level, else here
+        options = dataclasses.replace(options, runs_root=project_runs_dir(pipeline.location))
+    assert options.runs_root is not None
     bundle = pipeline.bundle_in(run_folder(options.runs_root, pipeline.name, run_id))
     return PipelineRunner(
         bundle, options, listeners, write_bundle=pipeline.write, code=pipeline.code()

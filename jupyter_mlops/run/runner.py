@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,10 @@ from ..artifacts import RemoteArtifactStore, StageRecord, open_store
 from ..bundle import ARTIFACTS_PARAMETER, Bundle
 from ..errors import BadInput, MlopsError, RunInterrupted, StageFailed, TrackingLost
 from ..files import atomic_write
+from ..places import project_runs_dir
 from ..runtime import GATE_ENV, GATE_GO, GATE_STOP, WARM_UP_ENV, WARM_UP_MODELS
 from ..tracking import PipelineTracker, StageOutcome, resolve_tracking_uri
+from ..tracking.client import quiet_logs
 from ..tracking.models import NAMES_ENV, REQUIREMENTS_ENV, SOURCE_ENV
 from ..tracking.registry import registered_name
 from .cache import CachedStage
@@ -70,7 +72,6 @@ from .stopping import StopFlag, stop_requests
 from .timings import stage_timings
 from .zygote import Zygote, forking_disabled, imported_modules, keep_ahead, take_ahead
 
-DEFAULT_RUNS_ROOT = Path("mlops-runs")
 Listener = Callable[[RunState, str | None], None]
 
 
@@ -81,7 +82,7 @@ class RunOptions:
     from_stage: str | None = None
     only: list[str] = field(default_factory=list)
     tracking_uri: str | None = None
-    runs_root: Path = DEFAULT_RUNS_ROOT
+    runs_root: Path | None = None  # None: `pipeline.prepare` puts it at the project's root
     kernel: str | None = None
     stage_timeout: float | None = None
     run_id: str | None = None
@@ -108,7 +109,11 @@ class PipelineRunner:
     ) -> None:
         self.bundle = bundle
         self._code = code  # its setup cells' and stages' code: the zygote imports their imports
+        if options.runs_root is None:  # the project's (`places`): its git top level, else here
+            options = replace(options, runs_root=project_runs_dir(bundle.root))
         self.options = options
+        assert options.runs_root is not None
+        self.runs_root: Path = options.runs_root
         self.listeners = listeners or []
         self._write_bundle = write_bundle  # a notebook's bundle, written once connected
         for name in [options.from_stage, *options.only]:
@@ -119,7 +124,7 @@ class PipelineRunner:
         )
         self.kernel = choose_kernel(options.kernel, bundle.kernel)
         run_id = options.run_id or new_run_id()
-        self.run_dir = run_folder(options.runs_root, bundle.name, run_id).resolve()
+        self.run_dir = run_folder(self.runs_root, bundle.name, run_id).resolve()
         self.store = open_store(
             store_location(options.artifact_store, self.run_dir, bundle.name, run_id)
         )
@@ -127,7 +132,7 @@ class PipelineRunner:
         local = not isinstance(self.store, RemoteArtifactStore)
         self.reuse = Reuse(
             bundle,
-            options.runs_root,
+            self.runs_root,
             options.parameters,
             self.kernel.name,
             cache=local and not options.parent_run_id,
@@ -330,12 +335,14 @@ class PipelineRunner:
         if self._tracker is None:
             self._start_zygote()  # its imports overlap MLflow's import and the store's opening
             try:
-                uri = resolve_tracking_uri(self.options.tracking_uri)  # MLflow is imported
+                # The project's store (`places`) by default: the run folder's bundle (or the
+                # bundle given) is inside the project, or in the working folder outside git.
+                uri = resolve_tracking_uri(self.options.tracking_uri, near=self.bundle.root)
                 # papermill and nbclient log what our own one-paragraph errors already say
-                # ("Kernel died..."), and MLflow announces creating a new store's tables (as
-                # it configures its loggers when imported, only now): the terminal is ours.
-                for noisy in ("papermill", "mlflow"):
-                    logging.getLogger(noisy).setLevel(logging.CRITICAL)
+                # ("Kernel died..."), and MLflow announces creating a new store's tables (it
+                # configures its loggers when imported: `quiet_logs` imports it first).
+                quiet_logs(logging.CRITICAL)
+                logging.getLogger("papermill").setLevel(logging.CRITICAL)
                 self._tracker = PipelineTracker(uri, self.bundle)
             except BaseException:
                 self._close_zygote()
@@ -352,7 +359,7 @@ class PipelineRunner:
     def _settle_abandoned_runs(self) -> None:
         """Earlier runs of this pipeline whose runner was killed (kill -9, a power cut) are
         still marked running: reading them marks them failed, in run.json and MLflow."""
-        for folder in run_folders(self.options.runs_root):
+        for folder in run_folders(self.runs_root):
             if folder.parent.name == self.bundle.name:
                 with contextlib.suppress(OSError, ValueError, TypeError):
                     load_run(folder, self.tracker.tracking_uri)

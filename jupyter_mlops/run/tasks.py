@@ -53,7 +53,7 @@ def begin(
     """Start a scheduled pipeline run: the parent MLflow run and the shared manifest."""
     run_id = run_id or new_run_id()
     store = run_store(bundle, artifact_store, run_id)
-    tracker = PipelineTracker(resolve_tracking_uri(tracking_uri), bundle)
+    tracker = PipelineTracker(resolve_tracking_uri(tracking_uri, near=bundle.root), bundle)
     parent = tracker.start(parameters, Path(store.location))
     run = PipelineRun(run_id, bundle.name, parent, tracker.tracking_uri, parameters)
     store.put_text(MANIFEST, json.dumps(asdict(run), indent=1))

@@ -11,6 +11,7 @@ import fcntl
 import getpass
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..errors import TrackingLost, TrackingUnavailable
+from ..places import default_store, project_root
 
 TAG_PREFIX = "jupyter_mlops."  # of every tag we set on MLflow runs and model versions
 
@@ -40,21 +42,39 @@ _UNREACHABLE = (
 )
 
 
-def resolve_tracking_uri(uri: str | None = None) -> str:
-    """`--tracking-uri`, else MLFLOW_TRACKING_URI, else MLflow's default; sqlite made absolute.
+def resolve_tracking_uri(
+    uri: str | None = None, near: Path | None = None, otherwise: Path | None = None
+) -> str:
+    """`--tracking-uri`, else MLFLOW_TRACKING_URI, else a URI this process set with
+    `mlflow.set_tracking_uri` (a notebook's own, in the widget's kernel), else the project's
+    store (`places`): `mlflow.db` at the root of the git repository holding `near` (the
+    notebook; by default the working folder), else in `otherwise` (by default the working
+    folder). A relative sqlite path is made absolute.
 
     Stage kernels start in the notebook's folder, so a relative `sqlite:///mlflow.db` must be
     pinned to the folder the user ran from, or each stage would log to a different file.
     """
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if not uri:
+    if not uri and _set_in_process():
         import mlflow
 
         uri = mlflow.get_tracking_uri()
+    if not uri:
+        here = Path.cwd()
+        uri = default_store(project_root(near or here, otherwise or here))
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         uri = prefix + str(Path(uri[len(prefix) :]).resolve())
     return uri
+
+
+def _set_in_process() -> bool:
+    """Whether this process chose a tracking URI through MLflow (never imported: no)."""
+    if "mlflow" not in sys.modules:
+        return False
+    from mlflow.tracking._tracking_service import utils
+
+    return bool(utils.is_tracking_uri_set())
 
 
 def warm_up() -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..places import local_artifacts
 from .card import param_text
 from .client import TAG_PREFIX, connect, current_user, open_client, without_credentials
 from .datasets import dataset_inputs
@@ -305,7 +306,9 @@ class PipelineTracker:
             return existing.experiment_id
         try:  # the kind tells MLflow's UI (before 3.17) to show its model-training view
             return self.client.create_experiment(
-                self.bundle.experiment, tags={"mlflow.experimentKind": "custom_model_development"}
+                self.bundle.experiment,
+                artifact_location=local_artifacts(self.tracking_uri, self.bundle.experiment),
+                tags={"mlflow.experimentKind": "custom_model_development"},
             )
         except Exception:  # created concurrently by another run
             found = self.client.get_experiment_by_name(self.bundle.experiment)

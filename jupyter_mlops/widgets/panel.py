@@ -18,6 +18,7 @@ from traitlets import Unicode
 from ..analysis import Analysis, analyze_notebook
 from ..errors import MlopsError
 from ..notebooks import SourceNotebook, read_notebook
+from ..places import project_runs_dir
 from ..run.child import RunEnd, prepare_run
 from ..run.runstate import QUEUED, RUN_RUNNING, RUN_SUCCEEDED, RunState
 from ..run.scheduling import default_jobs
@@ -56,18 +57,18 @@ class PipelinePanel(widgets.VBox):
     ) -> None:
         """Analyse `notebook` (raises NotebookError when it can't be read).
 
-        Runs go to `runs_dir` (default: ``mlops-runs`` next to the notebook) and log to
-        `tracking_uri` (default: MLFLOW_TRACKING_URI, else ``sqlite:///mlflow.db`` in the
-        working directory). `mlflow_ui_url` turns MLflow run ids into links; an HTTP
-        tracking server serves its own UI, so it is the default for one. `jobs` stages run
+        Runs go to `runs_dir` and log to `tracking_uri`; by default (`places`) to
+        ``mlops-runs/`` and ``mlflow.db`` at the project's root, the top level of the
+        notebook's git repository (else the kernel's working folder), as from the command
+        line; an explicit MLFLOW_TRACKING_URI or `mlflow.set_tracking_uri` wins.
+        `mlflow_ui_url` turns MLflow run ids into links; an HTTP tracking server serves its
+        own UI, so it is the default for one. `jobs` stages run
         at once; by default as many as the command's ``--jobs``: the machine's cores.
         """
         super().__init__()
         self.notebook = Path(notebook).expanduser().absolute()
-        self.runs_dir = (
-            Path(runs_dir).absolute() if runs_dir else self.notebook.parent / "mlops-runs"
-        )
-        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.runs_dir = Path(runs_dir).absolute() if runs_dir else project_runs_dir(self.notebook)
+        self.tracking_uri = resolve_tracking_uri(tracking_uri, near=self.notebook)
         if mlflow_ui_url is None and self.tracking_uri.startswith(("http://", "https://")):
             mlflow_ui_url = self.tracking_uri
         self.links = MlflowLinks(mlflow_ui_url)

@@ -1,0 +1,87 @@
+"""Where the store and the run folders go by default: the project's root (the top level of the
+notebook's git repository, else the working folder), the same from any folder of the project,
+for the command line and the widget; nothing lands beside the notebook (issue 15)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import cli, code, notebook, write
+
+from jupyter_mlops.places import local_artifacts, project_root
+from jupyter_mlops.tracking import resolve_tracking_uri
+
+
+def project(tmp_path: Path) -> tuple[Path, Path]:
+    """A git repository with a notebook in a subfolder: (its top level, the notebook)."""
+    top = tmp_path / "churn"
+    subprocess.run(["git", "init", "-q", str(top)], check=True)
+    nb = write(
+        notebook(
+            code("rows: int = 3", "parameters"),
+            code("data = list(range(rows))", "stage:load"),
+            code("total = sum(data)", "stage:sum", "metrics"),
+        ),
+        top / "analysis" / "churn.ipynb",
+    )
+    return top, nb
+
+
+def test_the_project_root_is_the_git_top_level_else_the_fallback(tmp_path):
+    top, nb = project(tmp_path)
+    assert project_root(nb, tmp_path) == top
+    assert project_root(nb.parent, tmp_path) == top
+    outside = tmp_path / "scratch"
+    outside.mkdir()
+    assert project_root(outside / "x.ipynb", outside) == outside
+
+
+def test_the_default_store_is_the_projects_and_an_explicit_one_wins(tmp_path, monkeypatch):
+    top, nb = project(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(nb.parent)
+    assert resolve_tracking_uri(None, near=nb) == f"sqlite:///{top / 'mlflow.db'}"
+    assert resolve_tracking_uri("sqlite:///team.db", near=nb) == (
+        f"sqlite:///{nb.parent / 'team.db'}"
+    )
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert resolve_tracking_uri(None, near=nb) == "http://127.0.0.1:5000"
+    assert local_artifacts("http://127.0.0.1:5000", "churn") is None
+    assert local_artifacts(f"sqlite:///{top / 'mlflow.db'}", "a b") == str(top / "mlruns" / "a_b")
+
+
+@pytest.mark.slow
+def test_runs_from_anywhere_in_the_project_share_one_store_and_history(tmp_path):
+    """From the notebook's folder, then from the top level: one mlflow.db, one mlops-runs/
+    and one mlruns/ at the top (the second run reuses the first's outputs), and nothing
+    but the notebook in its folder."""
+    top, nb = project(tmp_path)
+    first = cli("run", "churn.ipynb", cwd=nb.parent)
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in nb.parent.iterdir()) == ["churn.ipynb"]
+    assert {"mlflow.db", "mlops-runs", "mlruns"} <= {p.name for p in top.iterdir()}
+    assert f"sqlite:///{top / 'mlflow.db'}" in first.stdout
+
+    again = cli("run", "analysis/churn.ipynb", cwd=top)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("cached (outputs of MLflow run") == 2
+    assert len(list((top / "mlops-runs" / "churn").glob("2*"))) == 2
+    assert sorted(p.name for p in nb.parent.iterdir()) == ["churn.ipynb"]
+
+
+def test_the_widget_uses_the_same_places_as_the_command_line(tmp_path, monkeypatch):
+    from jupyter_mlops.widgets import PipelinePanel
+
+    top, nb = project(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(nb.parent)  # a kernel's working folder: the notebook's
+    panel = PipelinePanel(nb)
+    assert panel.runs_dir == top / "mlops-runs"
+    assert panel.tracking_uri == f"sqlite:///{top / 'mlflow.db'}"
+
+
+def test_a_folder_not_made_yet_belongs_to_the_project_it_will_be_in(tmp_path):
+    top, _ = project(tmp_path)
+    assert project_root(top / "mlops-runs" / "churn" / "20261203-1" / "bundle", tmp_path) == top
