@@ -36,7 +36,18 @@ def _module_distributions() -> Mapping[str, list[str]]:
     built = metadata.packages_distributions()
     with contextlib.suppress(OSError):  # a read-only home: build it every time
         atomic_write(cached, json.dumps(built, sort_keys=True))
+        _prune(cached.parent)
     return built
+
+
+KEPT_MAPS = 8  # one per environment and state of it: a few environments, a few installs
+
+
+def _prune(folder: Path) -> None:
+    """Keep the newest maps only: each install in each environment leaves one behind."""
+    maps = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in maps[KEPT_MAPS:]:
+        old.unlink(missing_ok=True)
 
 
 def _cache_file() -> Path:

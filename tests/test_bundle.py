@@ -1,6 +1,7 @@
 """Conversion: the bundle's files, determinism, and stage notebooks that run under papermill."""
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -203,4 +204,15 @@ def test_the_distribution_map_is_kept_until_a_distribution_is_installed(
     requirements._module_distributions.cache_clear()
     assert "tidy-data==1.2" in requirements.pinned_requirements(["tidy"])
     assert len(list((tmp_path / "cache" / "distributions").glob("*.json"))) == 2
+    requirements._module_distributions.cache_clear()
+
+    # Each install leaves a map behind: only the newest few are kept.
+    folder = tmp_path / "cache" / "distributions"
+    for n in range(requirements.KEPT_MAPS + 3):
+        (folder / f"old{n}.json").write_text("{}")
+        os.utime(folder / f"old{n}.json", (n, n))  # older than the two above
+    requirements._module_distributions.cache_clear()
+    (site / "tidy_extra-0.1.dist-info").mkdir()
+    requirements.pinned_requirements(["tidy"])
+    assert len(list(folder.glob("*.json"))) == requirements.KEPT_MAPS
     requirements._module_distributions.cache_clear()

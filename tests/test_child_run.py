@@ -202,6 +202,25 @@ def test_a_runner_started_ahead_ends_with_its_owner(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_runner_started_ahead_that_no_run_comes_for_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its idle limit: it doesn't hold its imports (and its zygote's) for good."""
+    import subprocess
+
+    from jupyter_mlops.run.child import spare_arguments
+    from jupyter_mlops.run.spare import IDLE_ENV
+
+    monkeypatch.setenv(IDLE_ENV, "0.5")
+    arguments = spare_arguments(tmp_path)
+    spare = subprocess.Popen(arguments.pop("args"), **arguments)
+    try:
+        assert spare.wait(timeout=120) == 0  # its stdin still open: it ended on its own
+    finally:
+        spare.kill()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_spare_request_names_the_command_it_becomes(tmp_path: Path) -> None:
     import json
     import sys

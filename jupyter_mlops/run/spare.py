@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import sys
 import warnings
 from typing import Any
 
 # `python -m jupyter_mlops`: what a run's command line starts with (`child.prepare_run`).
 COMMAND_PREFIX = ["-m", "jupyter_mlops"]
+# A spare no run came for in this long ends (with its zygote: memory held for nothing);
+# the next run then starts its command afresh. The variable is for tests.
+IDLE_ENV = "JUPYTER_MLOPS_SPARE_IDLE_SECONDS"
+IDLE_SECONDS = 1800.0
 
 
 def request_line(command: list[str], log: str, env: dict[str, str]) -> bytes:
@@ -47,8 +52,10 @@ def main(expected: str | None = None) -> None:
 
     with contextlib.suppress(Exception):  # the run, with its log, will say what is wrong
         warm_up()
-    line = sys.stdin.buffer.readline()
-    if not line:  # the owner ended, or no longer needs us
+    idle = float(os.environ.get(IDLE_ENV) or IDLE_SECONDS)
+    waiting, _, _ = select.select([sys.stdin], [], [], idle)
+    line = sys.stdin.buffer.readline() if waiting else b""
+    if not line:  # the owner ended, no longer needs us, or no run came for a long while
         os._exit(0)
     request: dict[str, Any] = json.loads(line)
     log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
