@@ -109,8 +109,11 @@ class PipelineRunner:
     ) -> None:
         self.bundle = bundle
         self._code = code  # its setup cells' and stages' code: the zygote imports their imports
-        if options.runs_root is None:  # the project's (`places`): its git top level, else here
-            options = replace(options, runs_root=project_runs_dir(bundle.root))
+        # Where the project's default store and run folders are looked for (`places`): the
+        # notebook the run was made from, or the bundle given.
+        self._anchor = (bundle.source_path if write_bundle else None) or bundle.root
+        if options.runs_root is None:  # the project's: its git top level, else here
+            options = replace(options, runs_root=project_runs_dir(self._anchor))
         self.options = options
         assert options.runs_root is not None
         self.runs_root: Path = options.runs_root
@@ -335,9 +338,7 @@ class PipelineRunner:
         if self._tracker is None:
             self._start_zygote()  # its imports overlap MLflow's import and the store's opening
             try:
-                # The project's store (`places`) by default: the run folder's bundle (or the
-                # bundle given) is inside the project, or in the working folder outside git.
-                uri = resolve_tracking_uri(self.options.tracking_uri, near=self.bundle.root)
+                uri = resolve_tracking_uri(self.options.tracking_uri, near=self._anchor)
                 # papermill and nbclient log what our own one-paragraph errors already say
                 # ("Kernel died..."), and MLflow announces creating a new store's tables (it
                 # configures its loggers when imported: `quiet_logs` imports it first).
