@@ -2,6 +2,10 @@
  * The commands: tagging the selected cells, analysis, Productionize and the sidebar.
  * Every command that asks for a value in a dialog also takes it as an argument, so that
  * tests and other extensions can run it without the dialog.
+ *
+ * The tagging commands act on the active and selected cells; run from a cell's context menu
+ * (which passes `origin: "context-menu"`), on the cell under the pointer, or on the
+ * selection when that cell is part of it.
  */
 import type { JupyterFrontEnd } from '@jupyterlab/application';
 import { showErrorMessage } from '@jupyterlab/apputils';
@@ -13,7 +17,13 @@ import { showCell } from './cells/navigation';
 import { askModelVariable, askStageName, editTags } from './cells/tagging';
 import { pipelineIcon } from './icons';
 import type { AnalysisModel } from './model';
-import { snapshot, targetCells } from './notebook';
+import {
+  CONTEXT_MENU,
+  ContextMenuTarget,
+  type CellTargets,
+  snapshot,
+  targetCells
+} from './notebook';
 import { collectValues, type ParameterForms } from './params';
 import { isActive, isCancellable } from './progress';
 import type { RunManager } from './runs';
@@ -67,23 +77,35 @@ function stringArg(args: ReadonlyPartialJSONObject, name: string): string | null
   return typeof value === 'string' ? value.trim() : null;
 }
 
+/** The notebook and cells a tagging command acts on, given its arguments. */
+type Targets = (args: ReadonlyPartialJSONObject) => CellTargets | null;
+
 export function registerCommands(context: CommandContext): void {
   const { app, tracker, analyses, runs, verifications } = context;
   const { commands } = app;
   const current = (): NotebookPanel | null => tracker.currentWidget;
   const hasNotebook = () => current() !== null;
+  const pointer = new ContextMenuTarget(tracker);
+  const targets: Targets = args => {
+    if (args.origin === CONTEXT_MENU) {
+      return pointer.get();
+    }
+    const panel = current();
+    return panel ? { panel, cells: targetCells(panel.content) } : null;
+  };
 
-  addNamingCommand(context, CommandIDs.setStage, {
+  addNamingCommand(app, targets, CommandIDs.setStage, {
     label: 'Set Pipeline Stage…',
     caption: 'Make the selected cells start (or continue) a pipeline stage',
     argument: 'name',
-    ask: panel => {
+    ask: (panel, cells) => {
       const state = analyses.get(panel.id);
       const stages = state.analysis?.stages.map(stage => stage.name) ?? [];
       const active = panel.content.activeCell;
+      const first = active && cells.includes(active) ? active : cells[0];
       // An untagged cell continues the stage above it: offer that one.
-      const inferred = state.analysis?.cells[state.cellIds.indexOf(active?.model.id ?? '')];
-      return askStageName(stages, stageOf(cellTags(active)) ?? inferred?.stage ?? '');
+      const inferred = state.analysis?.cells[state.cellIds.indexOf(first?.model.id ?? '')];
+      return askStageName(stages, stageOf(cellTags(first)) ?? inferred?.stage ?? '');
     },
     invalid: name =>
       isValidStageName(name)
@@ -98,19 +120,19 @@ export function registerCommands(context: CommandContext): void {
     [CommandIDs.toggleParameters, 'parameters', 'Parameters Cell', 'The pipeline parameters']
   ];
   for (const [id, role, label, caption] of roles) {
-    addToggle(context, id, label, caption, {
+    addToggle(app, targets, id, label, caption, {
       has: tags => hasRole(tags, role),
       set: tags => setRole(tags, role),
       clear: tags => clearRole(tags, role)
     });
   }
-  addToggle(context, CommandIDs.toggleMetrics, 'Metrics Cell', 'Log its numbers to MLflow', {
+  addToggle(app, targets, CommandIDs.toggleMetrics, 'Metrics Cell', 'Log its numbers to MLflow', {
     has: hasMetrics,
     set: tags => setMetrics(tags, true),
     clear: tags => setMetrics(tags, false)
   });
 
-  addNamingCommand(context, CommandIDs.addModel, {
+  addNamingCommand(app, targets, CommandIDs.addModel, {
     label: 'Log Variable as Model…',
     caption: 'Log and register a variable as an MLflow model after this stage',
     argument: 'variable',
@@ -123,11 +145,11 @@ export function registerCommands(context: CommandContext): void {
   commands.addCommand(CommandIDs.clearRole, {
     label: 'Clear Pipeline Role',
     caption: 'Remove the stage, setup, skip or parameters tag of the selected cells',
-    isEnabled: hasNotebook,
-    execute: () => {
-      const panel = current();
-      if (panel) {
-        editTags(panel.content, targetCells(panel.content), clearAllRoles);
+    isEnabled: args => targets(args) !== null,
+    execute: args => {
+      const target = targets(args);
+      if (target) {
+        editTags(target.panel.content, target.cells, clearAllRoles);
       }
     }
   });
@@ -208,18 +230,22 @@ interface NamingCommand {
 }
 
 /** A command that tags the selected cells with a value: asked for, or given as an argument. */
-function addNamingCommand(context: CommandContext, id: string, spec: NamingCommand): void {
-  const { tracker } = context;
-  context.app.commands.addCommand(id, {
+function addNamingCommand(
+  app: JupyterFrontEnd,
+  targets: Targets,
+  id: string,
+  spec: NamingCommand
+): void {
+  app.commands.addCommand(id, {
     label: spec.label,
     caption: spec.caption,
-    isEnabled: () => tracker.currentWidget !== null,
+    isEnabled: args => targets(args) !== null,
     execute: async args => {
-      const panel = tracker.currentWidget;
-      if (!panel) {
+      const target = targets(args);
+      if (!target) {
         return;
       }
-      const cells = targetCells(panel.content);
+      const { panel, cells } = target;
       const given = stringArg(args, spec.argument);
       const problem = given === null ? null : spec.invalid(given);
       if (problem) {
@@ -242,28 +268,29 @@ interface ToggleEdits {
 /**
  * A toggle over the selected cells: when all of them have the flag it is removed from
  * all, otherwise every cell gets it (as JupyterLab's own toggles over a selection do).
+ * It shows checked when all of them have it.
  */
 function addToggle(
-  context: CommandContext,
+  app: JupyterFrontEnd,
+  targets: Targets,
   id: string,
   label: string,
   caption: string,
   edits: ToggleEdits
 ): void {
-  const { app, tracker } = context;
+  const allHave = (cells: readonly Cell[]) =>
+    cells.length > 0 && cells.every(cell => edits.has(cellTags(cell)));
   app.commands.addCommand(id, {
     label,
     caption,
-    isEnabled: () => tracker.currentWidget !== null,
-    isToggled: () => edits.has(cellTags(tracker.activeCell)),
-    execute: () => {
-      const panel = tracker.currentWidget;
-      if (!panel) {
-        return;
+    isEnabled: args => targets(args) !== null,
+    isToggled: args => allHave(targets(args)?.cells ?? []),
+    execute: args => {
+      const target = targets(args);
+      if (target) {
+        const { cells } = target;
+        editTags(target.panel.content, cells, allHave(cells) ? edits.clear : edits.set);
       }
-      const cells = targetCells(panel.content);
-      const allHave = cells.length > 0 && cells.every(cell => edits.has(cellTags(cell)));
-      editTags(panel.content, cells, allHave ? edits.clear : edits.set);
     }
   });
 }

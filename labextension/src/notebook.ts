@@ -4,7 +4,12 @@
  */
 import type { Cell } from '@jupyterlab/cells';
 import type * as nbformat from '@jupyterlab/nbformat';
-import type { INotebookModel, Notebook, NotebookPanel } from '@jupyterlab/notebook';
+import type {
+  INotebookModel,
+  INotebookTracker,
+  Notebook,
+  NotebookPanel
+} from '@jupyterlab/notebook';
 import { DisposableDelegate, type IDisposable } from '@lumino/disposable';
 
 import type { Snapshot } from './model';
@@ -65,9 +70,99 @@ export function watchNotebook(model: INotebookModel, onChange: () => void): IDis
   });
 }
 
+/** What the cell-picking functions read of a notebook (a `Notebook`, or a test's stand-in). */
+export interface CellSelection<C> {
+  readonly widgets: readonly C[];
+  isSelectedOrActive(cell: C): boolean;
+}
+
 /** The cells a command acts on: the selected ones, or the active one. */
-export function targetCells(notebook: Notebook): Cell[] {
+export function targetCells<C = Cell>(notebook: CellSelection<C>): C[] {
   return notebook.widgets.filter(cell => notebook.isSelectedOrActive(cell));
+}
+
+/**
+ * The cells a command from the context menu of `cell` acts on: the selection when the cell
+ * is part of it, else that cell alone (never cells the pointer was not on). None when the
+ * cell has left the notebook.
+ */
+export function cellsUnderPointer<C>(notebook: CellSelection<C>, cell: C): C[] {
+  if (!notebook.widgets.includes(cell)) {
+    return [];
+  }
+  return notebook.isSelectedOrActive(cell) ? targetCells(notebook) : [cell];
+}
+
+/** The `origin` argument the cell context menu's items pass to the commands. */
+export const CONTEXT_MENU = 'context-menu';
+
+export interface CellTargets {
+  panel: NotebookPanel;
+  cells: Cell[];
+}
+
+/**
+ * The cell under the pointer when a context menu last opened on a notebook cell.
+ *
+ * JupyterLab's context menu gives its commands no event, and a right-click inside a cell's
+ * editor does not make that cell active; so a capture-phase listener notes the cell before
+ * the menu opens, and makes it the active cell (as a right-click on a prompt does) unless
+ * it is already part of the selection. Commands run from the menu (`origin: CONTEXT_MENU`)
+ * then act on `cellsUnderPointer`; the toolbar, the palette and the keyboard keep acting on
+ * the active and selected cells.
+ */
+export class ContextMenuTarget implements IDisposable {
+  constructor(tracker: INotebookTracker) {
+    this._tracker = tracker;
+    document.addEventListener('contextmenu', this, true);
+  }
+
+  get isDisposed(): boolean {
+    return this._disposed;
+  }
+
+  /** The notebook and cells the last context menu is about; null when it was not a cell's. */
+  get(): CellTargets | null {
+    const last = this._last;
+    if (!last || last.panel.isDisposed || last.cell.isDisposed) {
+      return null;
+    }
+    const cells = cellsUnderPointer(last.panel.content, last.cell);
+    return cells.length > 0 ? { panel: last.panel, cells } : null;
+  }
+
+  handleEvent(event: Event): void {
+    this._last = null;
+    const mouse = event as MouseEvent;
+    if (mouse.shiftKey || !(event.target instanceof Element)) {
+      return; // shift + right-click is the browser's own menu
+    }
+    const node = event.target.closest('.jp-Notebook .jp-Cell');
+    const panel = node && this._tracker.find(p => p.content.node.contains(node));
+    const notebook = panel?.content;
+    const index = notebook ? notebook.widgets.findIndex(cell => cell.node === node) : -1;
+    if (!panel || !notebook || index < 0) {
+      return;
+    }
+    const cell = notebook.widgets[index];
+    this._last = { panel, cell };
+    if (!notebook.isSelectedOrActive(cell)) {
+      notebook.deselectAll();
+      notebook.activeCellIndex = index;
+    }
+  }
+
+  dispose(): void {
+    if (!this._disposed) {
+      this._disposed = true;
+      this._last = null;
+      document.removeEventListener('contextmenu', this, true);
+    }
+  }
+
+  private _tracker: INotebookTracker;
+  private _last: { panel: NotebookPanel; cell: Cell } | null = null;
+  private _disposed = false;
 }
 
 /**

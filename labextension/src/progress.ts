@@ -8,7 +8,7 @@
  * snapshots of a run it no longer follows and never lets a late `running` snapshot undo
  * an ending it has already seen.
  */
-import type { Diagnostic, Run, StageError, StageStatus } from './api';
+import type { Diagnostic, Run, StageError, StageRun, StageStatus } from './api';
 
 export type Phase =
   | 'idle'
@@ -145,33 +145,118 @@ const STATUS_TEXT: Record<Phase, string> = {
 };
 
 export function statusText(state: ProgressState): string {
-  return STATUS_TEXT[state.phase];
+  return isPreparing(state) ? 'preparing' : STATUS_TEXT[state.phase];
+}
+
+/**
+ * Whether the run has started but none of its stages has reported yet: the server converts
+ * the notebook and starts the kernels, which takes a few seconds before the first stage runs.
+ */
+export function isPreparing(state: ProgressState): boolean {
+  const { run } = state;
+  return (
+    state.phase === 'running' &&
+    run !== null &&
+    run.stages.every(stage => stage.status === 'queued' && stage.started === null)
+  );
+}
+
+/** A stage as the check found it: the rows shown before the run lists its stages. */
+export interface PlannedStage {
+  name: string;
+  cells: number[];
 }
 
 export interface StageProgress {
   name: string;
   status: StageStatus;
-  /** seconds; still counting while the stage runs */
+  /** what the row says of its status: `not started` for a stage cancelled before it ran */
+  label: string;
+  /** seconds; still counting while the stage runs; null when there is nothing to count */
   duration: number | null;
   cells: number[];
   mlflowUrl: string | null;
   cachedFrom: string | null;
+  /** a line under the row: where a cached stage's outputs come from, with a short id */
+  note: string | null;
+  /** the note in full, the whole id, for its tooltip */
+  noteTitle: string | null;
 }
 
-/** Per-stage rows of a run; `now` is in seconds since the epoch, like the server's times. */
-export function stageProgress(run: Run, now: number): StageProgress[] {
-  return run.stages.map(stage => ({
-    name: stage.name,
-    status: stage.status,
-    duration:
-      stage.duration ??
-      (stage.status === 'running' && stage.started !== null
-        ? Math.max(0, now - stage.started)
-        : null),
-    cells: stage.cells,
-    mlflowUrl: stage.mlflow_url,
-    cachedFrom: stage.cached_from
-  }));
+/**
+ * Per-stage rows of a run; `now` is in seconds since the epoch, like the server's times.
+ * Until the run lists its stages (it is being prepared, or not started yet), the `planned`
+ * stages of the check are shown as queued.
+ */
+export function stageProgress(
+  run: Run | null,
+  now: number,
+  planned: readonly PlannedStage[] = []
+): StageProgress[] {
+  if (!run || run.stages.length === 0) {
+    return planned.map(stage => ({
+      name: stage.name,
+      status: 'queued',
+      label: 'queued',
+      duration: null,
+      cells: stage.cells,
+      mlflowUrl: null,
+      cachedFrom: null,
+      note: null,
+      noteTitle: null
+    }));
+  }
+  return run.stages.map(stage => {
+    const never = neverStarted(stage);
+    const cached = stage.status === 'cached' ? cachedNote(stage.cached_from) : null;
+    return {
+      name: stage.name,
+      status: stage.status,
+      label: never ? 'not started' : stage.status,
+      duration: never
+        ? null
+        : (stage.duration ??
+          (stage.status === 'running' && stage.started !== null
+            ? Math.max(0, now - stage.started)
+            : null)),
+      cells: stage.cells,
+      mlflowUrl: stage.mlflow_url,
+      cachedFrom: stage.cached_from,
+      note: cached?.note ?? null,
+      noteTitle: cached?.title ?? null
+    };
+  });
+}
+
+/**
+ * Whether a cancelled stage was stopped before it ran: it has no start, or the server gave
+ * it its end as its start (a duration of exactly 0).
+ */
+export function neverStarted(stage: StageRun): boolean {
+  return (
+    stage.status === 'cancelled' &&
+    (stage.started === null || stage.duration === 0 || stage.started === stage.finished)
+  );
+}
+
+const MLFLOW_RUN_ID = /^[0-9a-f]{32}$/;
+
+/**
+ * Where a cached stage's outputs come from, short (the first 8 hex digits of an MLflow run
+ * id, as `jupyter-mlops run` says it) and in full for a tooltip. `origin` is the MLflow run
+ * id, or a run folder's name when MLflow was not reached.
+ */
+export function cachedNote(origin: string | null): { note: string; title: string } {
+  if (!origin) {
+    return { note: 'from an earlier run', title: 'outputs of an earlier run' };
+  }
+  if (MLFLOW_RUN_ID.test(origin)) {
+    return {
+      note: `from MLflow run ${origin.slice(0, 8)}`,
+      title: `outputs of MLflow run ${origin}`
+    };
+  }
+  return { note: `from run ${origin}`, title: `outputs of run ${origin}` };
 }
 
 export interface Failure {
@@ -184,6 +269,18 @@ export function failureOf(run: Run): Failure | null {
   const failed = run.stages.find(stage => stage.status === 'failed');
   const error = run.error ?? failed?.error ?? null;
   return error ? { stage: failed?.name ?? null, error } : null;
+}
+
+/**
+ * The heading a failure needs above its message: none when the message names the stage
+ * that failed already (`stage \`check\` failed in cell 5…`: said once, not twice), else the
+ * stage, or the run when no stage failed.
+ */
+export function failureHeading(failure: Failure): 'stage' | 'run' | null {
+  if (failure.stage === null) {
+    return 'run';
+  }
+  return failure.error.message.startsWith(`stage \`${failure.stage}\` `) ? null : 'stage';
 }
 
 /** The metrics a run logged, in stage order, to 4 significant digits: `accuracy 0.9778`. */

@@ -1,4 +1,6 @@
 import {
+  cachedNote,
+  failureHeading,
   failureOf,
   formatDuration,
   metricsOf,
@@ -6,6 +8,8 @@ import {
   isActive,
   isCancellable,
   isPolling,
+  isPreparing,
+  neverStarted,
   type ProgressAction,
   type ProgressState,
   reduce,
@@ -209,6 +213,161 @@ describe('what the UI shows', () => {
 
   it('has a status text for every phase', () => {
     expect(statusText(IDLE)).toBe('');
-    expect(statusText(play(...started))).toBe('running');
+    const reported = run({ stages: [stageRun({ status: 'running', started: 1 })] });
+    expect(statusText(reduce(play(...started), { type: 'run', run: reported }))).toBe('running');
+  });
+});
+
+describe('before the first stage reports', () => {
+  it('says preparing, not running, until a stage starts', () => {
+    const preparing = play(...started);
+    expect(preparing.phase).toBe('running');
+    expect(isPreparing(preparing)).toBe(true);
+    expect(statusText(preparing)).toBe('preparing');
+    // The server's first answer may list no stages yet (the run has no run.json).
+    const bare = reduce(play({ type: 'save' }, { type: 'check' }, { type: 'start' }), {
+      type: 'run',
+      run: run({ stages: [] })
+    });
+    expect(statusText(bare)).toBe('preparing');
+    for (const first of [
+      stageRun({ status: 'running', started: 5 }),
+      stageRun({ status: 'cached', cached_from: 'a'.repeat(32) }),
+      stageRun({ status: 'failed', started: 5, finished: 6 })
+    ]) {
+      const state = reduce(preparing, {
+        type: 'run',
+        run: run({ stages: [first, stageRun({ name: 'train' })] })
+      });
+      expect([isPreparing(state), statusText(state)]).toEqual([false, 'running']);
+    }
+  });
+
+  it('is only said of a running run', () => {
+    expect(isPreparing(play({ type: 'save' }, { type: 'check' }, { type: 'start' }))).toBe(false);
+    const queued = reduce(play({ type: 'save' }, { type: 'check' }, { type: 'start' }), {
+      type: 'run',
+      run: run({ status: 'queued' })
+    });
+    expect(statusText(queued)).toBe('queued: waiting for a free run slot');
+    const ended = reduce(play(...started), { type: 'run', run: run({ status: 'cancelled' }) });
+    expect(statusText(ended)).toBe('cancelled');
+  });
+
+  it('lists the stages the check found until the run lists its own', () => {
+    const planned = [
+      { name: 'load', cells: [3, 4] },
+      { name: 'train', cells: [6] }
+    ];
+    const waiting = stageProgress(null, 0, planned);
+    expect(waiting.map(row => [row.name, row.status, row.label, row.duration, row.cells])).toEqual([
+      ['load', 'queued', 'queued', null, [3, 4]],
+      ['train', 'queued', 'queued', null, [6]]
+    ]);
+    expect(stageProgress(run({ stages: [] }), 0, planned).map(row => row.name)).toEqual([
+      'load',
+      'train'
+    ]);
+    // Once the run lists them, its stages are shown, not the plan.
+    const listed = stageProgress(run({ stages: [stageRun({ name: 'only' })] }), 0, planned);
+    expect(listed.map(row => row.name)).toEqual(['only']);
+    expect(stageProgress(null, 0)).toEqual([]);
+  });
+});
+
+describe('stage rows', () => {
+  it('says "not started" without a duration for a stage cancelled before it ran', () => {
+    const rows = stageProgress(
+      run({
+        status: 'cancelled',
+        stages: [
+          stageRun({ status: 'cancelled', started: 10, finished: 14, duration: 4 }),
+          // the server gives a stage stopped at its start its end as start: 0 s
+          stageRun({ name: 'train', status: 'cancelled', started: 20, finished: 20, duration: 0 }),
+          stageRun({ name: 'evaluate', status: 'cancelled' }),
+          stageRun({ name: 'report', status: 'skipped' })
+        ]
+      }),
+      30
+    );
+    expect(rows.map(row => [row.name, row.label, row.duration])).toEqual([
+      ['load', 'cancelled', 4],
+      ['train', 'not started', null],
+      ['evaluate', 'not started', null],
+      ['report', 'skipped', null]
+    ]);
+    expect(rows.map(row => row.status)).toEqual(['cancelled', 'cancelled', 'cancelled', 'skipped']);
+  });
+
+  it('knows a stage that never started', () => {
+    expect(neverStarted(stageRun({ status: 'cancelled' }))).toBe(true);
+    expect(neverStarted(stageRun({ status: 'cancelled', started: 3, finished: 3 }))).toBe(true);
+    expect(
+      neverStarted(stageRun({ status: 'cancelled', started: 3, finished: 5, duration: 2 }))
+    ).toBe(false);
+    expect(neverStarted(stageRun({ status: 'queued' }))).toBe(false);
+    expect(neverStarted(stageRun({ status: 'failed', started: 3, finished: 3 }))).toBe(false);
+  });
+
+  it('notes where a cached stage comes from, short, with the whole id for a tooltip', () => {
+    const id = '0123456789abcdef0123456789abcdef';
+    const [cached, done] = stageProgress(
+      run({
+        stages: [
+          stageRun({ status: 'cached', cached_from: id, duration: 0.01 }),
+          stageRun({ name: 'train', status: 'done', started: 1, finished: 2, duration: 1 })
+        ]
+      }),
+      3
+    );
+    expect([cached.label, cached.note, cached.noteTitle, cached.cachedFrom]).toEqual([
+      'cached',
+      'from MLflow run 01234567',
+      `outputs of MLflow run ${id}`,
+      id
+    ]);
+    expect([done.note, done.noteTitle]).toEqual([null, null]);
+  });
+
+  it('names the origin of cached outputs as the command line does', () => {
+    expect(cachedNote('0123456789abcdef0123456789abcdef').note).toBe('from MLflow run 01234567');
+    expect(cachedNote('20261127-101500-3fa2c1')).toEqual({
+      note: 'from run 20261127-101500-3fa2c1',
+      title: 'outputs of run 20261127-101500-3fa2c1'
+    });
+    expect(cachedNote(null).note).toBe('from an earlier run');
+    // Not an MLflow id: upper case hex, or too short.
+    expect(cachedNote('0123456789ABCDEF0123456789ABCDEF').note).toMatch(/^from run /);
+    expect(cachedNote('0123abcd').note).toBe('from run 0123abcd');
+  });
+});
+
+describe('a failure', () => {
+  const error = (message: string) => ({
+    message,
+    cell: 5,
+    line: 2,
+    exception: 'ValueError: total 10 is too big',
+    traceback: null
+  });
+
+  it('is said once: no heading when the message names the failed stage', () => {
+    const message =
+      'stage `check` failed in cell 5 of failing.ipynb, line 2: ValueError: total 10 is too big';
+    expect(failureHeading({ stage: 'check', error: error(message) })).toBeNull();
+    const other = 'stage `check` could not run: OSError: disk full';
+    expect(failureHeading({ stage: 'check', error: error(other) })).toBeNull();
+  });
+
+  it('names the stage when its message does not', () => {
+    expect(failureHeading({ stage: 'check', error: error('the kernel died') })).toBe('stage');
+    // another stage's name at the start is no mention of this one
+    const message = 'stage `check_more` failed in cell 5: ValueError: x';
+    expect(failureHeading({ stage: 'check', error: error(message) })).toBe('stage');
+  });
+
+  it('says the run failed when no stage did', () => {
+    const message = 'lost the MLflow tracking server at http://x during the run';
+    expect(failureHeading({ stage: null, error: error(message) })).toBe('run');
   });
 });

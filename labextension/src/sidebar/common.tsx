@@ -2,6 +2,25 @@
 import * as React from 'react';
 
 import { valueName } from '../api';
+import { breakPoints } from '../cells/labels';
+
+/**
+ * A long name (a stage, a run id, a model URI) that may wrap at its underscores, dashes,
+ * slashes and before `@`, rather than anywhere in a word; the text is unchanged.
+ */
+export function Breakable(props: { text: string }): React.ReactElement {
+  const pieces = breakPoints(props.text);
+  return (
+    <>
+      {pieces.map((piece, index) => (
+        <React.Fragment key={index}>
+          {index > 0 && <wbr />}
+          {piece}
+        </React.Fragment>
+      ))}
+    </>
+  );
+}
 
 export function Section(props: {
   title: string;
@@ -48,7 +67,7 @@ export function Names(props: {
     <span className="jp-mlops-names">
       {props.names.map(name => (
         <code key={name} title={props.title?.(name)}>
-          {valueName(name)}
+          <Breakable text={valueName(name)} />
         </code>
       ))}
     </span>

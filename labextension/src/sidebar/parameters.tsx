@@ -3,6 +3,10 @@ import * as React from 'react';
 
 import type { Parameter } from '../api';
 import { type FormState, parseValue, rawDefault, type RawValue } from '../params';
+import { Breakable } from './common';
+
+/** Names longer than this (in characters) go on a line of their own, above the input. */
+const STACK_AFTER = 12;
 
 export function ParameterForm(props: {
   parameters: readonly Parameter[];
@@ -48,14 +52,23 @@ function ParameterField(props: {
   const parsed = parseValue(parameter, raw);
   const id = `jp-mlops-param-${parameter.name}`;
   const type = parameter.optional ? `${parameter.type} | None` : parameter.type;
+  // A long name gets a line of its own above its input, instead of a cut-off column.
+  const stacked = parameter.name.length > STACK_AFTER;
+  const classes = [
+    'jp-mlops-param',
+    parsed.ok ? '' : 'jp-mod-invalid',
+    stacked ? 'jp-mod-stacked' : ''
+  ];
   return (
     <div
-      className={`jp-mlops-param${parsed.ok ? '' : ' jp-mod-invalid'}`}
+      className={classes.filter(Boolean).join(' ')}
       data-param={parameter.name}
       data-type={parameter.type}
     >
       <label htmlFor={id}>
-        <span className="jp-mlops-param-name">{parameter.name}</span>
+        <span className="jp-mlops-param-name">
+          <Breakable text={parameter.name} />
+        </span>{' '}
         <span className="jp-mlops-param-type">{type}</span>
       </label>
       <Input id={id} parameter={parameter} raw={raw} onEdit={onEdit} />

@@ -3,15 +3,18 @@ import * as React from 'react';
 
 import type { Run } from '../api';
 import {
+  failureHeading,
   failureOf,
   formatDuration,
   isCancellable,
   metricsOf,
+  type PlannedStage,
   type ProgressState,
   stageProgress,
   statusText
 } from '../progress';
 import { stageColor } from '../palette';
+import { Breakable } from './common';
 import { DiagnosticList } from './diagnostics';
 import { PromoteControl } from './promote';
 
@@ -30,20 +33,28 @@ export function RunPanel(props: {
   now: number;
   /** stage name -> position in run order, for the stage colours */
   positions: ReadonlyMap<string, number>;
+  /** the stages of the latest analysis, listed until the run lists its own */
+  planned: readonly PlannedStage[];
   actions: RunActions;
 }): React.ReactElement | null {
-  const { progress, now, positions, actions } = props;
+  const { progress, now, positions, planned, actions } = props;
   if (progress.phase === 'idle') {
     return null;
   }
   const { run } = progress;
+  // While the run starts and is prepared, the stages it is about to run.
+  const waiting = ['starting', 'queued', 'running'].includes(progress.phase) ? planned : [];
   return (
     <section className="jp-mlops-run" data-testid="mlops-run" data-phase={progress.phase}>
       <div className="jp-mlops-run-head">
-        <span>
+        <span className="jp-mlops-run-title">
           {run ? (
             <>
-              Run <code title={run.path ?? undefined}>{run.id}</code>:{' '}
+              Run{' '}
+              <code className="jp-mlops-run-id" title={run.path ?? undefined}>
+                <Breakable text={run.id} />
+              </code>
+              :{' '}
             </>
           ) : (
             'Productionize: '
@@ -78,19 +89,25 @@ export function RunPanel(props: {
           <DiagnosticList diagnostics={progress.problems} onShowCell={actions.showCell} />
         </div>
       )}
-      {run && <StageProgressList run={run} now={now} positions={positions} />}
+      {(run || waiting.length > 0) && (
+        <StageProgressList run={run} now={now} positions={positions} planned={waiting} />
+      )}
       {run && progress.phase === 'failed' && <FailureView run={run} onShow={actions.showCell} />}
       {run && progress.phase === 'succeeded' && <Outcome run={run} />}
     </section>
   );
 }
 
+/** Stage names longer than this (in characters) get the row's first line to themselves. */
+const LONG_NAME = 16;
+
 function StageProgressList(props: {
-  run: Run;
+  run: Run | null;
   now: number;
   positions: ReadonlyMap<string, number>;
+  planned: readonly PlannedStage[];
 }): React.ReactElement {
-  const rows = stageProgress(props.run, props.now);
+  const rows = stageProgress(props.run, props.now, props.planned);
   return (
     <ol className="jp-mlops-progress">
       {rows.map((row, index) => {
@@ -100,7 +117,7 @@ function StageProgressList(props: {
         return (
           <li
             key={row.name}
-            className={`jp-mlops-progress-row jp-mod-${row.status}`}
+            className={`jp-mlops-progress-row jp-mod-${row.status}${row.name.length > LONG_NAME ? ' jp-mod-long' : ''}`}
             data-testid="mlops-stage-progress"
             data-stage={row.name}
             data-status={row.status}
@@ -110,21 +127,27 @@ function StageProgressList(props: {
             <span className="jp-mlops-stage-name">
               {row.mlflowUrl ? (
                 <a href={row.mlflowUrl} target="_blank" rel="noopener noreferrer">
-                  {row.name}
+                  <Breakable text={row.name} />
                 </a>
               ) : (
-                row.name
+                <Breakable text={row.name} />
               )}
             </span>
-            <span
-              className="jp-mlops-progress-status"
-              title={row.cachedFrom ? `outputs of run ${row.cachedFrom}` : undefined}
-            >
-              {row.status}
+            <span className="jp-mlops-progress-status" title={row.noteTitle ?? undefined}>
+              {row.label}
             </span>
             <span className="jp-mlops-progress-duration">
               {row.duration === null ? '' : formatDuration(row.duration)}
             </span>
+            {row.note && (
+              <span
+                className="jp-mlops-progress-note"
+                data-testid="mlops-stage-note"
+                title={row.noteTitle ?? undefined}
+              >
+                {row.note}
+              </span>
+            )}
           </li>
         );
       })}
@@ -141,17 +164,15 @@ function FailureView(props: {
     return null;
   }
   const { cell } = failure.error;
+  const heading = failureHeading(failure);
   return (
     <div className="jp-mlops-failure" data-testid="mlops-failure">
-      <p>
-        {failure.stage ? (
-          <>
-            Stage <strong>{failure.stage}</strong> failed:
-          </>
-        ) : (
-          'The run failed:'
-        )}
-      </p>
+      {heading === 'stage' && (
+        <p>
+          Stage <strong>{failure.stage}</strong> failed:
+        </p>
+      )}
+      {heading === 'run' && <p>The run failed:</p>}
       <pre className="jp-mlops-error-message">{failure.error.message}</pre>
       {cell !== null && (
         <button
@@ -175,7 +196,9 @@ function Outcome(props: { run: Run }): React.ReactElement {
       {metrics.length > 0 && (
         <div className="jp-mlops-metrics" data-testid="mlops-metrics">
           {metrics.map(metric => (
-            <span key={metric}>{metric}</span>
+            <span key={metric}>
+              <Breakable text={metric} />
+            </span>
           ))}
         </div>
       )}
@@ -191,7 +214,10 @@ function Outcome(props: { run: Run }): React.ReactElement {
       ) : (
         mlflow && (
           <span data-testid="mlops-mlflow-run">
-            Logged to MLflow run <code>{mlflow.run_id}</code> at <code>{mlflow.tracking_uri}</code>
+            Logged to MLflow run <code>{mlflow.run_id}</code> at{' '}
+            <code>
+              <Breakable text={mlflow.tracking_uri ?? ''} />
+            </code>
           </span>
         )
       )}
@@ -206,14 +232,16 @@ function Outcome(props: { run: Run }): React.ReactElement {
             >
               {model.url ? (
                 <a href={model.url} target="_blank" rel="noopener noreferrer">
-                  {model.name} version {model.version}
+                  <Breakable text={model.name} /> version {model.version}
                 </a>
               ) : (
                 <span>
-                  {model.name} version {model.version}
+                  <Breakable text={model.name} /> version {model.version}
                 </span>
               )}{' '}
-              <code className="jp-mlops-model-uri">{model.uri}</code>{' '}
+              <code className="jp-mlops-model-uri">
+                <Breakable text={model.uri} />
+              </code>{' '}
               <span className="jp-mlops-model-note">
                 {model.new === false
                   ? 'unchanged: trained by an earlier run'

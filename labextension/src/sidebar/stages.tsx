@@ -3,7 +3,7 @@ import * as React from 'react';
 
 import type { Analysis, Stage } from '../api';
 import { stageColor } from '../palette';
-import { CellLinks, Names } from './common';
+import { Breakable, CellLinks, Names } from './common';
 
 export function StageList(props: {
   analysis: Analysis;
@@ -61,7 +61,9 @@ function StageRow(props: {
   return (
     <li className="jp-mlops-stage" data-stage={stage.name} style={style}>
       <div className="jp-mlops-stage-head">
-        <span className="jp-mlops-stage-name">{stage.name}</span>
+        <span className="jp-mlops-stage-name">
+          <Breakable text={stage.name} />
+        </span>
         <span className="jp-mlops-stage-cells">
           cells <CellLinks cells={stage.cells} onShow={onShowCell} />
         </span>

@@ -2,6 +2,7 @@
 import * as React from 'react';
 
 import { stageColor } from '../palette';
+import { Breakable } from './common';
 import {
   type DifferenceRow,
   verifyOutcome,
@@ -85,7 +86,11 @@ export function VerifyPanel(props: {
               <ul>
                 {outcome.notes.map(row => (
                   <li key={row.key} data-stage={row.stage}>
-                    <code>{row.label}</code> from stage <strong>{row.stage}</strong>: {row.detail}
+                    <code>{row.label}</code> from stage{' '}
+                    <strong>
+                      <Breakable text={row.stage} />
+                    </strong>
+                    : {row.detail}
                   </li>
                 ))}
               </ul>
@@ -123,7 +128,11 @@ function DifferenceItem(props: {
       <div className="jp-mlops-verify-what">
         <span className="jp-mlops-swatch" />
         <span>
-          stage <strong>{row.stage}</strong> hands on <code>{row.label}</code>
+          stage{' '}
+          <strong>
+            <Breakable text={row.stage} />
+          </strong>{' '}
+          hands on <code>{row.label}</code>
           {row.readers.length > 0 && (
             <span className="jp-mlops-where"> (to {row.readers.join(', ')})</span>
           )}

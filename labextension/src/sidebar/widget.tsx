@@ -21,7 +21,7 @@ import { isActive } from '../progress';
 import type { RunManager } from '../runs';
 import { CommandIDs, SIDEBAR_ID } from '../tokens';
 import { isVerifying, type VerifyManager } from '../verify';
-import { Section } from './common';
+import { Breakable, Section } from './common';
 import { DagView } from './dag';
 import { DiagnosticList } from './diagnostics';
 import { ParameterForm } from './parameters';
@@ -93,7 +93,7 @@ export class PipelineSidebar extends ReactWidget {
         <header className="jp-mlops-header">
           <div className="jp-mlops-title" title={panel.context.path}>
             <span className="jp-mlops-pipeline">
-              {analysis?.settings.pipeline ?? panel.context.localPath}
+              <Breakable text={analysis?.settings.pipeline ?? panel.context.localPath} />
             </span>
             {state.pending && <span className="jp-mlops-pending">analyzing…</span>}
           </div>
@@ -145,6 +145,7 @@ export class PipelineSidebar extends ReactWidget {
           progress={progress}
           now={Date.now() / 1000}
           positions={positions}
+          planned={analysis?.stages ?? []}
           actions={{
             cancel: () => void commands.execute(CommandIDs.cancelRun),
             showCell: index => void showCell(this._options.shell, panel, index)
@@ -215,10 +216,12 @@ function Footer(props: { config: ServerConfig }): React.ReactElement {
       MLflow:{' '}
       {config.mlflow_ui_url ? (
         <a href={config.mlflow_ui_url} target="_blank" rel="noopener noreferrer">
-          {config.tracking_uri}
+          <Breakable text={config.tracking_uri} />
         </a>
       ) : (
-        <code>{config.tracking_uri}</code>
+        <code>
+          <Breakable text={config.tracking_uri} />
+        </code>
       )}
     </footer>
   );
