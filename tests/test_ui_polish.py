@@ -273,3 +273,19 @@ def assert_fits(page: Any) -> None:
     """No element of the sidebar is wider inside than its box; no name hides a status."""
     assert page.evaluate(OVERFLOWING, SIDEBAR) == []
     assert page.evaluate(OVERLAPS, SIDEBAR) == []
+
+
+def test_opening_an_example_leaves_it_unmodified(jupyter: JupyterLab, page: Any) -> None:
+    """The examples ship with the metadata JupyterLab fills in when their kernel starts, so
+    opening one doesn't mark it modified (a save would then make a first Productionize record
+    `git_dirty`)."""
+    import shutil
+
+    from conftest import EXAMPLES
+
+    for name in ("wine_classifier.ipynb", "kale_digits_fanout.ipynb"):
+        shutil.copy(EXAMPLES / name, jupyter.root / name)
+        open_notebook_alone(page, jupyter, name)
+        page.wait_for_timeout(1000)  # the kernel's info reached the model
+        dirty = page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.dirty")
+        assert dirty is False, f"{name} is marked modified on opening"
