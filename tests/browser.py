@@ -283,6 +283,20 @@ def run_command(page: Any, command: str, args: dict[str, Any] | None = None) -> 
     )
 
 
+def keep_screenshot(
+    target: Any, folder: Path, name: str, record_property: Any, min_bytes: int = 5_000
+) -> Path:
+    """Save `target` (a page element) as FOLDER/NAME.png, kept after the run for people to
+    look at, and say where: printed (seen with -s) and as a property of the test (JUnit XML)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    target.screenshot(path=str(path))
+    print(f"screenshot: {path}")
+    record_property(f"screenshot-{name}", str(path))
+    assert path.stat().st_size > min_bytes  # an image with content, not an empty box
+    return path
+
+
 def collect_page_errors(page: Any) -> list[str]:
     """Record the page's uncaught JavaScript errors from now on (playwright's `pageerror`).
 

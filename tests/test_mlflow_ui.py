@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 from browser import browser, page, require_chromium  # noqa: F401
+from browser import keep_screenshot as browser_screenshot
 from conftest import EXAMPLES, ROOT, cli
 from mlflow import MlflowClient
 from mlflow.entities import Run
@@ -132,12 +133,7 @@ def keep_screenshot(main: Any, name: str, record_property: Any) -> Path:
     """Save the page's main area as test-artifacts/mlflow-ui/NAME.png and say where (printed,
     seen with -s, and as a property of the test in JUnit XML); with UPDATE_SCREENSHOTS=1 also
     as the README's docs/images/mlflow-NAME.png."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    main.screenshot(path=str(path))
-    print(f"screenshot: {path}")
-    record_property(f"screenshot-{name}", str(path))
-    assert path.stat().st_size > 10_000  # a page with content, not a blank box
+    path = browser_screenshot(main, ARTIFACTS, name, record_property, min_bytes=10_000)
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(path, README_IMAGES / f"mlflow-{name}.png")
     return path

@@ -24,6 +24,7 @@ from browser import (  # noqa: F401
     browser,
     collect_page_errors,
     jupyter,
+    keep_screenshot,
     open_notebook,
     page,
 )
@@ -159,15 +160,8 @@ def stage_statuses(page: Any) -> dict[str, str]:
 
 
 def screenshot_sidebar(page: Any, name: str, record_property: Any) -> Path:
-    """Save the sidebar as test-artifacts/ui/NAME.png, kept after the run for people to look
-    at, and say where: printed (seen with -s) and as a property of the test (JUnit XML)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.locator(SIDEBAR).screenshot(path=str(path))
-    print(f"screenshot: {path}")
-    record_property(f"screenshot-{name}", str(path))
-    assert path.stat().st_size > 5_000  # an image with content, not an empty box
-    return path
+    """Save the sidebar as test-artifacts/ui/NAME.png (`keep_screenshot`)."""
+    return keep_screenshot(page.locator(SIDEBAR), ARTIFACTS, name, record_property)
 
 
 def tracking_client(lab: JupyterLab) -> MlflowClient:

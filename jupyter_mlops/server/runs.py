@@ -282,6 +282,7 @@ class RunManager:
             )
         }
         view["path"] = path
+        view["folder"] = _relative_or_none(self.root, folder)
         view["mlflow"] = {
             "tracking_uri": state.tracking_uri,
             "experiment_id": state.experiment_id,
@@ -305,6 +306,7 @@ class RunManager:
             "id": run_id,
             "pipeline": launch.prepared.pipeline,
             "path": launch.path,
+            "folder": _relative_or_none(self.root, launch.folder),
             "status": status,
             "created": launch.created,
             "finished": None,

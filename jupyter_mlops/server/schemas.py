@@ -305,6 +305,10 @@ class Run(_Reply):
     models: list[RegisteredModel]
     warnings: list[str]
     path: str | None = Field(description="the notebook, relative to the server root")
+    folder: str | None = Field(
+        description="the run folder, relative to the server root (its stages' `notebook` and "
+        "`log` are relative to it); null when it is outside the root"
+    )
     mlflow: MlflowRun
     log_tail: LogTail
 

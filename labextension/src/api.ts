@@ -75,12 +75,20 @@ export type Analysis = Omit<wire.Analysis, 'stages' | 'random_generators'> & { s
 
 export type ConvertResponse = Omit<wire.ConvertResponse, 'analysis'> & { analysis: Analysis };
 
-export type StageRun = Omit<wire.StageRun, 'notebook' | 'log'>;
+/**
+ * A stage of a run as the UI reads it. Only the Runs panel reads `notebook` (the executed
+ * stage notebook, relative to the run's `folder`): a run made up without it has none to open.
+ */
+export type StageRun = Omit<wire.StageRun, 'notebook' | 'log'> & { notebook?: string | null };
 
-/** A run as the UI reads it: `mlflow` may be missing from a run it makes up itself. */
-export type Run = Omit<wire.Run, 'stages' | 'mlflow'> & {
+/**
+ * A run as the UI reads it: `mlflow` may be missing from a run it makes up itself, and
+ * `folder` (read by the Runs panel only, to open the executed stage notebooks) too.
+ */
+export type Run = Omit<wire.Run, 'stages' | 'mlflow' | 'folder'> & {
   stages: StageRun[];
   mlflow: wire.MlflowRun | null;
+  folder?: string | null;
 };
 
 export interface RunList {

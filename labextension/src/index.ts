@@ -1,6 +1,6 @@
 /**
- * The JupyterLab plugin of jupyter-mlops: it creates the models, the sidebar and the
- * commands, and wires them to the notebooks and the user's settings.
+ * The JupyterLab plugin of jupyter-mlops: it creates the models, the sidebar, the Runs panel
+ * and the commands, and wires them to the notebooks and the user's settings.
  */
 import {
   ILayoutRestorer,
@@ -18,13 +18,16 @@ import { AnalysisModel } from './model';
 import { PanelBinding } from './panels';
 import { ParameterForms } from './params';
 import { RunManager } from './runs';
+import { registerRunsPanel } from './runsCommand';
+import { RunsModel } from './runsModel';
 import { PipelineSidebar } from './sidebar/widget';
 import { VerifyManager } from './verify';
 import { CommandIDs, DEFAULT_SETTINGS, PLUGIN_ID, readSettings, SIDEBAR_ID } from './tokens';
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
-  description: 'Pipeline sidebar, cell tagging, Productionize and Verify for jupyter-mlops',
+  description:
+    'Pipeline sidebar, cell tagging, Productionize, Verify and the Runs panel for jupyter-mlops',
   autoStart: true,
   requires: [INotebookTracker],
   optional: [ICommandPalette, ISettingRegistry, ILayoutRestorer],
@@ -53,6 +56,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
     for (const command of PALETTE_COMMANDS) {
       palette?.addItem({ command, category: 'ML Pipeline' });
     }
+
+    // The Runs panel (main area): a notebook's past runs. A run Productionize starts or
+    // ends shows up in an open panel at once.
+    const history = new RunsModel({ api, jobs: () => settings.defaultJobs || undefined });
+    registerRunsPanel({ app, tracker, model: history, palette, restorer });
+    runs.changed.connect((_, key) => {
+      const run = runs.get(key).run;
+      if (run) {
+        history.notice(run);
+      }
+    });
 
     // The toolbar button's enabled state follows the notebook's run.
     const refreshRunCommands = () => {

@@ -24,6 +24,11 @@ export namespace CommandIDs {
   export const cancelRun = 'jupyter-mlops:cancel-run';
   export const verify = 'jupyter-mlops:verify';
   export const openSidebar = 'jupyter-mlops:open-sidebar';
+  /**
+   * The Runs panel of a notebook, in the main area. args: `{path?: string}`, the notebook
+   * relative to the server root; without it, the current notebook
+   */
+  export const openRuns = 'jupyter-mlops:open-runs';
 }
 
 /** The user's defaults, from the Settings Editor (labextension/schema/plugin.json). */

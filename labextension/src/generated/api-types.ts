@@ -169,6 +169,11 @@ export interface Run {
   warnings: string[];
   /** the notebook, relative to the server root */
   path: string | null;
+  /**
+   * the run folder, relative to the server root (its stages' `notebook` and `log` are relative to
+   * it); null when it is outside the root
+   */
+  folder: string | null;
   mlflow: MlflowRun;
   /** absent in `GET runs` listings */
   log_tail?: string;

@@ -7,7 +7,7 @@
  */
 import type { JupyterFrontEnd } from '@jupyterlab/application';
 import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
-import { ReactWidget, refreshIcon } from '@jupyterlab/ui-components';
+import { historyIcon, ReactWidget, refreshIcon } from '@jupyterlab/ui-components';
 import type { CommandRegistry } from '@lumino/commands';
 import * as React from 'react';
 
@@ -121,6 +121,17 @@ export class PipelineSidebar extends ReactWidget {
             <button
               type="button"
               className="jp-mlops-icon-button"
+              data-testid="mlops-runs"
+              title="Past runs of this notebook: open, compare, re-run, cancel"
+              onClick={() =>
+                void commands.execute(CommandIDs.openRuns, { path: panel.context.path })
+              }
+            >
+              <historyIcon.react tag="span" />
+            </button>
+            <button
+              type="button"
+              className="jp-mlops-icon-button"
               data-testid="mlops-refresh"
               title="Analyze the notebook now"
               onClick={() => void commands.execute(CommandIDs.analyze)}
@@ -223,6 +234,11 @@ function Footer(props: { config: ServerConfig }): React.ReactElement {
           <Breakable text={config.tracking_uri} />
         </code>
       )}
+      <br />
+      Run folders:{' '}
+      <code data-testid="mlops-runs-dir">
+        <Breakable text={config.runs_dir} />
+      </code>
     </footer>
   );
 }
