@@ -1,13 +1,16 @@
 """Where things live by default: the MLflow store and the run folders, by one rule that the
 command line, the Jupyter server and the widget share.
 
-They live at the notebook's **project root**: the top level of the git repository the
-notebook is in; outside git, the folder runs start from (the working folder for the command
-line, the server's root for JupyterLab, the kernel's working folder for the widget). So a
-notebook run from a terminal anywhere in its repository and from JupyterLab logs to one
-store and keeps one run history, and nothing lands beside the notebook: the project root gets
-``mlflow.db`` (MLflow's own default name, so ``mlflow ui`` run there finds it), ``mlruns/``
-(its artifacts) and ``mlops-runs/`` (the run folders).
+For the command line and the widget they live at the notebook's **project root**: the top
+level of the git repository the notebook is in; outside git (or where that top level is the
+home folder, or read-only), the working folder (the kernel's, for the widget: the notebook's
+own folder). So a notebook run from a terminal anywhere in its repository and from a widget
+logs to one store and keeps one run history, and in a repository nothing lands beside the
+notebook: the top level gets ``mlflow.db`` (MLflow's own default name, so ``mlflow ui`` run
+there finds it), ``mlruns/`` (its artifacts) and ``mlops-runs/`` (the run folders).
+
+The Jupyter server uses its root folder (one store, the one its proxied MLflow UI shows): the
+same as the command line's when JupyterLab is started at the repository's top level.
 
 An explicit choice always wins: ``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` (or a URI set
 with ``mlflow.set_tracking_uri`` in the widget's kernel), ``--runs-dir``, and the server's and
@@ -16,6 +19,7 @@ the widget's own settings.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -29,8 +33,9 @@ SQLITE = "sqlite:///"
 def project_root(near: Path, otherwise: Path) -> Path:
     """The top level of the git repository holding `near` (a notebook, a bundle's folder, a
     run's folder that may not exist yet); `otherwise` when it is in none (or git isn't
-    installed)."""
-    folder = near.absolute()
+    installed), when that top level is the home folder (a repository of dotfiles, not a
+    project), or when it can't be written to (a read-only clone, a synced DAGs folder)."""
+    folder = near.resolve()  # a notebook linked from elsewhere belongs to its real project
     while not folder.is_dir() and folder != folder.parent:  # a run folder not made yet
         folder = folder.parent
     try:
@@ -43,8 +48,10 @@ def project_root(near: Path, otherwise: Path) -> Path:
         )
     except (OSError, subprocess.SubprocessError):  # no git, or no such folder
         return otherwise.absolute()
-    top = found.stdout.strip()
-    return Path(top) if found.returncode == 0 and top else otherwise.absolute()
+    top = Path(found.stdout.strip()) if found.returncode == 0 else None
+    if not top or not top.is_absolute() or top == Path.home() or not os.access(top, os.W_OK):
+        return otherwise.absolute()
+    return top
 
 
 def default_store(root: Path) -> str:

@@ -39,9 +39,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--mlops-runs-dir",
-        default="mlops-runs",
+        default=None,
         metavar="DIR",
-        help="Where the pipelines' run folders go (default: mlops-runs).",
+        help="Where the pipelines' run folders go (default: mlops-runs/ at the project's root, "
+        "as for `jupyter-mlops run`).",
     )
 
 
@@ -102,7 +103,8 @@ class NotebookPipeline(pytest.File):
         given: dict[str, Any] = {}
         if config.getoption("mlops_params"):
             given = read_values_file(Path(config.getoption("mlops_params")))  # as `-f` reads
-        options = RunOptions(runs_root=Path(config.getoption("mlops_runs_dir")))
+        runs_dir = config.getoption("mlops_runs_dir")
+        options = RunOptions(runs_root=Path(runs_dir) if runs_dir else None)
         runner = prepare(self.path, options, given)
         runner.start()
         return runner

@@ -32,6 +32,8 @@ def _module_distributions() -> Mapping[str, list[str]]:
     with contextlib.suppress(OSError, ValueError):
         found = json.loads(cached.read_text(encoding="utf-8"))
         if isinstance(found, dict):
+            with contextlib.suppress(OSError):
+                os.utime(cached)  # used: the pruning keeps the maps used last
             return found
     built = metadata.packages_distributions()
     with contextlib.suppress(OSError):  # a read-only home: build it every time
@@ -44,7 +46,7 @@ KEPT_MAPS = 8  # one per environment and state of it: a few environments, a few 
 
 
 def _prune(folder: Path) -> None:
-    """Keep the newest maps only: each install in each environment leaves one behind."""
+    """Keep the maps used last only: each install in each environment leaves one behind."""
     maps = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in maps[KEPT_MAPS:]:
         old.unlink(missing_ok=True)
@@ -59,8 +61,11 @@ def installed_fingerprint() -> str:
     installed, upgraded or removed (its metadata folder's name carries its version)."""
     key = hashlib.sha256()
     key.update(sys.prefix.encode())
+    here = os.path.abspath(".")
     for entry in sys.path:
         place = os.path.abspath(entry or ".")
+        if place == here:  # the working folder (a kernel's, `python -m`'s): not an install
+            continue
         key.update(f"\0{place}".encode())
         with contextlib.suppress(OSError):
             if not os.path.isdir(place):  # a zip: its contents change with its mtime

@@ -88,6 +88,20 @@ def _command_line(
     return command, {**inherited, **(env or {})}
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_process_uri_reset():
+    """A test that set MLflow's process-wide tracking URI (and failed before it put it back)
+    must not send every later test's default store there."""
+    yield
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is None:
+        return
+    from mlflow.tracking._tracking_service import utils
+
+    if utils._tracking_uri is not None:
+        mlflow.set_tracking_uri(None)
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh folder to work in: mlflow.db and mlops-runs/ land here."""

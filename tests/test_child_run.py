@@ -7,9 +7,14 @@ owners: tests/test_server*.py, tests/test_widgets.py, tests/test_orphans.py.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
 
+import nbformat
 import pytest
+from conftest import code, notebook
+from test_zygote import alive
 
 from jupyter_mlops.run.child import (
     NO_SPARE_ENV,
@@ -205,20 +210,35 @@ def test_a_runner_started_ahead_ends_with_its_owner(tmp_path: Path) -> None:
 def test_a_runner_started_ahead_that_no_run_comes_for_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Its idle limit: it doesn't hold its imports (and its zygote's) for good."""
+    """Its idle limit: it doesn't hold its imports for good, nor the zygote it started for
+    the run it expected."""
     import subprocess
 
     from jupyter_mlops.run.child import spare_arguments
     from jupyter_mlops.run.spare import IDLE_ENV
 
-    monkeypatch.setenv(IDLE_ENV, "0.5")
-    arguments = spare_arguments(tmp_path)
+    monkeypatch.setenv(IDLE_ENV, "8")
+    nb = tmp_path / "nb.ipynb"
+    nbformat.write(notebook(code("import json", "setup"), code("x = 1", "stage:a")), nb)
+    arguments = spare_arguments(tmp_path, str(nb))
     spare = subprocess.Popen(arguments.pop("args"), **arguments)
     try:
+        zygotes: list[int] = []
+        deadline = time.monotonic() + 20
+        while not zygotes and time.monotonic() < deadline:  # the expected run's zygote
+            children = Path(f"/proc/{spare.pid}/task/{spare.pid}/children")
+            with contextlib.suppress(OSError):
+                zygotes = [int(pid) for pid in children.read_text().split()]
+            time.sleep(0.1)
+        assert zygotes, "the spare started no zygote"
         assert spare.wait(timeout=120) == 0  # its stdin still open: it ended on its own
+        deadline = time.monotonic() + 30
+        while any(alive(pid) for pid in zygotes) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(pid) for pid in zygotes), "its zygote outlived it"
     finally:
         spare.kill()
-    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nb.ipynb"]
 
 
 def test_a_spare_request_names_the_command_it_becomes(tmp_path: Path) -> None:
@@ -282,3 +302,17 @@ def test_a_spare_that_failed_to_start_or_started_as_its_owner_stopped_is_not_kep
 def test_spares_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv(NO_SPARE_ENV, "1")
     assert SpareSlot[str]().begin(tmp_path, "", busy=False) is None
+
+
+def test_a_spare_near_its_own_end_is_not_handed_a_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A request must never reach a spare on its way out (it would end unread)."""
+    from jupyter_mlops.run.spare import IDLE_ENV
+
+    monkeypatch.setenv(IDLE_ENV, "1")
+    slot: SpareSlot[str] = SpareSlot()
+    slot.begin(tmp_path, "", busy=False)
+    slot.started("spare")
+    time.sleep(1)
+    assert slot.take(tmp_path) == (None, "spare")

@@ -517,3 +517,11 @@ def test_a_notebook_is_dirty_when_its_code_changed_not_when_jupyterlab_filled_it
 
     path.write_text("not a notebook any more")
     assert git_info(path)["dirty"] == "true"
+
+    # A copy nobody committed, beside a committed notebook of the same name elsewhere: dirty.
+    (tmp_path / "experiments").mkdir()
+    copy = write(nb, tmp_path / "experiments" / "nb.ipynb")
+    path.unlink()
+    commit_again = notebook(code("x = 1", "stage:a"), code("y = x + 1", "stage:b"), model_name="m")
+    write(commit_again, path)
+    assert git_info(copy)["dirty"] == "true"

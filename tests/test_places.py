@@ -4,6 +4,7 @@ for the command line and the widget; nothing lands beside the notebook (issue 15
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -85,3 +86,29 @@ def test_the_widget_uses_the_same_places_as_the_command_line(tmp_path, monkeypat
 def test_a_folder_not_made_yet_belongs_to_the_project_it_will_be_in(tmp_path):
     top, _ = project(tmp_path)
     assert project_root(top / "mlops-runs" / "churn" / "20261203-1" / "bundle", tmp_path) == top
+
+
+def test_a_read_only_repository_or_the_home_folder_is_not_the_project(tmp_path, monkeypatch):
+    """A read-only clone (a course's, a synced DAGs folder) or a home folder kept in git (its
+    dotfiles) falls back to the working folder."""
+    top, nb = project(tmp_path)
+    elsewhere = tmp_path / "here"
+    elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(top))
+    assert project_root(nb, elsewhere) == elsewhere
+    monkeypatch.setenv("HOME", str(tmp_path / "nobody"))
+    assert project_root(nb, elsewhere) == top
+    top.chmod(0o555)
+    try:
+        if not os.access(top, os.W_OK):  # (root may write anywhere: nothing to check then)
+            assert project_root(nb, elsewhere) == elsewhere
+    finally:
+        top.chmod(0o755)
+
+
+def test_a_linked_notebook_belongs_to_its_real_project(tmp_path):
+    top, nb = project(tmp_path)
+    outside = tmp_path / "links"
+    outside.mkdir()
+    (outside / "churn.ipynb").symlink_to(nb)
+    assert project_root(outside / "churn.ipynb", outside) == top

@@ -286,6 +286,14 @@ def test_opening_an_example_leaves_it_unmodified(jupyter: JupyterLab, page: Any)
     for name in ("wine_classifier.ipynb", "kale_digits_fanout.ipynb"):
         shutil.copy(EXAMPLES / name, jupyter.root / name)
         open_notebook_alone(page, jupyter, name)
-        page.wait_for_timeout(1000)  # the kernel's info reached the model
-        dirty = page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.dirty")
+        # Once the kernel's info has arrived, JupyterLab has written its language_info into
+        # the notebook (a callback on the same promise, registered before this one).
+        dirty = page.evaluate(
+            """async () => {
+                const widget = window.jupyterapp.shell.currentWidget;
+                await widget.sessionContext.session.kernel.info;
+                await new Promise(resolve => setTimeout(resolve, 200));
+                return widget.context.model.dirty;
+            }"""
+        )
         assert dirty is False, f"{name} is marked modified on opening"

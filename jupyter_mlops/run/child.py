@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from .orphans import owner_environment
 from .runner import RunOptions
 from .runstate import RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, RunState, run_folder
 from .scheduling import default_jobs
-from .spare import request_line
+from .spare import request_line, usable_seconds
 
 RUNNER_LOG = "runner.log"
 LOG_END_BYTES = 4000  # enough for the last words of a command that refused a run
@@ -181,7 +182,8 @@ class SpareSlot(Generic[P]):
 
     An owner keeps at most one spare, started while no run runs or waits (a spare's imports
     would slow them), for runs in the folder it started in, and hands it a run only under
-    the conditions it started under (`spare_conditions`).
+    the conditions it started under (`spare_conditions`) and well before it ends by itself
+    (`spare.usable_seconds`).
     """
 
     def __init__(self) -> None:
@@ -189,6 +191,7 @@ class SpareSlot(Generic[P]):
         self._cwd: Path | None = None
         self._conditions = ""
         self._starting: tuple[Path, str] | None = None  # (cwd, conditions) while one starts
+        self._started_at = 0.0  # (time.monotonic) its spare ends by itself after a while
         self._closed = False
 
     def take(self, cwd: Path) -> tuple[P | None, P | None]:
@@ -197,7 +200,8 @@ class SpareSlot(Generic[P]):
         spare, self._spare = self._spare, None
         if spare is None:
             return None, None
-        if self._cwd == cwd and self._conditions == spare_conditions():
+        fresh = time.monotonic() - self._started_at < usable_seconds()
+        if fresh and self._cwd == cwd and self._conditions == spare_conditions():
             return spare, None
         return None, spare
 
@@ -219,7 +223,7 @@ class SpareSlot(Generic[P]):
         starting, self._starting = self._starting, None
         if spare is None or starting is None or self._closed:
             return spare
-        self._spare = spare
+        self._spare, self._started_at = spare, time.monotonic()
         self._cwd, self._conditions = starting
         return None
 

@@ -30,6 +30,17 @@ IDLE_ENV = "JUPYTER_MLOPS_SPARE_IDLE_SECONDS"
 IDLE_SECONDS = 1800.0
 
 
+def idle_seconds() -> float:
+    """How long a spare waits for its run before it ends."""
+    return float(os.environ.get(IDLE_ENV) or IDLE_SECONDS)
+
+
+def usable_seconds() -> float:
+    """How long after its start an owner may still hand a spare its run: well before it
+    ends, so that a request never reaches a spare on its way out."""
+    return idle_seconds() * 0.9
+
+
 def request_line(command: list[str], log: str, env: dict[str, str]) -> bytes:
     """The request for a spare: the run's command (`python -m jupyter_mlops ARGS`) as
     arguments, the file its output goes to, and its environment."""
@@ -52,8 +63,7 @@ def main(expected: str | None = None) -> None:
 
     with contextlib.suppress(Exception):  # the run, with its log, will say what is wrong
         warm_up()
-    idle = float(os.environ.get(IDLE_ENV) or IDLE_SECONDS)
-    waiting, _, _ = select.select([sys.stdin], [], [], idle)
+    waiting, _, _ = select.select([sys.stdin], [], [], idle_seconds())
     line = sys.stdin.buffer.readline() if waiting else b""
     if not line:  # the owner ended, no longer needs us, or no run came for a long while
         os._exit(0)

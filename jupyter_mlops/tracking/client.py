@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import getpass
+import hashlib
 import logging
 import os
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from ..artifacts import cache_folder
 from ..errors import TrackingLost, TrackingUnavailable
 from ..places import default_store, project_root
 
@@ -294,13 +296,22 @@ def _sqlite_setup_lock(uri: str) -> Iterator[None]:
     if not uri.startswith(prefix):
         yield
         return
-    folder = Path(uri[len(prefix) :]).parent
-    folder.mkdir(parents=True, exist_ok=True)
-    # The database's folder is what is locked, not a file beside the database: a lock file
-    # would be left in the user's folder for good.
-    lock = os.open(folder, os.O_RDONLY)
+    database = Path(uri[len(prefix) :])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    # The lock file lives in this user's cache, keyed by the database's path, not beside the
+    # database (it would be left in her folder for good), and it is a file opened for
+    # writing (on NFS an exclusive flock needs one: a folder can't be locked there).
+    key = hashlib.sha256(str(database.resolve()).encode()).hexdigest()[:32]
+    lock_path = cache_folder() / "locks" / f"{key}.lock"
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(lock_path, "a")  # noqa: SIM115 (held across the yield)
+    except OSError:  # no writable cache (a read-only home): unlocked, as MLflow itself is
         yield
-    finally:
-        os.close(lock)  # (which releases the lock)
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -58,10 +58,11 @@ def git_info(path: Path | None) -> dict[str, str]:
     except (RuntimeError, OSError, subprocess.SubprocessError):
         return {}
     try:
-        info["path"] = git("ls-files", "--full-name", "--", path.name) or path.name
+        tracked = git("ls-files", "--full-name", "--", path.name)
+        info["path"] = tracked or path.name
         info["branch"] = git("rev-parse", "--abbrev-ref", "HEAD")
         changed = bool(git("status", "--porcelain", "--", path.name))
-        if changed and path.suffix == ".ipynb":
+        if changed and tracked and path.suffix == ".ipynb":  # untracked: never committed
             with contextlib.suppress(RuntimeError, OSError, subprocess.SubprocessError):
                 committed = git("show", f"HEAD:{info['path']}")
                 changed = notebook_code(committed) != notebook_code(path.read_text("utf-8"))
