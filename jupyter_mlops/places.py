@@ -1,5 +1,5 @@
-"""Where things live by default: the MLflow store and the run folders, by one rule that the
-command line, the Jupyter server and the widget share.
+"""Where things live by default: the MLflow store and the run folders, named here once for
+the command line, the widget and the Jupyter server.
 
 For the command line and the widget they live at the notebook's **project root**: the top
 level of the git repository the notebook is in; outside git (or where that top level is the

@@ -16,6 +16,7 @@ from pathlib import Path
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, Unicode
 
+from ..places import RUNS_FOLDER, default_store
 from ..tracking import MlflowLinks, resolve_tracking_uri
 from .handlers import handlers
 from .mlflow_ui import TRACKING_URI_ENV, proxied_ui_url
@@ -45,7 +46,7 @@ class MlopsExtension(ExtensionApp):
         "on demand under <base_url>mlflow/.",
     )
     runs_dir = Unicode(
-        "mlops-runs",
+        RUNS_FOLDER,
         config=True,
         help="Where run folders go; relative paths are inside the server's root directory.",
     )
@@ -72,7 +73,7 @@ class MlopsExtension(ExtensionApp):
     def initialize_settings(self) -> None:
         assert self.serverapp is not None  # set by jupyter_server before it initializes us
         root = Path(self.serverapp.root_dir)
-        default = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
+        default = os.environ.get("MLFLOW_TRACKING_URI") or default_store(root)
         self.resolved_tracking_uri = resolve_tracking_uri(self.tracking_uri or default)
         runs_dir = Path(self.runs_dir)
         runs_dir = (runs_dir if runs_dir.is_absolute() else root / runs_dir).resolve()

@@ -22,7 +22,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..artifacts import cache_folder
 from ..errors import TrackingLost, TrackingUnavailable
-from ..places import default_store, project_root
+from ..places import SQLITE, default_store, project_root
 
 TAG_PREFIX = "jupyter_mlops."  # of every tag we set on MLflow runs and model versions
 
@@ -64,7 +64,7 @@ def resolve_tracking_uri(
     if not uri:
         here = Path.cwd()
         uri = default_store(project_root(near or here, otherwise or here))
-    prefix = "sqlite:///"
+    prefix = SQLITE
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         uri = prefix + str(Path(uri[len(prefix) :]).resolve())
     return uri
@@ -292,7 +292,7 @@ def _sqlite_setup_lock(uri: str) -> Iterator[None]:
     MLflow migrates a new sqlite database on first use; runs started at the same moment
     (CI matrix jobs, a user clicking twice) would otherwise race and fail half-way.
     """
-    prefix = "sqlite:///"
+    prefix = SQLITE
     if not uri.startswith(prefix):
         yield
         return
