@@ -35,9 +35,11 @@ from .pipeline import prepare, read_analyzed  # noqa: E402
 from .places import project_runs_dir  # noqa: E402
 from .report import (  # noqa: E402
     ProgressPrinter,
+    SweepPrinter,
     check_report,
     model_line,
     run_summary,
+    sweep_summary,
     timings_table,
     verify_report,
 )
@@ -48,6 +50,9 @@ from .run.runstate import DONE, FAILED  # noqa: E402
 from .run.scheduling import default_jobs  # noqa: E402
 from .run.upload import upload  # noqa: E402
 from .status_symbols import STATUS_SYMBOLS  # noqa: E402
+from .sweeps.record import TO_RUN  # noqa: E402
+from .sweeps.sweeper import plan_sweep  # noqa: E402
+from .sweeps.sweeper import resume as resume_sweep  # noqa: E402
 from .tracking import without_credentials  # noqa: E402
 
 SCHEDULER_COMMANDS = frozenset({"begin", "stage", "end", "log"})
@@ -167,6 +172,15 @@ JOBS_OPTION = click.option(
     show_default="the number of cores",
     help="Independent stages to run at once.",
 )
+STAGE_OPTIONS = _options(
+    click.option("--kernel", help="Kernelspec to run the stages with."),
+    click.option(
+        "--stage-timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help="Stop a stage that runs longer than this.",
+    ),
+)
 SCHEDULED_RUN_OPTIONS = _options(
     click.option("--run-id", required=True, help="The id `jupyter-mlops begin` printed."),
     click.option("--artifact-store", required=True, metavar="URI"),
@@ -266,13 +280,7 @@ def convert(notebook: Path, out: Path) -> None:
     "code and parameters.",
 )
 @TRACKING_URI_OPTION
-@click.option("--kernel", help="Kernelspec to run the stages with.")
-@click.option(
-    "--stage-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="SECONDS",
-    help="Stop a stage that runs longer than this.",
-)
+@STAGE_OPTIONS
 @_runs_dir_option("Where run folders are created.")
 @click.option(
     "--no-cache",
@@ -343,6 +351,128 @@ def run(
         if timings and runner.started:
             click.echo(timings_table(runner.state.state), err=True)
     click.echo(run_summary(state))
+
+
+@main.command(short_help="Run a notebook with many parameter sets; register the best.")
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option(
+    "-p",
+    "--parameter",
+    "parameters",
+    multiple=True,
+    nargs=2,
+    metavar="NAME VALUES",
+    help="Values to try: 100,200,400; with --random also a range LOW:HIGH or LOW:HIGH:log. "
+    "One value fixes the parameter for every trial.",
+)
+@click.option(
+    "-f",
+    "--parameters-file",
+    type=click.Path(path_type=Path),
+    help="YAML (or JSON) file of values every trial shares.",
+)
+@click.option(
+    "--random",
+    "draws",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Draw N trials at random instead of trying every combination.",
+)
+@click.option("--seed", type=int, help="The random draws' seed (default: a new one, recorded).")
+@click.option("--metric", help="The metric that picks the best trial (default: the only one).")
+@click.option(
+    "--maximize/--minimize",
+    "maximize",
+    default=None,
+    help="Whether higher is better (default: from the metric's name, accuracy or loss).",
+)
+@click.option(
+    "--resume",
+    metavar="SWEEP_ID",
+    help="Run the trials an interrupted sweep had not finished.",
+)
+@JOBS_OPTION
+@TRACKING_URI_OPTION
+@STAGE_OPTIONS
+@_runs_dir_option("Where run folders (and the sweep's record) are created.")
+@click.option("--stages", "show_stages", is_flag=True, help="Print each trial's stage lines too.")
+@click.pass_context
+def sweep(
+    ctx: click.Context,
+    target: Path,
+    parameters: tuple[tuple[str, str], ...],
+    parameters_file: Path | None,
+    draws: int | None,
+    seed: int | None,
+    metric: str | None,
+    maximize: bool | None,
+    resume: str | None,
+    jobs: int,
+    tracking_uri: str | None,
+    kernel: str | None,
+    stage_timeout: float | None,
+    runs_dir: Path | None,
+    show_stages: bool,
+) -> None:
+    """Run a notebook's pipeline once per parameter set, each run nested under one sweep run
+    in MLflow; stages that read no swept parameter run once and are shared. The best trial
+    by --metric is registered as @candidate, with the table of trials in its model card.
+
+    \b
+    jupyter-mlops sweep nb.ipynb -p n_estimators 100,200,400 -p max_depth 4,8,None
+    jupyter-mlops sweep nb.ipynb --random 12 --seed 1 -p lr 0.0001:0.1:log --metric auc
+    """
+    options = RunOptions(
+        jobs=jobs,
+        tracking_uri=tracking_uri,
+        runs_root=runs_dir,
+        kernel=kernel,
+        stage_timeout=stage_timeout,
+    )
+    listeners = [SweepPrinter()]
+    trial_listeners = [ProgressPrinter()] if show_stages else []
+    if resume is not None:
+        planned = {
+            "-p": parameters,
+            "-f": parameters_file,
+            "--random": draws,
+            "--seed": seed,
+            "--metric": metric,
+            "--maximize/--minimize": maximize,
+        }
+        given = [name for name, value in planned.items() if value is not None and value != ()]
+        if given:
+            raise click.UsageError(
+                f"--resume runs the sweep as it was planned: leave out {', '.join(given)}", ctx
+            )
+        sweeper = resume_sweep(target, resume, options, _say_warnings, listeners, trial_listeners)
+    else:
+        sweeper = plan_sweep(
+            target,
+            list(parameters),
+            options,
+            _read_parameters_file(parameters_file),
+            draws,
+            seed,
+            metric,
+            maximize,
+            _say_warnings,
+            listeners,
+            trial_listeners,
+        )
+    state = sweeper.state
+    left = sum(trial.status in TO_RUN for trial in state.trials)
+    click.echo(
+        f"sweeping `{state.pipeline}`: {left} of {len(state.trials)} trials to run, best by "
+        f"{state.objective.describe()}"
+        + (f", seed {state.seed}" if state.seed is not None else "")
+        + f" (sweep {state.id})",
+        err=True,
+    )
+    state = sweeper.run()
+    click.echo(sweep_summary(state, sweeper.folder))
+    if state.best is None:
+        sys.exit(1)
 
 
 @main.command(short_help="Prove the pipeline hands on what the notebook computes.")

@@ -1,4 +1,5 @@
-"""Human-readable text for the terminal: the `check` report and a run's progress lines."""
+"""Human-readable text for the terminal: the `check` report, a run's and a sweep's progress
+lines and summaries."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from .run.runstate import CACHED, CANCELLED, DONE, FAILED, RUNNING, SKIPPED, Run
 from .run.timings import PARTS
 from .state import value_name
 from .status_symbols import STATUS_SYMBOLS
+from .sweeps.record import SUCCEEDED as TRIAL_SUCCEEDED
+from .sweeps.record import SweepState, Trial, value_text
 from .tracking import without_credentials
 from .tracking.client import ui_route
 from .verify import Difference, VerifyReport
@@ -197,12 +200,18 @@ def run_summary(state: RunState) -> str:
         lines.append(f"  model:      {model_line(model)}")
     if any(stage.status == CACHED for stage in state.stages):
         lines.append(f"  cached:     {CACHED_MEANS}")
-    if state.tracking_uri and state.tracking_uri.startswith("sqlite:"):
-        lines.append(f"  browse it:  mlflow ui --backend-store-uri {state.tracking_uri}")
-        if state.experiment_id and state.parent_run_id:
-            route = ui_route("run", state.experiment_id, state.parent_run_id)
-            lines.append(f"              then open {DEFAULT_UI}/{route}")
+    lines += _browse_it(state.tracking_uri, state.experiment_id, state.parent_run_id)
     return "\n".join(lines)
+
+
+def _browse_it(tracking_uri: str | None, experiment: str | None, run: str | None) -> list[str]:
+    """How to see a run in a local store: the `mlflow ui` command, then the run's page."""
+    if not tracking_uri or not tracking_uri.startswith("sqlite:"):
+        return []
+    lines = [f"  browse it:  mlflow ui --backend-store-uri {tracking_uri}"]
+    if experiment and run:
+        lines.append(f"              then open {DEFAULT_UI}/{ui_route('run', experiment, run)}")
+    return lines
 
 
 CACHED_MEANS = (
@@ -265,3 +274,78 @@ def _short(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+_TRIAL_COLOURS = {"running": "cyan", "succeeded": "green", "failed": "red", "cancelled": "yellow"}
+
+
+class SweepPrinter:
+    """A sweep listener printing a line as each trial starts and ends."""
+
+    def __call__(self, state: SweepState, trial: Trial | None) -> None:
+        if trial is None or trial.status not in _TRIAL_COLOURS:
+            return
+        colour = _TRIAL_COLOURS[trial.status]
+        values = " ".join(f"{k}={value_text(v)}" for k, v in trial.parameters.items())
+        head = f"{time.strftime('%H:%M:%S')} trial {trial.number}/{len(state.trials)} {values}"
+        if trial.status == "running":
+            click.echo(f"{head}: {click.style('running', fg=colour)}", err=True)
+            return
+        said = [click.style(trial.status, fg=colour)]
+        if trial.duration:
+            said.append(f"in {trial.duration:.1f} s")
+        if trial.metric is not None:
+            said.append(f"{state.metric} {trial.metric:.4g}")
+        if trial.shared:
+            said.append(f"(shared: {', '.join(trial.shared)})")
+        click.echo(f"{head}: {' '.join(said)}", err=True)
+        if trial.error:
+            click.echo(f"  {trial.error.splitlines()[0]}", err=True)
+
+
+def sweep_table(state: SweepState) -> str:
+    """The trials as a terminal table, the best one starred."""
+    names = list(state.space)
+    header = ["", "trial", *names, state.metric, "status", "run"]
+    rows = [header]
+    for trial in state.trials:
+        rows.append(
+            [
+                "*" if trial.number == state.best else "",
+                str(trial.number),
+                *(value_text(trial.parameters.get(name)) for name in names),
+                "" if trial.metric is None else f"{trial.metric:.4g}",
+                trial.status,
+                trial.run_id or "",
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def sweep_summary(state: SweepState, folder: Path) -> str:
+    counts = state.counts()
+    best = state.trial(state.best) if state.best else None
+    done = f"{counts[TRIAL_SUCCEEDED]} of {len(state.trials)} trials succeeded"
+    if best is None:
+        head = click.style(f"✗ sweep `{state.pipeline}`: no trial gave {state.metric}", fg="red")
+    else:
+        head = click.style(f"✓ sweep `{state.pipeline}`", fg="green", bold=True)
+    lines = [f"{head} ({done}, sweep {state.id})", sweep_table(state)]
+    if best is not None:
+        lines.append(
+            f"  best:       trial {best.number}, {state.objective.describe()}: "
+            f"{best.metric:.6g} (run {best.run_id})"
+        )
+    for model in state.models:
+        lines.append(f"  model:      {model_line(model)}")
+    lines.append(f"  sweep:      {_short(folder)}")
+    uri = without_credentials(state.tracking_uri or "")
+    lines.append(
+        f"  MLflow:     {uri}, sweep run {state.mlflow_run_id} (its trials nested under it)"
+    )
+    lines += _browse_it(state.tracking_uri, state.experiment_id, state.mlflow_run_id)
+    return "\n".join(lines)

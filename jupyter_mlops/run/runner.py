@@ -90,6 +90,8 @@ class RunOptions:
     parent_run_id: str | None = None  # log into this MLflow run (a scheduler's `begin` made it)
     use_cache: bool = True  # reuse the outputs of stages whose inputs are all unchanged
     fork: bool = True  # fork stage kernels from a zygote (run/zygote.py); False: fresh ones
+    register: bool = True  # register its models; False: a sweep's trial (its sweep registers)
+    sweep_run_id: str | None = None  # the MLflow run of the sweep this run is a trial of
 
 
 def new_run_id() -> str:
@@ -280,7 +282,9 @@ class PipelineRunner:
             self.tracker.attach(self.options.parent_run_id, self.options.parameters)
             parent = self.options.parent_run_id
         else:
-            parent = self.tracker.start(self.options.parameters, self.run_dir)
+            parent = self.tracker.start(
+                self.options.parameters, self.run_dir, nested_in=self.options.sweep_run_id
+            )
         self.state.update(experiment_id=self.tracker.experiment_id, parent_run_id=parent)
         self.outcomes = self._log_cached_stages()
         self._notify(None)
@@ -391,7 +395,9 @@ class PipelineRunner:
         models = []
         if not attached and not self.tracker.lost:
             with contextlib.suppress(TrackingLost):
-                models = self.tracker.end(ordered, complete=status == RUN_SUCCEEDED).models
+                models = self.tracker.end(
+                    ordered, complete=status == RUN_SUCCEEDED, register=self.options.register
+                ).models
         if self.tracker.lost:
             status = RUN_CANCELLED if cancelled else RUN_FAILED
         self.state.update(

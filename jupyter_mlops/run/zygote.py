@@ -233,6 +233,12 @@ def keep_ahead(zygote: Zygote) -> None:
     _AHEAD[:] = [zygote]
 
 
+def drop_ahead() -> None:
+    """End the zygote kept ahead, if any: the run it was kept for won't come."""
+    while _AHEAD:
+        _AHEAD.pop().close()
+
+
 def take_ahead(
     python: str, cwd: str, first: list[str], later: list[str], env: dict[str, str]
 ) -> Zygote | None:

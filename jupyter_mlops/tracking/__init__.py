@@ -6,6 +6,7 @@
 - ``registry`` and ``card``: registering the logged models, with a model card.
 - ``models``: logging a `model:VAR` variable, inside the stage's kernel.
 - ``promotion``: the promotion gate (`promote`): a version's checks, then the alias.
+- ``sweeps``: a sweep's own run, the parent of its trials' runs.
 
 Importing the package is cheap: MLflow itself is imported only by the calls that talk to
 it, because the CLI's start and every stage kernel import this package.

@@ -49,9 +49,11 @@ class RegisteredModel:
 
 
 def register_models(
-    tracker: PipelineTracker, outcomes: list[StageOutcome]
+    tracker: PipelineTracker, outcomes: list[StageOutcome], appendix: str = ""
 ) -> list[RegisteredModel]:
-    """Register the models this run trained as candidates; link the ones it reused."""
+    """Register the models this run trained as candidates; link the ones it reused.
+
+    `appendix` (markdown) ends each new version's model card."""
     from mlflow.exceptions import MlflowException
 
     logged = [
@@ -86,7 +88,10 @@ def register_models(
             if model.new:
                 tracker.client.set_registered_model_alias(name, CANDIDATE_ALIAS, model.version)
                 tracker.client.update_model_version(
-                    name, model.version, description=model_card(tracker, model, outcomes)
+                    name,
+                    model.version,
+                    description=model_card(tracker, model, outcomes)
+                    + (f"\n{appendix.strip()}\n" if appendix.strip() else ""),
                 )
                 # Links MLflow's pages read; the version stands without them.
                 with contextlib.suppress(MlflowException):

@@ -153,10 +153,14 @@ class PipelineTracker:
 
     # --- the parent run -------------------------------------------------------------------
 
-    def start(self, parameters: dict[str, Any], run_dir: Path) -> str:
-        """Create the parent run: parameters, source tags and the bundle's files."""
+    def start(self, parameters: dict[str, Any], run_dir: Path, nested_in: str | None = None) -> str:
+        """Create the parent run: parameters, source tags and the bundle's files.
+
+        `nested_in`: the MLflow run of the sweep this run is a trial of; MLflow's UI then
+        lists the trials under it and compares them in one view.
+        """
         self.parameters = parameters
-        self.experiment_id = self._experiment()
+        self.experiment_id = self.experiment()
         source = self.bundle.source_path
         self.git = git_info(source)
         number = self._next_run_number()
@@ -174,6 +178,8 @@ class PipelineTracker:
         }
         if self.bundle.source_sha256:
             tags[TAG_PREFIX + "notebook_sha256"] = self.bundle.source_sha256
+        if nested_in:
+            tags["mlflow.parentRunId"] = nested_in
         tags.update(self._git_tags())
         run = self.client.create_run(self.experiment_id, tags=tags)
         self.parent_run_id = run.info.run_id
@@ -251,16 +257,18 @@ class PipelineTracker:
             )
         return found
 
-    def end(self, outcomes: list[StageOutcome], complete: bool = True) -> RunEnd:
+    def end(
+        self, outcomes: list[StageOutcome], complete: bool = True, register: bool = True
+    ) -> RunEnd:
         """End the parent run from its stages' outcomes.
 
-        FINISHED, with the models the stages logged registered as candidates, when the run is
+        FINISHED, with the models the stages logged registered as candidates (unless not to
+        `register`: a sweep's trial, whose sweep registers its best trial's), when the run is
         `complete` and every outcome FINISHED; else FAILED. The stages' metrics go onto the
         parent too, so runs compare in one table. The parent is ended even when logging or
         registering fails, so nothing stays RUNNING.
         """
         from mlflow.entities import Metric
-        from mlflow.exceptions import MlflowException
 
         assert self.parent_run_id
         succeeded = complete and all(o.status == "FINISHED" for o in outcomes)
@@ -275,13 +283,21 @@ class PipelineTracker:
             ]
             if metrics:
                 self.client.log_batch(self.parent_run_id, metrics=metrics)
-            if succeeded:
-                registered = register_models(self, outcomes)
-                with contextlib.suppress(MlflowException):  # the versions stand without it
-                    self._link_registered(registered)
+            if succeeded and register:
+                registered = self.register(outcomes)
         finally:
             self.client.set_terminated(self.parent_run_id, "FINISHED" if succeeded else "FAILED")
         return RunEnd(succeeded, registered)
+
+    def register(self, outcomes: list[StageOutcome], appendix: str = "") -> list[RegisteredModel]:
+        """Register the models of this run (started or attached) as candidates; `appendix`
+        ends their model cards (a sweep's table of trials)."""
+        from mlflow.exceptions import MlflowException
+
+        registered = register_models(self, outcomes, appendix)
+        with contextlib.suppress(MlflowException):  # the versions stand without it
+            self._link_registered(registered)
+        return registered
 
     def _link_registered(self, registered: list[RegisteredModel]) -> None:
         """The parent run lists the models it produced and the versions they are."""
@@ -299,7 +315,8 @@ class PipelineTracker:
                 ", ".join(f"{m.name}/{m.version}" for m in registered),
             )
 
-    def _experiment(self) -> str:
+    def experiment(self) -> str:
+        """The pipeline's experiment's id, creating (or restoring) it as needed."""
         existing = self.client.get_experiment_by_name(self.bundle.experiment)
         if existing is not None:
             if existing.lifecycle_stage == "deleted":

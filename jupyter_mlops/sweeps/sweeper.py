@@ -1,0 +1,358 @@
+"""Running a sweep: each trial an ordinary pipeline run, sharing what it can.
+
+A trial is `jupyter-mlops run` with the trial's parameters (through `pipeline.prepare`, the
+one entry point), with two differences: its MLflow run is nested under the sweep's, and it
+registers no model (the sweep registers its best trial's once every trial has run). Trials
+run one after another, each with the stage cache: the first trial runs the stages that
+read no swept parameter, and every later trial is served their outputs. A failed trial is
+recorded and the sweep goes on; a stopped sweep (Ctrl-C, SIGTERM) keeps its record, and
+`--resume` runs the trials it had not finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..artifacts import open_store
+from ..bundle import read_bundle
+from ..errors import BadInput, MlopsError, RunInterrupted, StageFailed, TrackingLost
+from ..files import atomic_write
+from ..parameters import resolve
+from ..pipeline import Pipeline, open_pipeline, prepare
+from ..places import project_runs_dir
+from ..run.runner import Listener, PipelineRunner, RunOptions, new_run_id
+from ..run.runstate import (
+    CACHED,
+    DONE,
+    RunState,
+    RunStateFile,
+    read_run,
+    recorded_store,
+)
+from ..run.runstate import (
+    FAILED as STAGE_FAILED,
+)
+from ..run.zygote import drop_ahead
+from ..tracking import PipelineTracker, StageOutcome, resolve_tracking_uri
+from ..tracking.card import run_link
+from ..tracking.client import TAG_PREFIX, quiet_logs
+from ..tracking.sweeps import BEST_TRIAL_TAG, end_sweep, resume_sweep, start_sweep
+from .record import (
+    CANCELLED,
+    FAILED,
+    RUNNING,
+    SUCCEEDED,
+    SWEEP_FAILED,
+    SWEEP_FILE,
+    SWEEP_RUNNING,
+    SWEEP_STOPPED,
+    SWEEP_SUCCEEDED,
+    TO_RUN,
+    SweepState,
+    Trial,
+    read_sweep,
+    sweep_folder,
+    trials_table,
+    write_sweep,
+)
+from .space import choose_objective, parse_space
+
+TABLE_FILE = "trials.md"
+MAX_TRIALS = 10_000
+# What a listener hears: the sweep (its record as it stands) and the trial it is about.
+SweepListener = Callable[[SweepState, Trial | None], None]
+ENDED = (DONE, CACHED, STAGE_FAILED)  # a stage status after which its imports are done
+MLFLOW_STATUS = {SWEEP_SUCCEEDED: "FINISHED", SWEEP_FAILED: "FAILED", SWEEP_STOPPED: "KILLED"}
+
+
+class Sweeper:
+    """One sweep, new or resumed: made (and checked) by `plan_sweep` or `resume`, then `run`."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        state: SweepState,
+        folder: Path,
+        options: RunOptions,
+        listeners: Sequence[SweepListener] = (),
+        trial_listeners: Sequence[Listener] = (),
+    ) -> None:
+        self.pipeline = pipeline
+        self.state = state
+        self.folder = folder
+        self.options = options
+        self.listeners = list(listeners)
+        self.trial_listeners = list(trial_listeners)  # hear each trial's stages
+        self._next: tuple[int, PipelineRunner] | None = None  # the next trial, made ahead
+
+    def run(self) -> SweepState:
+        """Run the trials not run yet; register the best trial's models.
+
+        Raises RunInterrupted when stopped (the record says how to resume), TrackingLost
+        when MLflow went away; a failed trial is recorded, not raised.
+        """
+        quiet_logs(logging.CRITICAL)  # as a run does: MLflow's INFO lines are not for her
+        uri = resolve_tracking_uri(self.options.tracking_uri, near=self.pipeline.location)
+        # The sweep's run needs the pipeline's name and experiment, not a written bundle.
+        tracker = PipelineTracker(uri, self.pipeline.bundle_in(self.folder))
+        state = self.state
+        if state.mlflow_run_id:
+            resume_sweep(tracker, state.mlflow_run_id)
+        else:
+            settings: dict[str, Any] = {"metric": state.metric, "maximize": state.maximize}
+            if state.seed is not None:
+                settings["seed"] = state.seed
+            settings.update({f"fixed.{k}": v for k, v in state.fixed.items()})
+            state.mlflow_run_id = start_sweep(
+                tracker, state.id, state.space, settings, len(state.trials)
+            )
+        state.tracking_uri, state.experiment_id = tracker.tracking_uri, tracker.experiment_id
+        state.status, state.finished = SWEEP_RUNNING, None
+        self.options = dataclasses.replace(self.options, tracking_uri=tracker.tracking_uri)
+        self._save(None)
+        stopped: BaseException | None = None
+        left = [trial for trial in state.trials if trial.status in TO_RUN]
+        try:
+            for trial, following in zip(left, [*left[1:], None], strict=True):
+                self._run_trial(trial, following)
+        except (KeyboardInterrupt, RunInterrupted, TrackingLost) as error:
+            stopped = error
+        finally:
+            drop_ahead()  # no process outlives the sweep
+        self._end(tracker, stopped)
+        if isinstance(stopped, TrackingLost):
+            raise stopped
+        if stopped is not None:
+            raise RunInterrupted(
+                f"sweep {state.id} was stopped after {state.counts()[SUCCEEDED]} trials; "
+                f"run the trials left with: jupyter-mlops sweep {self._target()} "
+                f"--resume {state.id}"
+            )
+        return state
+
+    def _prepare(self, trial: Trial) -> PipelineRunner:
+        """A trial's runner: its parameters checked, its run id and folder chosen."""
+        options = dataclasses.replace(
+            self.options, run_id=None, register=False, sweep_run_id=self.state.mlflow_run_id
+        )
+        values = {**self.state.fixed, **trial.parameters}
+        return prepare(self.pipeline, options, values, listeners=list(self.trial_listeners))
+
+    def _ahead(self, runner: PipelineRunner, following: Trial | None) -> None:
+        """Once `runner`'s first stage has ended (its imports are done, the machine has room),
+        prepare the following trial and start its kernels' zygote, so that the next trial's
+        stages don't wait for the notebook's imports again."""
+        if following is None:
+            return
+        started = threading.Event()
+
+        def listener(run: RunState, stage: str | None) -> None:
+            if started.is_set() or not any(s.status in ENDED for s in run.stages):
+                return
+            started.set()
+            with contextlib.suppress(Exception):  # the next trial then starts it itself
+                upcoming = self._prepare(following)
+                upcoming.start_zygote_ahead()
+                self._next = (following.number, upcoming)
+
+        runner.listeners.append(listener)
+
+    def _run_trial(self, trial: Trial, following: Trial | None) -> None:
+        state = self.state
+        ready, self._next = self._next, None
+        runner = ready[1] if ready and ready[0] == trial.number else self._prepare(trial)
+        self._ahead(runner, following)
+        trial.status, trial.error, trial.metric = RUNNING, None, None
+        trial.run_id, trial.run_dir = runner.run_id, str(runner.run_dir)
+        self._save(trial)
+        began = time.time()
+        try:
+            runner.run()
+            trial.status = SUCCEEDED
+        except StageFailed as error:
+            trial.status, trial.error = FAILED, str(error)
+        except (KeyboardInterrupt, RunInterrupted):
+            trial.status = CANCELLED
+            raise
+        except TrackingLost as error:
+            trial.status, trial.error = FAILED, str(error)
+            raise
+        except MlopsError as error:  # the trial's own problem (its store, say): go on
+            trial.status, trial.error = FAILED, str(error)
+        finally:
+            trial.duration = time.time() - began
+            if runner.started:
+                run = runner.state.state
+                trial.mlflow_run_id = run.parent_run_id
+                trial.metrics = {k: v for s in run.stages for k, v in s.metrics.items()}
+                trial.shared = [s.name for s in run.stages if s.status == CACHED]
+            if trial.status == SUCCEEDED:
+                trial.metric = trial.metrics.get(state.metric)
+            self._save(trial)
+
+    def _end(self, tracker: PipelineTracker, stopped: BaseException | None) -> None:
+        state = self.state
+        best = state.best_trial()
+        state.best = best.number if best else None
+        if stopped is not None:
+            state.status = SWEEP_STOPPED
+        else:
+            state.status = SWEEP_SUCCEEDED if best else SWEEP_FAILED
+            if best is not None:
+                state.models = [m.to_dict() for m in self._register(best)]
+        state.finished = time.time()
+        table = self.table()
+        atomic_write(self.folder / TABLE_FILE, f"# Sweep {state.id}\n\n{table}\n")
+        self._save(None)
+        counts = state.counts()
+        metrics = {
+            "trials_succeeded": float(counts[SUCCEEDED]),
+            "trials_failed": float(counts[FAILED]),
+        }
+        tags = {}
+        if best is not None and best.metric is not None:
+            metrics[f"best_{state.metric}"] = best.metric
+            tags = {
+                BEST_TRIAL_TAG: best.mlflow_run_id or "",
+                TAG_PREFIX + "best_trial": str(best.number),
+            }
+        if isinstance(stopped, TrackingLost):
+            return  # nothing reaches MLflow; `--resume` ends its run later
+        assert state.mlflow_run_id
+        end_sweep(
+            tracker,
+            state.mlflow_run_id,
+            metrics,
+            tags,
+            [self.folder / SWEEP_FILE, self.folder / TABLE_FILE],
+            MLFLOW_STATUS[state.status],
+        )
+
+    def _register(self, best: Trial) -> list[Any]:
+        """Register the best trial's models as candidates, their cards ending with the sweep's
+        table; its run.json lists them, as a run's own would."""
+        assert best.run_dir
+        run_dir = Path(best.run_dir)
+        run = read_run(run_dir)
+        assert run.bundle and run.tracking_uri and run.parent_run_id
+        tracker = PipelineTracker(run.tracking_uri, read_bundle(Path(run.bundle)))
+        tracker.attach(run.parent_run_id, run.parameters)
+        store = open_store(recorded_store(run, run_dir))
+        outcomes = [
+            StageOutcome(
+                s.name,
+                s.mlflow_run_id or "",
+                "FINISHED",
+                s.duration or 0.0,
+                store.read_record(s.name),
+                s.cached_from,
+            )
+            for s in run.stages
+            if s.status in (DONE, CACHED)
+        ]
+        state = self.state
+        appendix = (
+            f"## Chosen by a sweep\n\nTrial {best.number} of {len(state.trials)}, the "
+            f"{state.objective.describe()} of sweep "
+            f"{run_link(state.experiment_id, state.mlflow_run_id, state.id)}:\n\n{self.table()}"
+        )
+        models = tracker.register(outcomes, appendix)
+        RunStateFile(run).update(models=[m.to_dict() for m in models])
+        return models
+
+    def table(self) -> str:
+        """The trials as markdown, each linked to its MLflow run."""
+        state = self.state
+        return trials_table(
+            state, lambda t: run_link(state.experiment_id, t.mlflow_run_id, str(t.number))
+        )
+
+    def _save(self, trial: Trial | None) -> None:
+        write_sweep(self.state, self.folder)
+        for listener in self.listeners:
+            with contextlib.suppress(Exception):  # a listener's failure never stops a sweep
+                listener(self.state, trial)
+
+    def _target(self) -> str:
+        return str(self.pipeline.location)
+
+
+def plan_sweep(
+    target: Path,
+    pairs: Sequence[tuple[str, str]],
+    options: RunOptions,
+    values: Mapping[str, Any] | None = None,
+    draws: int | None = None,
+    seed: int | None = None,
+    metric: str | None = None,
+    maximize: bool | None = None,
+    warn: Callable[[list[str]], None] | None = None,
+    listeners: Sequence[SweepListener] = (),
+    trial_listeners: Sequence[Listener] = (),
+) -> Sweeper:
+    """A checked sweep of `target`: every value and the objective checked, its trials laid
+    out; nothing written until `run`. `pairs` are `-p NAME VALUES`, `values` a file's fixed
+    values, `draws` a random sweep's number of trials. Raises BadInput."""
+    pipeline = open_pipeline(target, warn)
+    specs = pipeline.analysis.parameters if pipeline.analysis else pipeline.bundle.parameters  # type: ignore[union-attr]
+    fixed = resolve(specs, dict(values or {}))
+    fixed = {name: fixed[name] for name in values or {}}
+    space = parse_space(specs, pairs, drawn=draws is not None)
+    if draws is not None:
+        seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+        combos = space.sample(draws, seed)
+    else:
+        seed = None
+        combos = space.grid()
+    if len(combos) > MAX_TRIALS:
+        raise BadInput(
+            f"that is {len(combos)} trials, more than a sweep runs ({MAX_TRIALS}): "
+            "list fewer values, or draw some with --random N"
+        )
+    objective = choose_objective(_logged_metrics(pipeline), metric, maximize)
+    sweep_id = new_run_id()
+    runs_root = options.runs_root or project_runs_dir(pipeline.location)
+    state = SweepState(
+        id=sweep_id,
+        pipeline=pipeline.name,
+        source=str(pipeline.location),
+        metric=objective.metric,
+        maximize=objective.maximize,
+        space=space.describe(),
+        fixed={**fixed, **space.fixed},
+        trials=[Trial(i, combo) for i, combo in enumerate(combos, 1)],
+        seed=seed,
+    )
+    options = dataclasses.replace(options, runs_root=runs_root)
+    folder = sweep_folder(runs_root, pipeline.name, sweep_id)
+    return Sweeper(pipeline, state, folder, options, listeners, trial_listeners)
+
+
+def resume(
+    target: Path,
+    sweep_id: str,
+    options: RunOptions,
+    warn: Callable[[list[str]], None] | None = None,
+    listeners: Sequence[SweepListener] = (),
+    trial_listeners: Sequence[Listener] = (),
+) -> Sweeper:
+    """The sweep `sweep_id` of `target`, to run the trials it has not finished."""
+    pipeline = open_pipeline(target, warn)
+    runs_root = options.runs_root or project_runs_dir(pipeline.location)
+    folder = sweep_folder(runs_root, pipeline.name, sweep_id)
+    state = read_sweep(folder)
+    options = dataclasses.replace(options, runs_root=runs_root)
+    return Sweeper(pipeline, state, folder, options, listeners, trial_listeners)
+
+
+def _logged_metrics(pipeline: Pipeline) -> list[str]:
+    stages = pipeline.analysis.stages if pipeline.analysis else pipeline.bundle.stages  # type: ignore[union-attr]
+    return list(dict.fromkeys(name for stage in stages for name in stage.metrics))
