@@ -44,6 +44,7 @@ from .report import (  # noqa: E402
     verify_report,
 )
 from .run import tasks  # noqa: E402
+from .run.dask_executor import on_dask  # noqa: E402
 from .run.failures import DISK_FULL_HINT  # noqa: E402
 from .run.runner import RunOptions  # noqa: E402
 from .run.runstate import DONE, FAILED  # noqa: E402
@@ -181,6 +182,21 @@ STAGE_OPTIONS = _options(
         help="Stop a stage that runs longer than this.",
     ),
 )
+EXECUTOR_OPTIONS = _options(
+    click.option(
+        "--executor",
+        type=click.Choice(["local", "dask"]),
+        default="local",
+        show_default=True,
+        help="Where stages run: this machine, or tasks on an existing Dask cluster.",
+    ),
+    click.option(
+        "--scheduler",
+        metavar="URL",
+        envvar="DASK_SCHEDULER_ADDRESS",
+        help="The Dask scheduler (tcp://HOST:8786) for --executor dask.",
+    ),
+)
 SCHEDULED_RUN_OPTIONS = _options(
     click.option("--run-id", required=True, help="The id `jupyter-mlops begin` printed."),
     click.option("--artifact-store", required=True, metavar="URI"),
@@ -205,6 +221,19 @@ def _runs_dir_option(help_text: str) -> Callable[[Any], Any]:
 def _project_runs_dir(runs_dir: Path | None, near: Path) -> Path:
     """`--runs-dir`, else the project's (`places`)."""
     return runs_dir or project_runs_dir(near)
+
+
+def _on_cluster(ctx: click.Context, executor: str, scheduler: str | None) -> bool:
+    """Whether the stages run on a Dask cluster; a usage error when half asked for."""
+    if executor == "dask" and not scheduler:
+        raise click.UsageError("--executor dask needs --scheduler tcp://HOST:PORT", ctx)
+    if (
+        executor == "local"
+        and scheduler
+        and ctx.get_parameter_source("scheduler") is (click.core.ParameterSource.COMMANDLINE)
+    ):
+        raise click.UsageError("--scheduler is for --executor dask", ctx)
+    return executor == "dask"
 
 
 def _fail(message: str, code: int, notebook: str | None = None) -> None:
@@ -304,8 +333,11 @@ def convert(notebook: Path, out: Path) -> None:
     help="After the run, print where each stage's time went: kernel start, setup, waiting "
     "for upstream stages, loading inputs, its cells, saving outputs, logging.",
 )
+@EXECUTOR_OPTIONS
 @click.option("--run-id", hidden=True, help="Use this run id (the Jupyter server picks one).")
+@click.pass_context
 def run(
+    ctx: click.Context,
     target: Path,
     parameters: tuple[tuple[str, str], ...],
     parameters_file: Path | None,
@@ -320,9 +352,12 @@ def run(
     artifact_store: str | None,
     junit_xml: Path | None,
     timings: bool,
+    executor: str,
+    scheduler: str | None,
     run_id: str | None,
 ) -> None:
     """Run a notebook (converted on the fly) or a bundle's pipeline.yaml, logging to MLflow."""
+    on_cluster = _on_cluster(ctx, executor, scheduler)
     options = RunOptions(
         jobs=jobs,
         from_stage=from_stage,
@@ -334,10 +369,30 @@ def run(
         run_id=run_id,
         artifact_store=artifact_store,
         use_cache=not no_cache,
+        fork=not on_cluster,
     )
     given = _read_parameters_file(parameters_file)
     runner = prepare(target, options, given, list(parameters), [ProgressPrinter()], _say_warnings)
     _say_warnings(runner.warnings)
+    if on_cluster:
+        if from_stage or only:
+            raise click.UsageError(
+                "--from and --only run on this machine: leave out --executor", ctx
+            )
+        assert scheduler is not None
+        cluster_run = on_dask(runner, scheduler, [ProgressPrinter()])
+        stages = f"{len(runner.bundle.stages)} stages"
+        click.echo(
+            f"running `{runner.bundle.name}` on {scheduler}: {stages}, run {runner.run_id}",
+            err=True,
+        )
+        try:
+            state = cluster_run.run()
+        finally:
+            if junit_xml is not None:
+                write_junit_xml(cluster_run.state.state, junit_xml)
+        click.echo(run_summary(state))
+        return
     runner.connect()  # an unreachable tracking server stops us before anything is written
     selected, total = len(runner.selected), len(runner.bundle.stages)
     stages = f"{total} stage" + ("s" if total != 1 else "")

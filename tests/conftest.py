@@ -67,6 +67,15 @@ def start_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subpr
     )
 
 
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, ended but not reaped yet, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def run_at_once(commands: list[list[str]], cwd: Path, timeout: float) -> None:
     """Start every `jupyter-mlops` command together and assert that each one succeeds."""
     processes = [start_cli(*args, cwd=cwd) for args in commands]

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import cli, code, notebook, run_at_once, start_cli, write
+from conftest import alive, cli, code, notebook, run_at_once, start_cli, write
 from mlflow import MlflowClient
 from mlflow_helpers import MlflowServer, client_for, pipeline_runs
 from s3_server import free_port
@@ -22,15 +22,6 @@ from jupyter_mlops.artifacts import open_store
 from jupyter_mlops.run.runstate import RunState, read_run
 
 pytestmark = pytest.mark.slow
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    return not (status.is_file() and "State:\tZ" in status.read_text())  # zombies are dead
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:
@@ -62,7 +53,7 @@ def assert_nothing_left(pids: list[int], run_dir: Path, status: str, tmp: Path) 
 
     Waits, since who cleans up (the runner's owner watch, or its reaper) works on its own.
     """
-    _wait_for(lambda: not any(_alive(pid) for pid in pids), 60, f"processes {pids} to end")
+    _wait_for(lambda: not any(alive(pid) for pid in pids), 60, f"processes {pids} to end")
     _wait_for(lambda: read_run(run_dir).status != "running", 60, "the run to be ended")
     state = read_run(run_dir)
     assert state.status == status, state.error
@@ -144,7 +135,7 @@ def test_kill_9_of_the_runner_leaves_nothing_behind(workdir, private_tmp):
     assert result.returncode == 0, result.stderr
     assert not left_in(private_tmp)  # a run that ends normally cleans up after itself
     _, stray = map(int, (workdir / "kernel.pid").read_text().split())
-    assert not _alive(stray)  # nor does what a stage started outlive the stage
+    assert not alive(stray)  # nor does what a stage started outlive the stage
     assert read_run(dead).error.message == state.error.message  # settled once
     cache = workdir / "mlops-runs" / ".cache"
     for entry in (cache / "entries").glob("*.json"):

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli, code, notebook, write
+from conftest import alive, cli, code, notebook, write
 from mlflow_helpers import artifact_paths, client_for, pipeline_runs
 
 from jupyter_mlops.run.runstate import read_run
@@ -258,14 +258,6 @@ def test_run_a_converted_bundle_and_warn_when_stale(workdir):
     assert result.returncode == 0 and "changed since this bundle was converted" in result.stderr
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def test_ctrl_c_stops_kernels_and_marks_runs_failed(workdir):
     write(
         notebook(
@@ -297,7 +289,7 @@ def test_ctrl_c_stops_kernels_and_marks_runs_failed(workdir):
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     time.sleep(0.5)
-    assert not _pid_alive(kernel_pid) and not _pid_alive(child_pid)
+    assert not alive(kernel_pid) and not alive(child_pid)
     parent, children = pipeline_runs(client_for(workdir), "sleepy")
     assert parent.info.status == "FAILED"
     assert children["slow"].info.status == "FAILED"

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import code, divergent_cells, notebook, wait_for, write
+from conftest import alive, code, divergent_cells, notebook, wait_for, write
 from mlflow_helpers import client_for, pipeline_runs
 from tornado.httpclient import HTTPClientError
 
@@ -234,14 +234,6 @@ async def _wait_for_file(path: Path, timeout=120):
         await asyncio.sleep(0.3)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 async def test_cancel_a_run(api, jp_root_dir):
     sleepy(jp_root_dir)
     await api("GET", "runs", "not-a-run-id", expect=400)
@@ -254,7 +246,7 @@ async def test_cancel_a_run(api, jp_root_dir):
     assert run["status"] == "cancelled"
     assert [s["status"] for s in run["stages"]] == ["cancelled", "cancelled"]
     await asyncio.sleep(0.5)
-    assert not _alive(kernel)
+    assert not alive(kernel)
     parent, children = pipeline_runs(client_for(jp_root_dir), "sleepy")
     assert parent.info.status == "FAILED" and children["wait"].info.status == "FAILED"
     await api("DELETE", "runs", started["id"], expect=409)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import cli, code, notebook, start_cli, write
+from conftest import alive, cli, code, notebook, start_cli, write
 from test_faults import private_tmp, zygotes_under  # noqa: F401
 
 from jupyter_mlops.run.runstate import read_run
@@ -84,14 +84,6 @@ def run_notebook(folder: Path, name: str, *cells, env: dict | None = None) -> Pa
 
 def seen(folder: Path, stage: str) -> dict:
     return json.loads((folder / f"{stage}.json").read_text())
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_forked_stages_see_no_other_stage_and_report_their_timings(workdir, private_tmp):

@@ -247,9 +247,7 @@ class PipelineRunner:
     def _start(self) -> None:
         self.connect()
         fresh = not self.run_dir.exists()
-        if self._write_bundle is not None:  # connected: now the run may write its files
-            self._write_bundle(self.bundle)
-            self._write_bundle = None
+        self.lay_out()  # connected: now the run may write its files
         try:  # the stages' keys read the bundle's files: only now can they be compared
             uri = self.tracker.tracking_uri
             self.earlier = self.reuse.find_earlier(self._producers, self.run_dir, uri)
@@ -353,6 +351,13 @@ class PipelineRunner:
                 self._close_zygote()
                 raise
         return self._tracker
+
+    def lay_out(self) -> None:
+        """Write the notebook's bundle into the run folder, for an executor that runs the
+        stages elsewhere (`dask_executor`); a given bundle is already written."""
+        if self._write_bundle is not None:
+            self._write_bundle(self.bundle)
+            self._write_bundle = None
 
     @property
     def tracker(self) -> PipelineTracker:
@@ -526,10 +531,16 @@ class PipelineRunner:
     def _stop(self) -> None:
         """Kill every running kernel; worker threads then see their kernel die and return."""
         self._stopping.set()
-        with self._lock:
-            kernels = list(self._kernels.values())
+        kernels = list(self._kernels.values())  # one step under the GIL: no lock needed
         for kernel in kernels:
             kernel.kill_now()
+
+    def stop_now(self, reason: str) -> None:
+        """Stop a stage running through `run_stage` (a scheduler's task): its kernel is
+        killed and it ends FAILED with `reason`. Safe from any thread and from a signal
+        handler: it takes no lock."""
+        self._stop_reason = reason
+        self._stop()
 
     def _notify(self, stage: str | None) -> None:
         for listener in self.listeners:

@@ -11,7 +11,11 @@ run FINISHED or FAILED. A scheduler passes nothing but the run id between tasks.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,8 @@ from ..bundle import Bundle
 from ..errors import BadInput
 from ..pipeline import Pipeline, prepare
 from ..tracking import PipelineTracker, RegisteredModel, StageOutcome, resolve_tracking_uri
-from .runner import RunOptions, new_run_id
+from .orphans import stop_with_owner
+from .runner import PipelineRunner, RunOptions, new_run_id
 from .runstate import RunState, shared_store
 
 MANIFEST = "pipeline-run.json"
@@ -94,8 +99,31 @@ def run_stage(
     # Not `runner.run()`: the parent MLflow run is shared by every task and ended by `end`,
     # so an error here fails this task (and its stage's run), never the whole pipeline run.
     runner.start()
-    runner.run_stage(stage)
+    with _stopped_with_task(runner):
+        runner.run_stage(stage)
     return runner.finish()
+
+
+@contextlib.contextmanager
+def _stopped_with_task(runner: PipelineRunner) -> Iterator[None]:
+    """The stage stops, FAILED, when its task is stopped (SIGTERM: a scheduler's cancel or
+    timeout) or the process that started the task ends (a Dask worker killed with its
+    machine, `orphans`): its kernel never outlives the task."""
+
+    def terminated(signum: int, frame: Any) -> None:
+        runner.stop_now("the task was stopped (SIGTERM)")
+
+    def owner_ended(pid: int) -> None:
+        runner.stop_now(f"the process that started this task (pid {pid}) ended")
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminated) if main else None
+    try:
+        with stop_with_owner(owner_ended):
+            yield
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def end(bundle: Bundle, artifact_store: str, run_id: str) -> tuple[bool, list[RegisteredModel]]:
@@ -104,6 +132,7 @@ def end(bundle: Bundle, artifact_store: str, run_id: str) -> tuple[bool, list[Re
     store = run_store(bundle, artifact_store, run_id)
     tracker = PipelineTracker(run.tracking_uri, bundle)
     tracker.attach(run.parent_run_id, run.parameters)
+    tracker.fail_unfinished_stages()  # every task has ended: none of them can finish its run
     children = tracker.stage_runs()
     outcomes = []
     for name in bundle.stage_names:

@@ -177,7 +177,9 @@ def set_fail_fast_defaults() -> None:
 
 
 def quiet_logs(level: int = logging.WARNING) -> None:
-    """Quiet MLflow's own loggers (a new store announcing its tables).
+    """Quiet MLflow's own loggers (a new store announcing its tables), and the run links it
+    prints to standard output as a tracking server's run ends (our summary, on standard
+    output, says where the run is).
 
     MLflow configures its loggers when imported, so it is imported first: a level set
     before that would be reset.
@@ -185,6 +187,7 @@ def quiet_logs(level: int = logging.WARNING) -> None:
     import mlflow  # noqa: F401
 
     logging.getLogger("mlflow").setLevel(level)
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")

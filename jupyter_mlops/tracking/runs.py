@@ -242,12 +242,7 @@ class PipelineTracker:
     def stage_runs(self) -> dict[str, StageRun]:
         """The parent's child runs by stage (the newest when a stage was retried)."""
         found: dict[str, StageRun] = {}
-        runs = self.client.search_runs(
-            [str(self.experiment_id)],
-            filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}'",
-            order_by=["attributes.start_time ASC"],
-        )
-        for run in runs:
+        for run in self._children():
             stage = run.data.tags.get(TAG_PREFIX + "stage", "")
             found[stage] = StageRun(
                 stage,
@@ -256,6 +251,24 @@ class PipelineTracker:
                 run.data.metrics.get("duration_s", 0.0),
             )
         return found
+
+    def _children(self) -> list[Any]:
+        return list(
+            self.client.search_runs(
+                [str(self.experiment_id)],
+                filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}'",
+                order_by=["attributes.start_time ASC"],
+            )
+        )
+
+    def fail_unfinished_stages(self) -> list[str]:
+        """End FAILED the stage runs still RUNNING once no task of the run is left: a task
+        killed with its machine, or stopped before its stage could end its own run; returns
+        their stages."""
+        unfinished = [run for run in self._children() if run.info.status == "RUNNING"]
+        for run in unfinished:
+            self.client.set_terminated(run.info.run_id, "FAILED")
+        return [run.data.tags.get(TAG_PREFIX + "stage", "") for run in unfinished]
 
     def end(
         self, outcomes: list[StageOutcome], complete: bool = True, register: bool = True

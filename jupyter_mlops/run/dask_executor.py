@@ -1,0 +1,415 @@
+"""Running a pipeline's stages as tasks on an existing Dask cluster (`--executor dask`).
+
+The scheduler's task path, driven from one command: `begin` creates the parent MLflow run
+and the run's manifest in the shared artifact store; each stage is one Dask task that runs
+`jupyter-mlops stage` (what an Airflow task runs) on a worker, in a folder of the worker's
+own, with the bundle shipped inside the task; `end` registers the models and ends the
+parent run. Workers share nothing with this machine but the artifact store (an fsspec URL)
+and the tracking server, so both must be reachable from every worker.
+
+Dask runs a stage once its upstream stages' tasks are done, and runs it again on another
+worker when its worker dies (up to the scheduler's `allowed-failures`, then the stage fails
+with Dask's KilledWorker). A cancel (Ctrl-C, SIGTERM, a cancel from JupyterLab) sets a
+Dask event every running task watches: its `jupyter-mlops stage` process is stopped, which
+marks its MLflow run FAILED, and tasks not started are cancelled.
+
+This machine keeps a run folder as for a local run (run.json, the bundle), so the summary,
+the JUnit report, JupyterLab's Runs panel and `jupyter-mlops log` read it the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..bundle import Bundle
+from ..errors import BadInput, MlopsError, RunInterrupted, StageFailed
+from ..tracking import resolve_tracking_uri
+from .orphans import STOP_WITH_PID_ENV
+from .runner import Listener, PipelineRunner
+from .runstate import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RUN_CANCELLED,
+    RUN_FAILED,
+    RUN_SUCCEEDED,
+    RUNNING,
+    SKIPPED,
+    RunState,
+    RunStateFile,
+    StageError,
+    StageState,
+)
+from .stopping import StopFlag, stop_requests
+
+POLL = 0.5  # seconds between a task's looks at its process and the cancel event
+TAIL = 4000  # characters of a failed stage's error output carried back
+BUNDLES = "jupyter-mlops-bundles"  # a worker's folder for the bundles it was sent
+REMOTE_SCHEMES = ("http://", "https://", "databricks", "postgresql", "mysql", "mssql")
+
+
+class StageTaskFailed(RuntimeError):
+    """A stage failed on a worker: the one paragraph `jupyter-mlops stage` printed.
+
+    Dask hands a failed task's exception to the tasks downstream of it too: `stage` tells
+    the stage that failed from those that were skipped because of it."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(stage, message)
+        self.stage, self.message = stage, message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def check_cluster_settings(artifact_store: str | None, tracking_uri: str) -> str:
+    """The artifact store the workers share; BadInput when the run can't work on a cluster
+    (the workers could reach neither this machine's run folder nor its sqlite file)."""
+    if not artifact_store:
+        raise BadInput(
+            "--executor dask needs --artifact-store: an fsspec URL every worker reaches "
+            "(s3://bucket/prefix, gs://..., or a path on a shared file system)"
+        )
+    if not tracking_uri.startswith(REMOTE_SCHEMES):
+        raise BadInput(
+            f"--executor dask needs a tracking server every worker reaches (--tracking-uri "
+            f"http://HOST:5000 or MLFLOW_TRACKING_URI); {tracking_uri} is this machine's"
+        )
+    return artifact_store
+
+
+def bundle_files(bundle: Bundle) -> dict[str, bytes]:
+    """The bundle's files, relative to its folder: what a task carries to its worker.
+
+    Its kernels start in the bundle's folder on the worker: the notebook's folder, where
+    they start here, is on this machine (files the notebook reads must be reachable from
+    the workers by URL or a shared file system)."""
+    root = bundle.root
+    files = {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+    spec = files["pipeline.yaml"].decode("utf-8")
+    files["pipeline.yaml"] = re.sub(r"(?m)^workdir: .*$", "workdir: .", spec).encode("utf-8")
+    return files
+
+
+def on_dask(runner: PipelineRunner, scheduler: str, listeners: Sequence[Listener] = ()) -> DaskRun:
+    """A checked run on the cluster from a prepared runner (`pipeline.prepare`): its
+    settings checked before anything is written, then the tracking server reached and the
+    bundle written into the run folder. Raises BadInput, TrackingUnavailable."""
+    anchor = runner.bundle.source_path or runner.bundle.root
+    uri = resolve_tracking_uri(runner.options.tracking_uri, near=anchor)
+    store = check_cluster_settings(runner.options.artifact_store, uri)
+    tracker = runner.connect()
+    runner.lay_out()
+    return DaskRun(
+        runner.bundle,
+        runner.run_dir,
+        runner.run_id,
+        runner.options.parameters,
+        store,
+        tracker.tracking_uri,
+        scheduler,
+        runner.options.kernel,
+        listeners,
+        str(runner.bundle.source_path) if runner.bundle.source_path else None,
+    )
+
+
+class DaskRun:
+    """One pipeline run on a Dask cluster, started with `begin` (the parent MLflow run
+    exists), driven by `run`, ended with `end`."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        run_dir: Path,
+        run_id: str,
+        parameters: dict[str, Any],
+        artifact_store: str,
+        tracking_uri: str,
+        scheduler: str,
+        kernel: str | None = None,
+        listeners: Sequence[Listener] = (),
+        source: str | None = None,
+    ) -> None:
+        self.bundle = bundle
+        self.run_id = run_id
+        self.artifact_store = artifact_store
+        self.scheduler = scheduler
+        self.kernel = kernel
+        self.listeners = list(listeners)
+        self.stop = StopFlag()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.state = RunStateFile(
+            RunState(
+                id=run_id,
+                pipeline=bundle.name,
+                run_dir=str(run_dir),
+                source=source,
+                parameters=parameters,
+                stages=[StageState(name) for name in bundle.stage_names],
+                artifact_store=artifact_store,
+                bundle=str(bundle.root.resolve()),
+                tracking_uri=tracking_uri,
+            )
+        )
+
+    def run(self) -> RunState:
+        """Begin, run every stage on the cluster, end. Raises StageFailed, RunInterrupted."""
+        from . import tasks
+
+        try:
+            from distributed import Client, Event
+        except ImportError:
+            raise BadInput(
+                "--executor dask needs Dask's distributed scheduler client: "
+                "pip install 'jupyter-mlops[dask]'"
+            ) from None
+        try:
+            client = Client(self.scheduler, timeout=30, set_as_default=False)
+        except OSError as error:
+            raise BadInput(f"no Dask scheduler answers at {self.scheduler}: {error}") from None
+        with client, stop_requests(self.stop):
+            started = tasks.begin(
+                self.bundle,
+                self.state.state.parameters,
+                self.artifact_store,
+                self.state.state.tracking_uri,
+                self.run_id,
+            )
+            self.state.update(parent_run_id=started.parent_run_id)
+            self._notify(None)
+            cancel = Event(f"jupyter-mlops-cancel-{self.run_id}", client=client)
+            futures = self._submit(client, cancel.name)
+            cancelled = self._follow(client, futures, cancel)
+        return self._end(cancelled)
+
+    def _submit(self, client: Any, cancel: str) -> dict[str, Any]:
+        """One task per stage, each depending on its upstream stages' tasks."""
+        files = bundle_files(self.bundle)  # kilobytes: carried inside the tasks
+        futures: dict[str, Any] = {}
+        for stage in self.bundle.stages:
+            upstream = [futures[name] for name in stage.upstream]
+            futures[stage.name] = client.submit(
+                run_stage_task,
+                files,
+                stage.name,
+                self.run_id,
+                self.artifact_store,
+                self.kernel,
+                cancel,
+                *upstream,
+                key=f"jupyter-mlops-{self.run_id}-{stage.name}",
+                pure=False,
+            )
+        return futures
+
+    def _follow(self, client: Any, futures: dict[str, Any], cancel: Any) -> bool:
+        """Record each stage as its task starts and ends, until all ended; True if stopped."""
+        pending = dict(futures)
+        while pending:
+            if self.stop.is_set():
+                cancel.set()
+                client.cancel(list(pending.values()))
+                self._wait_for_running(client, pending)
+                return True
+            processing = _processing_keys(client)
+            for name, future in list(pending.items()):
+                stage = self.state.state.stage(name)
+                if future.done():
+                    del pending[name]
+                    self._ended(name, future)
+                elif future.key in processing and stage.status == QUEUED:
+                    self.state.update(name, status=RUNNING, started=time.time())
+                    self._notify(name)
+            time.sleep(POLL)
+        return False
+
+    def _wait_for_running(self, client: Any, pending: dict[str, Any]) -> None:
+        """After a cancel, until the tasks that were running have stopped their stage."""
+        deadline = time.time() + 60
+        keys = {future.key for future in pending.values()}
+        while keys & _processing_keys(client) and time.time() < deadline:
+            time.sleep(POLL)
+        for name in pending:
+            stage = self.state.state.stage(name)
+            if stage.status in (QUEUED, RUNNING):
+                self.state.update(name, status=CANCELLED, finished=time.time())
+                self._notify(name)
+
+    def _ended(self, name: str, future: Any) -> None:
+        stage = self.state.state.stage(name)
+        now = time.time()
+        started = stage.started or now
+        if future.status == "finished":
+            result = future.result()
+            self.state.update(
+                name,
+                status=DONE,
+                started=started,
+                finished=now,
+                metrics=result.get("metrics", {}),
+            )
+        elif future.status == "cancelled":
+            self.state.update(name, status=CANCELLED, finished=now)
+        else:
+            error = future.exception()
+            if isinstance(error, StageTaskFailed) and error.stage != name:  # upstream's
+                self.state.update(name, status=SKIPPED, finished=now)
+            else:
+                self.state.update(
+                    name,
+                    status=FAILED,
+                    started=started,
+                    finished=now,
+                    error=StageError(_failure(error)),
+                )
+        self._notify(name)
+
+    def _end(self, cancelled: bool) -> RunState:
+        from . import tasks
+
+        stages = self.state.state.stages
+        failed = next((s for s in stages if s.status == FAILED), None)
+        models: list[Any] = []
+        try:
+            succeeded, registered = tasks.end(self.bundle, self.artifact_store, self.run_id)
+            models = [m.to_dict() for m in registered]
+        except MlopsError:
+            succeeded = False
+        status = (
+            RUN_CANCELLED
+            if cancelled
+            else RUN_SUCCEEDED
+            if succeeded and not failed
+            else RUN_FAILED
+        )
+        self.state.update(
+            status=status,
+            finished=time.time(),
+            models=models,
+            error=failed.error if failed else None,
+        )
+        self._notify(None)
+        if cancelled:
+            raise RunInterrupted(
+                f"run {self.run_id} was stopped; its MLflow runs are marked FAILED"
+            )
+        if failed is not None:
+            message = failed.error.message if failed.error else "it failed"
+            raise StageFailed(
+                f"stage `{failed.name}` failed on the cluster: {message}", stage=failed.name
+            )
+        if status != RUN_SUCCEEDED:
+            raise StageFailed(f"run {self.run_id} did not succeed", stage="")
+        return self.state.state
+
+    def _notify(self, stage: str | None) -> None:
+        for listener in self.listeners:
+            with contextlib.suppress(Exception):
+                listener(self.state.state, stage)
+
+
+def _processing_keys(client: Any) -> set[str]:
+    """The keys of the tasks some worker is running now."""
+    try:
+        by_worker = client.processing()
+    except Exception:
+        return set()
+    return {str(key) for keys in by_worker.values() for key in keys}
+
+
+def _failure(error: BaseException | None) -> str:
+    if isinstance(error, StageTaskFailed):
+        return str(error)
+    name = type(error).__name__ if error is not None else "an unknown error"
+    return f"the task failed on the cluster: {name}: {error}"
+
+
+# --- on the worker --------------------------------------------------------------------------
+
+
+def _is_set(event: Any) -> bool:
+    """Whether the run's cancel event is set; not when the scheduler can't say just now."""
+    try:
+        return bool(event.is_set())
+    except Exception:
+        return False
+
+
+def run_stage_task(
+    files: dict[str, bytes],
+    stage: str,
+    run_id: str,
+    artifact_store: str,
+    kernel: str | None,
+    cancel: str,
+    *upstream: Any,
+) -> dict[str, Any]:
+    """Run one stage on this worker: `jupyter-mlops stage`, in a folder of the worker's own.
+
+    Returns what the driver records (the stage's metrics); raises StageTaskFailed with the
+    stage's error paragraph. Stops the stage when the run's cancel event is set.
+    """
+    from distributed import Event
+
+    folder = Path.cwd() / BUNDLES / run_id
+    for relative, content in files.items():
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists() or target.read_bytes() != content:
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(content)
+            os.replace(tmp, target)
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter_mlops",
+        "stage",
+        str(folder / "pipeline.yaml"),
+        stage,
+        "--run-id",
+        run_id,
+        "--artifact-store",
+        artifact_store,
+        "--runs-dir",
+        str(folder / "runs"),
+    ]
+    if kernel:
+        command += ["--kernel", kernel]
+    log = folder / f"{stage}.stderr"
+    stop = Event(cancel)
+    with log.open("wb") as errors:
+        # A worker killed mid-stage (kill -9, lost to the cluster) takes its stage with it:
+        # the stage's runner watches this process (`orphans`), and Dask runs the task again.
+        env = {**os.environ, STOP_WITH_PID_ENV: str(os.getpid())}
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, env=env)
+        while process.poll() is None:
+            if _is_set(stop):
+                process.terminate()  # the stage's runner ends its kernel, fails its run
+                process.wait(timeout=60)
+                raise StageTaskFailed(stage, f"stage `{stage}` was cancelled")
+            time.sleep(POLL)
+    if process.returncode != 0:
+        text = log.read_text("utf-8", errors="replace").strip().removeprefix("error: ")
+        exited = f"`jupyter-mlops stage` exited {process.returncode}"
+        raise StageTaskFailed(stage, text[-TAIL:] or exited)
+    from ..bundle import read_bundle
+    from .tasks import run_store
+
+    record = run_store(read_bundle(folder / "pipeline.yaml"), artifact_store, run_id).read_record(
+        stage
+    )
+    return {"metrics": dict(record.metrics)}
