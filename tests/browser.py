@@ -87,18 +87,24 @@ class JupyterLab:
 
 
 @contextlib.contextmanager
-def jupyter_lab(*extra_args: str, env: dict[str, str] | None = None) -> Iterator[JupyterLab]:
+def jupyter_lab(
+    *extra_args: str, env: dict[str, str] | None = None, root: Path | None = None
+) -> Iterator[JupyterLab]:
     """Start `jupyter lab` in temporary folders; stop it and all it started afterwards.
 
-    `extra_args` are more command-line options (`--ServerApp.x=y`); `env` more variables.
+    `extra_args` are more command-line options (`--ServerApp.x=y`); `env` more variables;
+    `root` a folder of the caller's to serve (and start in) instead of a temporary one.
     `window.jupyterapp` is exposed, so tests can run commands in the page.
     """
     with tempfile.TemporaryDirectory(prefix="jupyterlab-") as temporary:
         base = Path(temporary)
-        root, settings, workspaces, runtime, config = (
-            base / name for name in ("root", "settings", "workspaces", "runtime", "config")
+        settings, workspaces, runtime, config = (
+            base / name for name in ("settings", "workspaces", "runtime", "config")
         )
-        for folder in (root, workspaces, runtime, config):
+        if root is None:
+            root = base / "root"
+            root.mkdir()
+        for folder in (workspaces, runtime, config):
             folder.mkdir()
         for plugin, values in LAB_SETTINGS.items():
             path = settings / f"{plugin}.jupyterlab-settings"

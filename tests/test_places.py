@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import cli, code, notebook, write
 
-from jupyter_mlops.places import local_artifacts, project_root
+from jupyter_mlops.places import Places, PlacesRule, local_artifacts, project_root
 from jupyter_mlops.tracking import resolve_tracking_uri
 
 
@@ -112,3 +112,34 @@ def test_a_linked_notebook_belongs_to_its_real_project(tmp_path):
     outside.mkdir()
     (outside / "churn.ipynb").symlink_to(nb)
     assert project_root(outside / "churn.ipynb", outside) == top
+
+
+def test_a_server_places_each_notebook_by_its_project_and_remembers_it_briefly(tmp_path):
+    """`PlacesRule`, the server's: a notebook in a repository goes to its top level, any
+    other to the server's root; a folder's answer is remembered (a repository made since is
+    seen once it is asked afresh, as for a run about to start, or a while later)."""
+    top, nb = project(tmp_path)
+    root = tmp_path / "root"
+    (root / "later").mkdir(parents=True)
+    rule = PlacesRule(tmp_path, remember=60)
+    places = rule.of(nb)
+    assert places == Places(top, f"sqlite:///{top / 'mlflow.db'}", top / "mlops-runs")
+    assert rule.of(tmp_path / "loose.ipynb").runs_dir == tmp_path / "mlops-runs"
+
+    later = root / "later" / "x.ipynb"
+    assert rule.of(later).root == tmp_path
+    subprocess.run(["git", "init", "-q", str(root / "later")], check=True)
+    assert rule.of(later).root == tmp_path  # remembered
+    assert rule.of(later, fresh=True).root == root / "later"
+    assert PlacesRule(tmp_path, remember=0).of(later).root == root / "later"
+
+
+def test_explicit_server_settings_hold_for_every_notebook(tmp_path):
+    top, nb = project(tmp_path)
+    rule = PlacesRule(tmp_path, store="http://127.0.0.1:5000")
+    assert rule.of(nb) == Places(top, "http://127.0.0.1:5000", top / "mlops-runs")
+    rule = PlacesRule(tmp_path, runs_dir=tmp_path / "all-runs")
+    assert rule.of(nb).runs_dir == tmp_path / "all-runs"
+    assert rule.of(nb).store == f"sqlite:///{top / 'mlflow.db'}"
+    both = PlacesRule(tmp_path, store="http://127.0.0.1:5000", runs_dir=tmp_path / "all-runs")
+    assert both.of(nb) == Places(tmp_path, "http://127.0.0.1:5000", tmp_path / "all-runs")

@@ -214,7 +214,10 @@ def tsc() -> list[str]:
         (None, None),
         ("  mlflow: MlflowRun;", "  mlflow: string;"),  # an answer the UI misreads
         ("  message: string;\n  error: ErrorData;", "  message: number;\n  error: ErrorData;"),
-        ("  path?: string | null;\n}", "  path?: number | null;\n}"),  # a request refused
+        (  # a request refused (AnalyzeRequest's `path`)
+            "  notebook?: Record<string, unknown> | null;\n  path?: string | null;\n}",
+            "  notebook?: Record<string, unknown> | null;\n  path?: number | null;\n}",
+        ),
     ],
 )
 def test_typescript_client_types_are_checked_against_the_models(tsc, tmp_path, changed, to):

@@ -18,6 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from .runstate import (
@@ -100,11 +101,14 @@ def runner_alive(pid: int, run_id: str | None = None) -> bool:
 SPARE_MODULE = "jupyter_mlops.run.spare"  # how a runner started ahead is started
 
 
-def load_run(folder: Path, tracking_uri: str | None = None, background: bool = False) -> RunState:
+def load_run(
+    folder: Path, tracking_uri: str | AbstractSet[str] | None = None, background: bool = False
+) -> RunState:
     """A run's state; an abandoned run is marked failed first.
 
-    MLflow is told too when the run's tracking URI is `tracking_uri` (the reader's own);
-    `background` does that in a thread, for a reader that must answer at once (a server).
+    MLflow is told too when the run's tracking URI is `tracking_uri` (the reader's own; a
+    server's: one of its projects' stores); `background` does that in a thread, for a reader
+    that must answer at once (a server).
     """
     state = read_run(folder)
     if state.status == RUN_RUNNING and not runner_alive(state.pid):
@@ -113,7 +117,7 @@ def load_run(folder: Path, tracking_uri: str | None = None, background: bool = F
 
 
 def mark_abandoned(
-    state: RunState, tracking_uri: str | None = None, background: bool = False
+    state: RunState, tracking_uri: str | AbstractSet[str] | None = None, background: bool = False
 ) -> RunState:
     """Record that a run's runner died: the run and its unfinished stages are failed."""
     message = (
@@ -125,7 +129,8 @@ def mark_abandoned(
         if stage.status in (QUEUED, RUNNING):
             owner.update(stage.name, status=CANCELLED)
     owner.update(status=RUN_FAILED, finished=time.time(), error=StageError(message))
-    if tracking_uri and state.tracking_uri == tracking_uri and state.parent_run_id:
+    ours = {tracking_uri} if isinstance(tracking_uri, str) else (tracking_uri or set())
+    if state.tracking_uri and state.tracking_uri in ours and state.parent_run_id:
         from ..tracking.client import set_fail_fast_defaults
         from ..tracking.runs import fail_abandoned
 

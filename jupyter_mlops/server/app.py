@@ -1,6 +1,8 @@
 """The server extension: configuration (traitlets) and wiring of handlers and runs.
 
-Configure it in `jupyter_server_config.py`, for example::
+By default each notebook's runs go to its own project's store and run folders (`places`):
+the top level of its git repository, else the server's root folder. Configure it in
+`jupyter_server_config.py` for one store and one runs folder for everything, for example::
 
     c.MlopsExtension.tracking_uri = "http://mlflow.internal:5000"
     c.MlopsExtension.mlflow_ui_url = "http://mlflow.internal:5000"
@@ -16,10 +18,11 @@ from pathlib import Path
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, Unicode
 
-from ..places import RUNS_FOLDER, default_store
-from ..tracking import MlflowLinks, resolve_tracking_uri
+from ..places import PlacesRule
+from ..tracking import resolve_tracking_uri
 from .handlers import handlers
-from .mlflow_ui import TRACKING_URI_ENV, proxied_ui_url
+from .mlflow_ui import TRACKING_URI_ENV, ProxiedUis
+from .projects import Projects
 from .runs import RunManager
 from .verifications import VerificationManager
 from .worker import WorkerPool
@@ -31,24 +34,31 @@ class MlopsExtension(ExtensionApp):
     tracking_uri = Unicode(
         "",
         config=True,
-        help="MLflow tracking URI for runs started from JupyterLab. Default: "
-        "MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the server's root directory.",
+        help="MLflow tracking URI for every run started from JupyterLab. Default: "
+        "MLFLOW_TRACKING_URI, else each notebook's project's own: sqlite:///mlflow.db at the "
+        "top level of its git repository (even above the server's root directory), else in "
+        "the server's root directory, the same store as `jupyter-mlops run` uses.",
     )
     mlflow_ui_url = Unicode(
         "",
         config=True,
-        help="URL of an MLflow UI showing the tracking store, for links from the sidebar.",
+        help="URL of an MLflow UI showing the tracking store, for links from the sidebar: "
+        "one UI for every run, so set it with tracking_uri.",
     )
     proxy_mlflow_ui = Bool(
         True,
         config=True,
         help="Without mlflow_ui_url, link to an `mlflow ui` that jupyter-server-proxy starts "
-        "on demand under <base_url>mlflow/.",
+        "on demand for each store: under <base_url>mlflow/ for the store of the server's root "
+        "directory's project, under <base_url>mlflow-<hash of the store>/ for another's.",
     )
     runs_dir = Unicode(
-        RUNS_FOLDER,
+        "",
         config=True,
-        help="Where run folders go; relative paths are inside the server's root directory.",
+        help="Where the run folders of every run started from JupyterLab go; relative paths "
+        "are inside the server's root directory. Default: each notebook's project's own, "
+        "mlops-runs/ at the top level of its git repository, else in the server's root "
+        "directory, as for `jupyter-mlops run`.",
     )
 
     max_concurrent_runs = Int(
@@ -73,31 +83,30 @@ class MlopsExtension(ExtensionApp):
     def initialize_settings(self) -> None:
         assert self.serverapp is not None  # set by jupyter_server before it initializes us
         root = Path(self.serverapp.root_dir)
-        default = os.environ.get("MLFLOW_TRACKING_URI") or default_store(root)
-        self.resolved_tracking_uri = resolve_tracking_uri(self.tracking_uri or default)
-        runs_dir = Path(self.runs_dir)
-        runs_dir = (runs_dir if runs_dir.is_absolute() else root / runs_dir).resolve()
-        os.environ[TRACKING_URI_ENV] = self.resolved_tracking_uri
-        self.links = MlflowLinks(self.mlflow_ui_url or self._proxied_ui())
+        explicit = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        runs_dir = None
+        if self.runs_dir:
+            runs_dir = Path(self.runs_dir)
+            runs_dir = (runs_dir if runs_dir.is_absolute() else root / runs_dir).resolve()
+        rule = PlacesRule(root, resolve_tracking_uri(explicit) if explicit else None, runs_dir)
+        home = rule.of(root, fresh=True)  # the server root's project: its UI is <base>mlflow/
+        os.environ[TRACKING_URI_ENV] = home.store
+        self.projects = Projects(root, rule, self.mlflow_ui_url or None, self._proxied(home.store))
         self.run_manager = RunManager(
-            root=root,
-            runs_dir=runs_dir,
-            tracking_uri=self.resolved_tracking_uri,
-            links=self.links,
-            max_running=self.max_concurrent_runs or None,
+            root=root, projects=self.projects, max_running=self.max_concurrent_runs or None
         )
         self.worker = WorkerPool(self.work_timeout)
-        self.verification_manager = VerificationManager(root=root, runs_dir=runs_dir)
+        self.verification_manager = VerificationManager(root=root, projects=self.projects)
 
-    def _proxied_ui(self) -> str | None:
-        if not self.proxy_mlflow_ui:
+    def _proxied(self, home_store: str) -> ProxiedUis | None:
+        if not self.proxy_mlflow_ui or self.mlflow_ui_url:
             return None
         try:
             import jupyter_server_proxy  # noqa: F401
         except ImportError:
             return None
         assert self.serverapp is not None
-        return proxied_ui_url(self.serverapp.base_url)
+        return ProxiedUis(self.serverapp.base_url, home_store, self.serverapp.web_app.add_handlers)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers())

@@ -37,6 +37,7 @@ from ..run.history import RUN_ID
 from ..tracking import promote
 from . import jobs
 from .paths import relative_to_root, resolve_in_root
+from .projects import Projects
 from .redact import redact
 from .runs import RunManager
 from .schemas import (
@@ -118,6 +119,10 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
         return self.extensionapp.run_manager  # type: ignore[attr-defined, no-any-return]
 
     @property
+    def projects(self) -> Projects:
+        return self.extensionapp.projects  # type: ignore[attr-defined, no-any-return]
+
+    @property
     def verifications(self) -> VerificationManager:
         return self.extensionapp.verification_manager  # type: ignore[attr-defined, no-any-return]
 
@@ -143,6 +148,13 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
             listed = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
             raise BadRequest(f"bad request: {listed}", problems) from None
 
+    def shown(self, path: Path) -> str:
+        """A path as the UI shows it: relative to the server root when inside it."""
+        try:
+            return relative_to_root(self.root, path)
+        except ValueError:
+            return str(path)
+
     def notebook_path(self, relative: str) -> Path:
         path = resolve_in_root(self.root, relative)
         if not path.is_file():
@@ -167,17 +179,20 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
 
 
 class ConfigHandler(_Handler):
+    """Where runs go: the runs of the notebook `?path=` (its project's store and run
+    folders), else those of a notebook in the server's root folder."""
+
     @web.authenticated
     def get(self) -> None:
-        app = self.extensionapp
+        path = self.get_query_argument("path", None)
+        projects = self.projects
+        places = projects.home if path is None else projects.of(resolve_in_root(self.root, path))
         self.reply(
             ServerConfig(
                 version=__version__,
-                tracking_uri=app.resolved_tracking_uri,  # type: ignore[attr-defined]
-                mlflow_ui_url=app.links.ui,  # type: ignore[attr-defined]
-                runs_dir=relative_to_root(self.root, self.runs.runs_dir)
-                if self.root in self.runs.runs_dir.parents
-                else str(self.runs.runs_dir),
+                tracking_uri=places.store,
+                mlflow_ui_url=projects.links(places.store).ui,
+                runs_dir=self.shown(places.runs_dir),
             )
         )
 
@@ -220,7 +235,9 @@ class ConvertHandler(_Handler):
 class RunsHandler(_Handler):
     @web.authenticated
     def get(self) -> None:
-        self.reply(RunList(runs=self.runs.list(self.get_query_argument("path", None))))
+        path = self.get_query_argument("path", None)
+        notebook = None if path is None else resolve_in_root(self.root, path)
+        self.reply(RunList(runs=self.runs.list(notebook)))
 
     @web.authenticated
     async def post(self) -> None:
@@ -270,19 +287,26 @@ class VerificationHandler(_Handler):
 
 class PromoteHandler(_Handler):
     """The promotion gate (`jupyter-mlops promote`) for a registered version, against the
-    server's tracking store. A failed check is an answer (`passed` false), not an error."""
+    store of the notebook `path`'s project (default: the server root project's). A failed
+    check is an answer (`passed` false), not an error."""
 
     @web.authenticated
     async def post(self, name: str, version: str) -> None:
         request: PromoteRequest = self.body(PromoteRequest)
         if not version.isdigit():
             raise BadInput(f"`{version}` is not a model version: use its number, like 3")
+        projects = self.projects
+        places = (
+            projects.home
+            if not request.path
+            else projects.of(resolve_in_root(self.root, request.path))
+        )
         # The smoke test loads the model (seconds), and MLflow keeps process-wide state:
         # both belong in a worker process, not on the server's event loop.
         result = await self.worker.call(
             "the promotion checks",
             promote,
-            self.runs.tracking_uri,
+            places.store,
             name,
             version,
             request.to,

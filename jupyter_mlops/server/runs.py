@@ -5,6 +5,9 @@ a library it loads) never takes the server down, and a run behaves exactly as it
 terminal or CI. The request is checked here first, with the same code the command uses, so
 bad parameters are a 400 rather than a failed run. Status comes from the run's ``run.json``,
 so the history is the run folders and survives a server restart.
+
+Each run goes to its notebook's project's store and run folders (`projects`), the ones
+`jupyter-mlops run` uses from a terminal, so runs from both are one history.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ from ..run.runstate import (
     RunState,
     inside_folder,
 )
-from ..tracking import MlflowLinks
 from .paths import relative_to_root
+from .projects import Projects
 from .redact import environment_secrets, redact
 from .schemas import Run
 from .worker import WorkerPool
@@ -94,18 +97,9 @@ class Launch:
 
 
 class RunManager:
-    def __init__(
-        self,
-        root: Path,
-        runs_dir: Path,
-        tracking_uri: str,
-        links: MlflowLinks,
-        max_running: int | None = None,
-    ) -> None:
+    def __init__(self, root: Path, projects: Projects, max_running: int | None = None) -> None:
         self.root = root
-        self.runs_dir = runs_dir
-        self.tracking_uri = tracking_uri
-        self.links = links
+        self.projects = projects
         self.max_running = max_running or os.cpu_count() or 1
         self.launches: dict[str, Launch] = {}
         self.queue: RunQueue[str] = RunQueue(self.max_running)  # by run id
@@ -124,13 +118,14 @@ class RunManager:
     ) -> str:
         """Check the request (in a worker), then run `jupyter-mlops run` in a child process,
         or queue it while `max_running` runs of this server are running."""
+        places = self.projects.of(notebook, fresh=True)  # (a repository made since: seen)
         prepared = await worker.call(
             "checking the run",
             prepare_run,
             notebook,
             parameters,
-            self.runs_dir,
-            self.tracking_uri,
+            places.runs_dir,
+            places.store,
             jobs,
             from_stage,
             only,
@@ -207,26 +202,54 @@ class RunManager:
 
     # --- reading ------------------------------------------------------------------------
 
-    def list(self, path: str | None = None) -> list[Run]:
+    def list(self, notebook: Path | None = None) -> list[Run]:
+        """The runs of `notebook` (its project's run folders), or of every notebook in the
+        run folders of every project the server knows; newest first."""
+        if notebook is None:
+            path, runs_dirs = None, self.projects.runs_dirs()
+        else:
+            path = relative_to_root(self.root, notebook)
+            runs_dirs = [self.projects.of(notebook).runs_dir]
         seen = set()
         views = []
-        for folder in run_folders(self.runs_dir):
-            seen.add(folder.name)
-            view = self._view(folder, with_logs=False, path=path)
-            if view and (path is None or view.path == path):
-                views.append(view)
+        for runs_dir in runs_dirs:
+            for folder in run_folders(runs_dir):
+                if folder.name in seen:
+                    continue
+                seen.add(folder.name)
+                view = self._view(folder, with_logs=False, path=path)
+                if view and (path is None or view.path == path):
+                    views.append(view)
         for run_id, launch in self.launches.items():  # started, run.json not written yet
             if run_id not in seen and (path is None or launch.path == path):
                 views.append(self._launch_view(run_id, launch, with_logs=False))
         return sorted(views, key=lambda v: v.id, reverse=True)
 
     def get(self, run_id: str) -> Run | None:
-        folder = find_run(self.runs_dir, run_id)
+        folder = self._find(run_id)
         if folder is not None:
             return self._view(folder, with_logs=True)
         if run_id in self.launches:
             return self._launch_view(run_id, self.launches[run_id], with_logs=True)
         return None
+
+    def _find(self, run_id: str) -> Path | None:
+        """The run's folder (with its run.json) in the run folders of a known project."""
+        launch = self.launches.get(run_id)
+        if launch is not None:  # started here: its folder is known
+            runs_dirs = [launch.folder.parent.parent]
+        else:
+            runs_dirs = self.projects.runs_dirs()
+        for runs_dir in runs_dirs:
+            folder = find_run(runs_dir, run_id)
+            if folder is not None:
+                return folder
+        return None
+
+    def _load(self, folder: Path) -> RunState:
+        """A run folder's state (an abandoned run marked failed, in MLflow too when its
+        store is one the server shows)."""
+        return load_run(folder, self.projects.stores(), background=True)
 
     def _view(self, folder: Path, with_logs: bool, path: str | None = None) -> Run | None:
         """A run folder's view; None for one that can't be read or isn't a run's (it is
@@ -234,7 +257,7 @@ class RunManager:
         try:
             if (folder / STATE_FILE).stat().st_size > MAX_STATE_BYTES:
                 return None
-            state = load_run(folder, self.tracking_uri, background=True)
+            state = self._load(folder)
             if state.id != folder.name:
                 return None  # a run.json copied from another run: not this folder's run
             if path is not None and _relative_or_none(self.root, Path(state.source or "")) != path:
@@ -248,8 +271,8 @@ class RunManager:
         launch = self.launches.get(state.id)
         if launch is not None and launch.ended:  # it may have exited before writing its end
             state.status = launch.end(state, "").status
-        if state.tracking_uri != self.tracking_uri:
-            # Not a store this server writes to: no links, and ids that mean nothing here.
+        if not self.projects.shows(state.tracking_uri):
+            # Not a store of a project of this server: no links, and ids that mean nothing.
             state.experiment_id = state.parent_run_id = None
             for stage in state.stages:
                 stage.mlflow_run_id = None
@@ -257,15 +280,16 @@ class RunManager:
 
     def _state_view(self, state: RunState, folder: Path, with_logs: bool) -> Run:
         data = state.to_dict()
+        links = self.projects.links(state.tracking_uri)
         cells = _stage_cells(folder)
         path = state.source and _relative_or_none(self.root, Path(state.source))
         for stage in data["stages"]:
             stage["cells"] = cells.get(stage["name"], [])
-            stage["mlflow_url"] = self.links.run(state.experiment_id, stage["mlflow_run_id"])
+            stage["mlflow_url"] = links.run(state.experiment_id, stage["mlflow_run_id"])
             if with_logs:
                 stage["log_tail"] = _tail(folder, stage["log"]) if stage["log"] else ""
         for model in data["models"]:
-            model["url"] = self.links.model(model["name"], model["version"])
+            model["url"] = links.model(model["name"], model["version"])
         view = {
             key: data[key]
             for key in (
@@ -283,11 +307,12 @@ class RunManager:
         }
         view["path"] = path
         view["folder"] = _relative_or_none(self.root, folder)
+        view["run_dir"] = str(folder.absolute())
         view["mlflow"] = {
             "tracking_uri": state.tracking_uri,
             "experiment_id": state.experiment_id,
             "run_id": state.parent_run_id,
-            "url": self.links.run(state.experiment_id, state.parent_run_id),
+            "url": links.run(state.experiment_id, state.parent_run_id),
         }
         if with_logs:
             view["log_tail"] = _tail(folder, RUNNER_LOG)
@@ -307,6 +332,7 @@ class RunManager:
             "pipeline": launch.prepared.pipeline,
             "path": launch.path,
             "folder": _relative_or_none(self.root, launch.folder),
+            "run_dir": str(launch.folder.absolute()),
             "status": status,
             "created": launch.created,
             "finished": None,
@@ -324,7 +350,7 @@ class RunManager:
             if end is not None
             else None,
             "mlflow": {
-                "tracking_uri": self.tracking_uri,
+                "tracking_uri": launch.prepared.tracking_uri,
                 "experiment_id": None,
                 "run_id": None,
                 "url": None,
@@ -348,8 +374,8 @@ class RunManager:
         if launch is not None and launch.starting:  # stopped once its process exists
             launch.cancelled = True
             return True
-        folder = find_run(self.runs_dir, run_id)
-        state = load_run(folder, self.tracking_uri, background=True) if folder else None
+        folder = self._find(run_id)
+        state = self._load(folder) if folder else None
         if state is not None and state.status != RUN_RUNNING:
             return False
         if launch is not None and launch.process is not None and launch.running:

@@ -56,6 +56,11 @@ class VerifyRequest(_Body):
 class PromoteRequest(_Body):
     to: str = Field(default="champion", min_length=1, description="the alias to move")
     dry_run: bool = Field(default=False, description="run the checks only: nothing is moved")
+    path: str | None = Field(
+        default=None,
+        description="the notebook whose run registered the version: the store of its project "
+        "is the one checked (default: the server root project's)",
+    )
 
 
 # --- answers ------------------------------------------------------------------------------
@@ -95,12 +100,17 @@ StageKey = Annotated[
 
 
 class ServerConfig(_Reply):
-    """`GET config`."""
+    """`GET config`, and `GET config?path=NOTEBOOK`: where that notebook's runs go (its
+    project's store and run folders), by default where a notebook in the server root's go."""
 
     version: str
     tracking_uri: str
-    mlflow_ui_url: str | None = Field(description="null when no MLflow UI is reachable")
-    runs_dir: str = Field(description="relative to the server root when inside it")
+    mlflow_ui_url: str | None = Field(
+        description="the MLflow UI showing that store; null when none is reachable"
+    )
+    runs_dir: str = Field(
+        description="relative to the server root when inside it, else an absolute path"
+    )
 
 
 # --- the analysis (POST analyze, POST convert) ---------------------------------------------
@@ -308,6 +318,10 @@ class Run(_Reply):
     folder: str | None = Field(
         description="the run folder, relative to the server root (its stages' `notebook` and "
         "`log` are relative to it); null when it is outside the root"
+    )
+    run_dir: str = Field(
+        description="the run folder's absolute path on the server's machine: where to find "
+        "it when `folder` is null (a project whose top level is above the server root)"
     )
     mlflow: MlflowRun
     log_tail: LogTail

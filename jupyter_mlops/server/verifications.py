@@ -3,8 +3,9 @@
 A verification runs the notebook top to bottom once and then as a pipeline, and compares
 every value a stage hands on (see `jupyter_mlops.verify`). It takes as long as two runs of
 the notebook, so, like a run, it is the command itself in a child process of the server,
-never work on the event loop. Each one has a folder under the runs dir,
-``<runs dir>/.verifications/<id>/`` (no pipeline name starts with a dot), holding what the
+never work on the event loop. Each one has a folder under its notebook's project's runs dir
+(`projects`), ``<runs dir>/.verifications/<id>/`` (no pipeline name starts with a dot), where
+its two runs are made too, holding what the
 request was (``verification.json``), the command's JSON report (``report.json``, its
 stdout), its stderr (``stderr.log``) and, once it has ended, its exit code (``exit``). The
 status is read from those files, so the history survives a server restart.
@@ -31,6 +32,7 @@ from ..run.orphans import owner_environment
 from ..run.runner import new_run_id
 from . import jobs
 from .paths import relative_to_root
+from .projects import Projects
 from .schemas import Verification
 from .worker import WorkerPool
 
@@ -59,10 +61,9 @@ class Started:
 
 
 class VerificationManager:
-    def __init__(self, root: Path, runs_dir: Path) -> None:
+    def __init__(self, root: Path, projects: Projects) -> None:
         self.root = root
-        self.runs_dir = runs_dir
-        self.folder = runs_dir / FOLDER
+        self.projects = projects
         self.started: dict[str, Started] = {}
 
     async def start(self, worker: WorkerPool, notebook: Path) -> str:
@@ -75,8 +76,9 @@ class VerificationManager:
         if notebook.suffix != ".ipynb":
             raise BadInput(f"`{path}` is not a notebook (an .ipynb file)")
         await worker.call("checking the notebook", jobs.check_tagging, notebook)
+        runs_dir = self.projects.of(notebook, fresh=True).runs_dir
         verification_id = new_run_id()
-        folder = self.folder / verification_id
+        folder = runs_dir / FOLDER / verification_id
         folder.mkdir(parents=True)
         command = [
             sys.executable,
@@ -86,7 +88,7 @@ class VerificationManager:
             path,
             "--json",
             "--runs-dir",
-            str(self.runs_dir),
+            str(runs_dir),
         ]
         with open(folder / REPORT, "wb") as stdout, open(folder / STDERR, "wb") as stderr:
             process = await asyncio.create_subprocess_exec(
@@ -121,8 +123,21 @@ class VerificationManager:
             view["error"] = "its report.json is not a verification report"
             return Verification.model_validate(view)
 
+    def _find(self, verification_id: str) -> Path | None:
+        """Its folder: in the runs dir of a project the server knows."""
+        started = self.started.get(verification_id)
+        if started is not None:
+            return started.folder
+        for runs_dir in self.projects.runs_dirs():
+            folder = runs_dir / FOLDER / verification_id
+            if (folder / REQUEST).is_file():
+                return folder
+        return None
+
     def _view(self, verification_id: str) -> dict[str, Any] | None:
-        folder = self.folder / verification_id
+        folder = self._find(verification_id)
+        if folder is None:
+            return None
         try:
             request = json.loads((folder / REQUEST).read_text())
         except (OSError, ValueError):

@@ -83,12 +83,14 @@ export type StageRun = Omit<wire.StageRun, 'notebook' | 'log'> & { notebook?: st
 
 /**
  * A run as the UI reads it: `mlflow` may be missing from a run it makes up itself, and
- * `folder` (read by the Runs panel only, to open the executed stage notebooks) too.
+ * `folder` and `run_dir` (read by the Runs panel only, to open the executed stage notebooks,
+ * or to say where they are) too.
  */
-export type Run = Omit<wire.Run, 'stages' | 'mlflow' | 'folder'> & {
+export type Run = Omit<wire.Run, 'stages' | 'mlflow' | 'folder' | 'run_dir'> & {
   stages: StageRun[];
   mlflow: wire.MlflowRun | null;
   folder?: string | null;
+  run_dir?: string;
 };
 
 export interface RunList {
@@ -162,8 +164,10 @@ function post(body: unknown): RequestInit {
   return { method: 'POST', body: JSON.stringify(body) };
 }
 
-export function getConfig(): Promise<ServerConfig> {
-  return requestAPI<ServerConfig>('config');
+/** Where runs go: those of the notebook `path` (its project's), else the server root's. */
+export function getConfig(path?: string): Promise<ServerConfig> {
+  const query = path === undefined ? '' : URLExt.objectToQueryString({ path });
+  return requestAPI<ServerConfig>(`config${query}`);
 }
 
 export function analyze(body: AnalyzeRequest): Promise<Analysis> {

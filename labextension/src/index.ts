@@ -85,7 +85,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       verifications,
       forms,
       commands: app.commands,
-      shell: app.shell
+      shell: app.shell,
+      places: path => api.getConfig(path)
     });
     app.shell.add(sidebar, 'left', { rank: 650 });
     restorer?.add(sidebar, SIDEBAR_ID);

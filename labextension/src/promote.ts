@@ -18,6 +18,16 @@ export interface PromoteApi {
 }
 
 /**
+ * The version to promote, and the notebook whose run registered it: the server checks it
+ * in that notebook's project's store (each project has its own).
+ */
+export interface PromoteTarget {
+  name: string;
+  version: string;
+  path?: string | null;
+}
+
+/**
  * idle -> checking -> checked -> promoting -> promoted | refused; `error` when a request
  * fails (the message says why); `idle` again when the user closes the checks.
  */
@@ -73,12 +83,11 @@ export function reducePromote(state: PromoteState, action: PromoteAction): Promo
 /** Run the checks only: what promoting would decide, with nothing moved. */
 export async function checkPromotion(
   api: PromoteApi,
-  name: string,
-  version: string,
+  target: PromoteTarget,
   dispatch: (action: PromoteAction) => void
 ): Promise<void> {
   dispatch({ type: 'check' });
-  await answer(api, name, version, { to: CHAMPION, dry_run: true }, dispatch);
+  await answer(api, target, true, dispatch);
 }
 
 /**
@@ -87,8 +96,7 @@ export async function checkPromotion(
  */
 export async function confirmPromotion(
   api: PromoteApi,
-  name: string,
-  version: string,
+  target: PromoteTarget,
   state: PromoteState,
   dispatch: (action: PromoteAction) => void
 ): Promise<void> {
@@ -96,18 +104,22 @@ export async function confirmPromotion(
     return;
   }
   dispatch({ type: 'promote' });
-  await answer(api, name, version, { to: CHAMPION, dry_run: false }, dispatch);
+  await answer(api, target, false, dispatch);
 }
 
 async function answer(
   api: PromoteApi,
-  name: string,
-  version: string,
-  request: PromoteRequest,
+  target: PromoteTarget,
+  dryRun: boolean,
   dispatch: (action: PromoteAction) => void
 ): Promise<void> {
+  const request: PromoteRequest = { to: CHAMPION, dry_run: dryRun };
+  if (target.path) {
+    request.path = target.path;
+  }
   try {
-    dispatch({ type: 'answer', result: await api.promoteModel(name, version, request) });
+    const result = await api.promoteModel(target.name, target.version, request);
+    dispatch({ type: 'answer', result });
   } catch (error) {
     dispatch({ type: 'fail', message: errorMessage(error) });
   }

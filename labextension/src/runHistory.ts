@@ -141,10 +141,29 @@ export function canCancel(run: Run): boolean {
  * null when the stage has not started or the run folder is outside the server root.
  */
 export function stageNotebookPath(run: Pick<Run, 'folder'>, stage: StageRun): string | null {
-  if (!run.folder || !stage.notebook || stage.status === 'queued' || stage.status === 'skipped') {
+  if (!run.folder || !executed(stage)) {
     return null;
   }
   return `${run.folder.replace(/\/+$/, '')}/${stage.notebook}`;
+}
+
+/**
+ * The executed stage notebook's absolute path on the server's machine when its run folder
+ * is outside the server root (a project whose top level is above it), which JupyterLab
+ * can't open: shown as text instead; null otherwise.
+ */
+export function stageNotebookFile(
+  run: Pick<Run, 'folder' | 'run_dir'>,
+  stage: StageRun
+): string | null {
+  if (run.folder || !run.run_dir || !executed(stage)) {
+    return null;
+  }
+  return `${run.run_dir.replace(/\/+$/, '')}/${stage.notebook}`;
+}
+
+function executed(stage: StageRun): boolean {
+  return !!stage.notebook && stage.status !== 'queued' && stage.status !== 'skipped';
 }
 
 /**

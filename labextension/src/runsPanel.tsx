@@ -30,6 +30,7 @@ import {
   metricPairs,
   parameterPairs,
   runDuration,
+  stageNotebookFile,
   stageNotebookPath
 } from './runHistory';
 import type { RunAction, RunsModel, RunsState } from './runsModel';
@@ -550,8 +551,15 @@ function RunBody(props: { run: Run; now: number; actions: RunsActions }): React.
       )}
       {run.stages.length > 0 && <StageTable run={run} now={now} actions={actions} />}
       {!run.folder && run.stages.some(stage => stage.notebook) && (
-        <p className="jp-mlops-empty">
-          The run folder is outside the server’s root: its notebooks can’t be opened here.
+        <p className="jp-mlops-empty" data-testid="mlops-runs-outside">
+          The run folder is outside the server’s root, so its notebooks can’t be opened here
+          {run.run_dir ? (
+            <>
+              : it is <code>{run.run_dir}</code> on the server’s machine.
+            </>
+          ) : (
+            '.'
+          )}
         </p>
       )}
       {run.models.length > 0 && (
@@ -620,6 +628,7 @@ function StageTable(props: { run: Run; now: number; actions: RunsActions }): Rea
         {run.stages.map((stage, index) => {
           const row = rows[index];
           const notebook = stageNotebookPath(run, stage);
+          const file = stageNotebookFile(run, stage);
           const style = { '--jp-mlops-stage-color': stageColor(index) } as React.CSSProperties;
           return (
             <tr
@@ -662,6 +671,15 @@ function StageTable(props: { run: Run; now: number; actions: RunsActions }): Rea
                   >
                     Open notebook
                   </button>
+                )}
+                {file && (
+                  <code
+                    className="jp-mlops-runs-notebook-file"
+                    data-testid="mlops-runs-notebook-file"
+                    title="The executed stage notebook, outside the server’s root: open it from there"
+                  >
+                    {file}
+                  </code>
                 )}
                 {stage.mlflow_url && (
                   <a

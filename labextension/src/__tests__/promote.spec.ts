@@ -14,6 +14,9 @@ import {
   reducePromote
 } from '../promote';
 
+/** The version the flows promote, registered by a run of work/wine.ipynb. */
+const WINE = { name: 'wine-classifier', version: '3', path: 'work/wine.ipynb' };
+
 function promotion(overrides: Partial<Promotion> = {}): Promotion {
   return {
     name: 'wine-classifier',
@@ -71,12 +74,12 @@ describe('the promote flow', () => {
       promotion(),
       promotion({ moved: true, dry_run: false })
     ]);
-    await checkPromotion(api, 'wine-classifier', '3', dispatch);
+    await checkPromotion(api, WINE, dispatch);
     expect(states.map(s => s.phase)).toEqual(['idle', 'checking', 'checked']);
-    await confirmPromotion(api, 'wine-classifier', '3', states[states.length - 1], dispatch);
+    await confirmPromotion(api, WINE, states[states.length - 1], dispatch);
     expect(requests).toEqual([
-      { to: 'champion', dry_run: true },
-      { to: 'champion', dry_run: false }
+      { to: 'champion', dry_run: true, path: 'work/wine.ipynb' },
+      { to: 'champion', dry_run: false, path: 'work/wine.ipynb' }
     ]);
     const last = states[states.length - 1];
     expect(last.phase).toBe('promoted');
@@ -85,9 +88,9 @@ describe('the promote flow', () => {
 
   it('does not promote when a check failed', async () => {
     const { api, requests, states, dispatch } = flow([failing]);
-    await checkPromotion(api, 'wine-classifier', '3', dispatch);
-    await confirmPromotion(api, 'wine-classifier', '3', states[states.length - 1], dispatch);
-    expect(requests).toEqual([{ to: 'champion', dry_run: true }]); // no promotion sent
+    await checkPromotion(api, WINE, dispatch);
+    await confirmPromotion(api, WINE, states[states.length - 1], dispatch);
+    expect(requests).toEqual([{ to: 'champion', dry_run: true, path: 'work/wine.ipynb' }]); // no promotion sent
     expect(states[states.length - 1].phase).toBe('checked');
   });
 
@@ -98,18 +101,24 @@ describe('the promote flow', () => {
       checks: [{ name: 'beats champion', passed: false, detail: 'accuracy 0.95 < v4 0.97' }]
     });
     const { api, states, dispatch } = flow([promotion(), refused]);
-    await checkPromotion(api, 'wine-classifier', '3', dispatch);
-    await confirmPromotion(api, 'wine-classifier', '3', states[states.length - 1], dispatch);
+    await checkPromotion(api, WINE, dispatch);
+    await confirmPromotion(api, WINE, states[states.length - 1], dispatch);
     const last = states[states.length - 1];
     expect(last.phase).toBe('refused');
     expect(outcomeText(last.result!)).toBe('v3 was not promoted: 1 of 1 check failed');
+  });
+
+  it('leaves the store to the server when no notebook is known (a run made up)', async () => {
+    const { api, requests, dispatch } = flow([promotion()]);
+    await checkPromotion(api, { ...WINE, path: null }, dispatch);
+    expect(requests).toEqual([{ to: 'champion', dry_run: true }]);
   });
 
   it("ends in an error with the server's message", async () => {
     const { api, states, dispatch } = flow([
       new ApiError(404, 'no version 3 of registered model `wine-classifier`')
     ]);
-    await checkPromotion(api, 'wine-classifier', '3', dispatch);
+    await checkPromotion(api, WINE, dispatch);
     expect(states[states.length - 1]).toEqual({
       phase: 'error',
       result: null,

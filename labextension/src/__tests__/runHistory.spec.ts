@@ -14,6 +14,7 @@ import {
   runDuration,
   runMetrics,
   sameValue,
+  stageNotebookFile,
   stageNotebookPath,
   toggleChecked
 } from '../runHistory';
@@ -124,6 +125,18 @@ describe('what can be done to a run', () => {
     expect(stageNotebookPath(run({}), done)).toBeNull();
     expect(stageNotebookPath(run({ folder }), stageRun({ status: 'queued' }))).toBeNull();
     expect(stageNotebookPath(run({ folder }), stageRun({ status: 'done' }))).toBeNull();
+  });
+
+  it('says where an executed notebook is when its run folder is outside the root', () => {
+    const done = stageRun({ status: 'done', notebook: 'notebooks/01_load.ipynb' });
+    const runDir = '/home/ds/churn/mlops-runs/churn/20261127-101500-3fa2c1';
+    const outside = run({ folder: null, run_dir: runDir });
+    expect(stageNotebookFile(outside, done)).toBe(`${runDir}/notebooks/01_load.ipynb`);
+    expect(stageNotebookPath(outside, done)).toBeNull();
+    // Inside the root it is opened instead; an unstarted stage has none; nor a made-up run.
+    expect(stageNotebookFile(run({ folder: 'mlops-runs/x', run_dir: runDir }), done)).toBeNull();
+    expect(stageNotebookFile(outside, stageRun({ status: 'queued' }))).toBeNull();
+    expect(stageNotebookFile(run({ folder: null }), done)).toBeNull();
   });
 
   it('keeps at most two runs ticked, the earliest making room', () => {

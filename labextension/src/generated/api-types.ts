@@ -32,15 +32,23 @@ export interface PromoteRequest {
   to?: string;
   /** run the checks only: nothing is moved */
   dry_run?: boolean;
+  /**
+   * the notebook whose run registered the version: the store of its project is the one checked
+   * (default: the server root project's)
+   */
+  path?: string | null;
 }
 
-/** `GET config`. */
+/**
+ * `GET config`, and `GET config?path=NOTEBOOK`: where that notebook's runs go (its project's store
+ * and run folders), by default where a notebook in the server root's go.
+ */
 export interface ServerConfig {
   version: string;
   tracking_uri: string;
-  /** null when no MLflow UI is reachable */
+  /** the MLflow UI showing that store; null when none is reachable */
   mlflow_ui_url: string | null;
-  /** relative to the server root when inside it */
+  /** relative to the server root when inside it, else an absolute path */
   runs_dir: string;
 }
 
@@ -174,6 +182,11 @@ export interface Run {
    * it); null when it is outside the root
    */
   folder: string | null;
+  /**
+   * the run folder's absolute path on the server's machine: where to find it when `folder` is null
+   * (a project whose top level is above the server root)
+   */
+  run_dir: string;
   mlflow: MlflowRun;
   /** absent in `GET runs` listings */
   log_tail?: string;

@@ -22,11 +22,16 @@ import {
 
 const API: PromoteApi = { promoteModel };
 
-export function PromoteControl(props: { model: RegisteredModel }): React.ReactElement {
+export function PromoteControl(props: {
+  model: RegisteredModel;
+  /** the notebook of the run that registered it: its project's store is checked */
+  path: string | null;
+}): React.ReactElement {
   const { name, version } = props.model;
+  const target = { name, version, path: props.path };
   const [state, dispatch] = React.useReducer(reducePromote, PROMOTE_IDLE);
-  const check = (): void => void checkPromotion(API, name, version, dispatch);
-  const confirm = (): void => void confirmPromotion(API, name, version, state, dispatch);
+  const check = (): void => void checkPromotion(API, target, dispatch);
+  const confirm = (): void => void confirmPromotion(API, target, state, dispatch);
   const close = (): void => dispatch({ type: 'close' });
   const { result } = state;
   const label = versionLabel(version);

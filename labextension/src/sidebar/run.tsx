@@ -254,6 +254,7 @@ function Outcome(props: { run: Run }): React.ReactElement {
                 <PromoteControl
                   key={`${props.run.id}/${model.name}/${model.version}`}
                   model={model}
+                  path={props.run.path}
                 />
               )}
             </li>

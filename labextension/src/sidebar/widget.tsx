@@ -37,6 +37,11 @@ export interface SidebarOptions {
   forms: ParameterForms;
   commands: CommandRegistry;
   shell: JupyterFrontEnd.IShell;
+  /**
+   * Where a notebook's runs go (`GET config?path=`): its project's store and run folders,
+   * which differ between notebooks of different repositories under one server
+   */
+  places: (path: string) => Promise<ServerConfig>;
 }
 
 /** What the server said about itself: its config, or that the extension is missing. */
@@ -54,7 +59,11 @@ export class PipelineSidebar extends ReactWidget {
     this.title.icon = pipelineIcon;
     this.title.caption = 'ML pipeline';
     const { tracker, analyses, runs, verifications, forms } = options;
-    tracker.currentChanged.connect(() => this.update(), this);
+    tracker.currentChanged.connect(() => {
+      // Asked again each time a notebook comes to the front: a repository made since counts.
+      this._places.delete(tracker.currentWidget?.context.path ?? '');
+      this.update();
+    }, this);
     analyses.changed.connect(this._onModelChanged, this);
     runs.changed.connect(this._onModelChanged, this);
     verifications.changed.connect(this._onModelChanged, this);
@@ -88,6 +97,7 @@ export class PipelineSidebar extends ReactWidget {
     const unavailable = this._server.unavailable || state.unavailable;
     const positions = new Map(analysis?.stages.map((stage, i) => [stage.name, i]) ?? []);
     const showAnalysisCell = (index: number) => this._showAnalysisCell(panel, state, index);
+    const places = this._placesOf(panel.context.path);
     return (
       <div className="jp-mlops-body">
         <header className="jp-mlops-header">
@@ -197,7 +207,7 @@ export class PipelineSidebar extends ReactWidget {
             {state.pending ? 'Analyzing the notebook…' : 'Not analyzed yet.'}
           </p>
         )}
-        {this._server.config && <Footer config={this._server.config} />}
+        {places && <Footer config={places} />}
       </div>
     );
   }
@@ -210,6 +220,33 @@ export class PipelineSidebar extends ReactWidget {
     }
   }
 
+  /**
+   * Where the notebook's runs go, once the server has said (asked here the first time);
+   * the server's own answer if it couldn't say.
+   */
+  private _placesOf(path: string): ServerConfig | null {
+    const known = this._places.get(path);
+    if (known !== undefined) {
+      return known;
+    }
+    if (!this._server.config) {
+      return null; // the server extension hasn't answered (or is missing): nothing to ask
+    }
+    if (!this._asking.has(path)) {
+      this._asking.add(path);
+      const fallback = this._server.config;
+      this._options
+        .places(path)
+        .catch(() => fallback)
+        .then(config => {
+          this._asking.delete(path);
+          this._places.set(path, config);
+          this.update();
+        });
+    }
+    return null;
+  }
+
   private _onModelChanged(_: unknown, key: string): void {
     if (key === this._options.tracker.currentWidget?.id) {
       this.update();
@@ -218,6 +255,8 @@ export class PipelineSidebar extends ReactWidget {
 
   private _options: SidebarOptions;
   private _server: ServerState = { config: null, unavailable: false };
+  private _places = new Map<string, ServerConfig>(); // by notebook path
+  private _asking = new Set<string>();
 }
 
 function Footer(props: { config: ServerConfig }): React.ReactElement {
