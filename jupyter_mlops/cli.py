@@ -451,6 +451,7 @@ def run(
 @STAGE_OPTIONS
 @_runs_dir_option("Where run folders (and the sweep's record) are created.")
 @click.option("--stages", "show_stages", is_flag=True, help="Print each trial's stage lines too.")
+@click.option("--sweep-id", hidden=True, help="Use this sweep id (the Jupyter server picks one).")
 @click.pass_context
 def sweep(
     ctx: click.Context,
@@ -468,6 +469,7 @@ def sweep(
     stage_timeout: float | None,
     runs_dir: Path | None,
     show_stages: bool,
+    sweep_id: str | None,
 ) -> None:
     """Run a notebook's pipeline once per parameter set, each run nested under one sweep run
     in MLflow; stages that read no swept parameter run once and are shared. The best trial
@@ -514,6 +516,7 @@ def sweep(
             _say_warnings,
             listeners,
             trial_listeners,
+            sweep_id,
         )
     state = sweeper.state
     left = sum(trial.status in TO_RUN for trial in state.trials)

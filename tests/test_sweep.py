@@ -280,6 +280,7 @@ def test_a_stopped_sweep_resumes_where_it_stopped(workdir):
         (["-p", "alpha", "0.1,x"], "alpha"),
         (["-p", "alpha", "0.1,1", "--resume", "nope"], "leave out -p"),
         (["--resume", "20260101-000000-abcdef"], "no sweep `20260101-000000-abcdef`"),
+        (["--resume", "../../elsewhere"], "is not a sweep id"),
         (["-p", "alpha", "1"], "nothing to sweep"),
     ],
 )

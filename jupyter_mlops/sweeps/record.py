@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import BadInput
 from ..files import atomic_write
 from ..parameters import standard_json
+from ..run.history import RUN_ID
 from .space import Objective
 
 SWEEPS_FOLDER = "sweeps"
@@ -108,6 +109,10 @@ class SweepState:
 
 
 def sweep_folder(runs_root: Path, pipeline: str, sweep_id: str) -> Path:
+    """A sweep's folder. Raises BadInput for an id that isn't one (it would name a folder
+    elsewhere: `../..`)."""
+    if not RUN_ID.fullmatch(sweep_id):
+        raise BadInput(f"`{sweep_id}` is not a sweep id (they look like 20261203-141500-a1b2c3)")
     return runs_root / pipeline / SWEEPS_FOLDER / sweep_id
 
 

@@ -40,6 +40,7 @@ from ..run.runstate import (
 from ..run.runstate import (
     FAILED as STAGE_FAILED,
 )
+from ..run.stopping import StopFlag, stop_requests
 from ..run.zygote import drop_ahead
 from ..tracking import PipelineTracker, StageOutcome, resolve_tracking_uri
 from ..tracking.card import run_link
@@ -120,9 +121,13 @@ class Sweeper:
         self._save(None)
         stopped: BaseException | None = None
         left = [trial for trial in state.trials if trial.status in TO_RUN]
+        asked = StopFlag()  # Ctrl-C or SIGTERM between two trials (a trial handles its own)
         try:
-            for trial, following in zip(left, [*left[1:], None], strict=True):
-                self._run_trial(trial, following)
+            with stop_requests(asked):
+                for trial, following in zip(left, [*left[1:], None], strict=True):
+                    if asked.is_set():
+                        raise KeyboardInterrupt
+                    self._run_trial(trial, following)
         except (KeyboardInterrupt, RunInterrupted, TrackingLost) as error:
             stopped = error
         finally:
@@ -297,10 +302,12 @@ def plan_sweep(
     warn: Callable[[list[str]], None] | None = None,
     listeners: Sequence[SweepListener] = (),
     trial_listeners: Sequence[Listener] = (),
+    sweep_id: str | None = None,
 ) -> Sweeper:
     """A checked sweep of `target`: every value and the objective checked, its trials laid
     out; nothing written until `run`. `pairs` are `-p NAME VALUES`, `values` a file's fixed
-    values, `draws` a random sweep's number of trials. Raises BadInput."""
+    values, `draws` a random sweep's number of trials, `sweep_id` one chosen by the caller
+    (the Jupyter server's). Raises BadInput."""
     pipeline = open_pipeline(target, warn)
     specs = pipeline.analysis.parameters if pipeline.analysis else pipeline.bundle.parameters  # type: ignore[union-attr]
     fixed = resolve(specs, dict(values or {}))
@@ -318,7 +325,7 @@ def plan_sweep(
             "list fewer values, or draw some with --random N"
         )
     objective = choose_objective(_logged_metrics(pipeline), metric, maximize)
-    sweep_id = new_run_id()
+    sweep_id = sweep_id or new_run_id()
     runs_root = options.runs_root or project_runs_dir(pipeline.location)
     state = SweepState(
         id=sweep_id,
