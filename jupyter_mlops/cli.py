@@ -182,6 +182,12 @@ STAGE_OPTIONS = _options(
         help="Stop a stage that runs longer than this.",
     ),
 )
+ARTIFACT_STORE_OPTION = click.option(
+    "--artifact-store",
+    metavar="URI",
+    help="Where stages hand values over: a path or an fsspec URL (s3://bucket/prefix) "
+    "that every machine running a stage can reach. Default: the run folder.",
+)
 EXECUTOR_OPTIONS = _options(
     click.option(
         "--executor",
@@ -316,12 +322,7 @@ def convert(notebook: Path, out: Path) -> None:
     is_flag=True,
     help="Run every stage, even those whose code, parameters and inputs are unchanged.",
 )
-@click.option(
-    "--artifact-store",
-    metavar="URI",
-    help="Where stages hand values over: a path or an fsspec URL (s3://bucket/prefix) "
-    "that every machine running a stage can reach. Default: the run folder.",
-)
+@ARTIFACT_STORE_OPTION
 @click.option(
     "--junit-xml",
     type=click.Path(path_type=Path),
@@ -451,6 +452,8 @@ def run(
 @STAGE_OPTIONS
 @_runs_dir_option("Where run folders (and the sweep's record) are created.")
 @click.option("--stages", "show_stages", is_flag=True, help="Print each trial's stage lines too.")
+@ARTIFACT_STORE_OPTION
+@EXECUTOR_OPTIONS
 @click.option("--sweep-id", hidden=True, help="Use this sweep id (the Jupyter server picks one).")
 @click.pass_context
 def sweep(
@@ -469,6 +472,9 @@ def sweep(
     stage_timeout: float | None,
     runs_dir: Path | None,
     show_stages: bool,
+    artifact_store: str | None,
+    executor: str,
+    scheduler: str | None,
     sweep_id: str | None,
 ) -> None:
     """Run a notebook's pipeline once per parameter set, each run nested under one sweep run
@@ -479,12 +485,14 @@ def sweep(
     jupyter-mlops sweep nb.ipynb -p n_estimators 100,200,400 -p max_depth 4,8,None
     jupyter-mlops sweep nb.ipynb --random 12 --seed 1 -p lr 0.0001:0.1:log --metric auc
     """
+    on_cluster = _on_cluster(ctx, executor, scheduler)
     options = RunOptions(
         jobs=jobs,
         tracking_uri=tracking_uri,
         runs_root=runs_dir,
         kernel=kernel,
         stage_timeout=stage_timeout,
+        artifact_store=artifact_store,
     )
     listeners = [SweepPrinter()]
     trial_listeners = [ProgressPrinter()] if show_stages else []
@@ -518,6 +526,9 @@ def sweep(
             trial_listeners,
             sweep_id,
         )
+    if on_cluster:
+        assert scheduler is not None
+        sweeper.on_cluster(scheduler)
     state = sweeper.state
     left = sum(trial.status in TO_RUN for trial in state.trials)
     click.echo(

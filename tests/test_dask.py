@@ -4,6 +4,7 @@ S3 server and a real `mlflow server`: nothing shared but those two."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from mlflow_helpers import MlflowServer
 from s3_server import free_port
 
 from jupyter_mlops.run.history import load_run
+from jupyter_mlops.sweeps.record import SweepState
 
 pytest.importorskip("distributed")
 
@@ -277,3 +279,26 @@ def test_a_cluster_run_asked_for_wrongly_is_refused_before_anything_is_written(w
     assert result.returncode == 2, result.stderr
     assert said in result.stderr and "bug" not in result.stderr
     assert sorted(p.name for p in workdir.iterdir()) == ["fan.ipynb"]
+
+
+def test_a_sweep_on_the_cluster_shares_what_no_swept_value_changes(cluster, tmp_path):
+    fanout(tmp_path)
+    result = cli(
+        "sweep", "fan.ipynb", "-p", "fail", "false,true", "--metric", "total", "--maximize",
+        "--executor", "dask", "--artifact-store", _store("sweep"), cwd=tmp_path, env=cluster.env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "trial 2/2 fail=True: failed" in result.stderr and "branch c refuses" in result.stderr
+    (record,) = (tmp_path / "mlops-runs" / "fan" / "sweeps").glob("*/sweep.json")
+    sweep = SweepState.from_dict(json.loads(record.read_text()))
+    assert [t.status for t in sweep.trials] == ["succeeded", "failed"] and sweep.best == 1
+    second = load_run(Path(sweep.trial(2).run_dir or ""))
+    assert {s.name: s.status for s in second.stages} == {
+        "load": "cached", "slow": "cached", "branch_b": "cached",  # taken from trial 1
+        "branch_c": "failed", "combine": "skipped",
+    }  # fmt: skip
+    client = MlflowClient(cluster.env["MLFLOW_TRACKING_URI"])
+    assert client.get_run(sweep.mlflow_run_id).info.status == "FINISHED"
+    for trial in sweep.trials:
+        run = client.get_run(trial.mlflow_run_id)
+        assert run.data.tags["mlflow.parentRunId"] == sweep.mlflow_run_id

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from ..tracking import resolve_tracking_uri
 from .orphans import STOP_WITH_PID_ENV
 from .runner import Listener, PipelineRunner
 from .runstate import (
+    CACHED,
     CANCELLED,
     DONE,
     FAILED,
@@ -48,6 +50,7 @@ from .runstate import (
     RunStateFile,
     StageError,
     StageState,
+    shared_store,
 )
 from .stopping import StopFlag, stop_requests
 
@@ -104,10 +107,28 @@ def bundle_files(bundle: Bundle) -> dict[str, bytes]:
     return files
 
 
-def on_dask(runner: PipelineRunner, scheduler: str, listeners: Sequence[Listener] = ()) -> DaskRun:
+@dataclass(frozen=True)
+class Shared:
+    """Outputs a run takes from an earlier run of the same pipeline instead of running the
+    stages (a sweep's stages that read no swept parameter): that run's artifact store, and
+    what to call it (`cached_from`)."""
+
+    stages: frozenset[str]
+    store: str  # the earlier run's own store (`tasks.run_store(...).location`)
+    origin: str
+
+
+def on_dask(
+    runner: PipelineRunner,
+    scheduler: str,
+    listeners: Sequence[Listener] = (),
+    shared: Shared | None = None,
+) -> DaskRun:
     """A checked run on the cluster from a prepared runner (`pipeline.prepare`): its
     settings checked before anything is written, then the tracking server reached and the
-    bundle written into the run folder. Raises BadInput, TrackingUnavailable."""
+    bundle written into the run folder. A sweep's trial (the runner's options name the
+    sweep's run) registers nothing and may take `shared` outputs. Raises BadInput,
+    TrackingUnavailable."""
     anchor = runner.bundle.source_path or runner.bundle.root
     uri = resolve_tracking_uri(runner.options.tracking_uri, near=anchor)
     store = check_cluster_settings(runner.options.artifact_store, uri)
@@ -124,6 +145,9 @@ def on_dask(runner: PipelineRunner, scheduler: str, listeners: Sequence[Listener
         runner.options.kernel,
         listeners,
         str(runner.bundle.source_path) if runner.bundle.source_path else None,
+        nested_in=runner.options.sweep_run_id,
+        register=runner.options.register,
+        shared=shared,
     )
 
 
@@ -143,8 +167,14 @@ class DaskRun:
         kernel: str | None = None,
         listeners: Sequence[Listener] = (),
         source: str | None = None,
+        nested_in: str | None = None,
+        register: bool = True,
+        shared: Shared | None = None,
     ) -> None:
         self.bundle = bundle
+        self.nested_in = nested_in
+        self.register = register
+        self.shared = shared
         self.run_id = run_id
         self.artifact_store = artifact_store
         self.scheduler = scheduler
@@ -160,7 +190,7 @@ class DaskRun:
                 source=source,
                 parameters=parameters,
                 stages=[StageState(name) for name in bundle.stage_names],
-                artifact_store=artifact_store,
+                artifact_store=shared_store(artifact_store, bundle.name, run_id),  # its own
                 bundle=str(bundle.root.resolve()),
                 tracking_uri=tracking_uri,
             )
@@ -188,20 +218,53 @@ class DaskRun:
                 self.artifact_store,
                 self.state.state.tracking_uri,
                 self.run_id,
+                self.nested_in,
             )
             self.state.update(parent_run_id=started.parent_run_id)
+            self._take_shared(started.parent_run_id)
             self._notify(None)
             cancel = Event(f"jupyter-mlops-cancel-{self.run_id}", client=client)
             futures = self._submit(client, cancel.name)
             cancelled = self._follow(client, futures, cancel)
         return self._end(cancelled)
 
+    def _take_shared(self, parent_run_id: str) -> None:
+        """Copy the shared stages' outputs into this run's store, each with a child run
+        saying where they come from, as a local run's cached stages get."""
+        from ..artifacts import open_store
+        from ..tracking import PipelineTracker
+        from .tasks import run_store
+
+        if self.shared is None:
+            return
+        source = open_store(self.shared.store)
+        target = run_store(self.bundle, self.artifact_store, self.run_id)
+        tracker = PipelineTracker(str(self.state.state.tracking_uri), self.bundle)
+        tracker.attach(parent_run_id, self.state.state.parameters)
+        records = {name: source.read_record(name) for name in sorted(self.shared.stages)}
+        for name, record in records.items():
+            target.adopt(source, record)
+            stage = self.bundle.stage(name)
+            run_id = tracker.cached_stage(
+                stage, self.bundle.position(name), record, self.shared.origin, records
+            )
+            self.state.update(
+                name,
+                status=CACHED,
+                cached_from=self.shared.origin,
+                mlflow_run_id=run_id,
+                metrics=dict(record.metrics),
+            )
+
     def _submit(self, client: Any, cancel: str) -> dict[str, Any]:
-        """One task per stage, each depending on its upstream stages' tasks."""
+        """One task per stage not shared, each depending on its upstream stages' tasks."""
         files = bundle_files(self.bundle)  # kilobytes: carried inside the tasks
+        shared = self.shared.stages if self.shared else frozenset()
         futures: dict[str, Any] = {}
         for stage in self.bundle.stages:
-            upstream = [futures[name] for name in stage.upstream]
+            if stage.name in shared:
+                continue
+            upstream = [futures[name] for name in stage.upstream if name in futures]
             futures[stage.name] = client.submit(
                 run_stage_task,
                 files,
@@ -285,7 +348,9 @@ class DaskRun:
         failed = next((s for s in stages if s.status == FAILED), None)
         models: list[Any] = []
         try:
-            succeeded, registered = tasks.end(self.bundle, self.artifact_store, self.run_id)
+            succeeded, registered = tasks.end(
+                self.bundle, self.artifact_store, self.run_id, self.register
+            )
             models = [m.to_dict() for m in registered]
         except MlopsError:
             succeeded = False
@@ -308,10 +373,8 @@ class DaskRun:
                 f"run {self.run_id} was stopped; its MLflow runs are marked FAILED"
             )
         if failed is not None:
-            message = failed.error.message if failed.error else "it failed"
-            raise StageFailed(
-                f"stage `{failed.name}` failed on the cluster: {message}", stage=failed.name
-            )
+            message = failed.error.message if failed.error else f"stage `{failed.name}` failed"
+            raise StageFailed(f"{message} (on a Dask worker)", stage=failed.name)
         if status != RUN_SUCCEEDED:
             raise StageFailed(f"run {self.run_id} did not succeed", stage="")
         return self.state.state

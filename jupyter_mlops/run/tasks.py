@@ -54,12 +54,14 @@ def begin(
     artifact_store: str,
     tracking_uri: str | None = None,
     run_id: str | None = None,
+    nested_in: str | None = None,
 ) -> PipelineRun:
-    """Start a scheduled pipeline run: the parent MLflow run and the shared manifest."""
+    """Start a scheduled pipeline run: the parent MLflow run (a sweep's trial when
+    `nested_in` names the sweep's run) and the shared manifest."""
     run_id = run_id or new_run_id()
     store = run_store(bundle, artifact_store, run_id)
     tracker = PipelineTracker(resolve_tracking_uri(tracking_uri, near=bundle.root), bundle)
-    parent = tracker.start(parameters, Path(store.location))
+    parent = tracker.start(parameters, Path(store.location), nested_in=nested_in)
     run = PipelineRun(run_id, bundle.name, parent, tracker.tracking_uri, parameters)
     store.put_text(MANIFEST, json.dumps(asdict(run), indent=1))
     return run
@@ -126,8 +128,11 @@ def _stopped_with_task(runner: PipelineRunner) -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
-def end(bundle: Bundle, artifact_store: str, run_id: str) -> tuple[bool, list[RegisteredModel]]:
-    """Finish a scheduled pipeline run; returns whether every stage succeeded, and models."""
+def end(
+    bundle: Bundle, artifact_store: str, run_id: str, register: bool = True
+) -> tuple[bool, list[RegisteredModel]]:
+    """Finish a scheduled pipeline run; returns whether every stage succeeded, and models
+    (none when not to `register`: a sweep's trial)."""
     run = read_run_manifest(bundle, artifact_store, run_id)
     store = run_store(bundle, artifact_store, run_id)
     tracker = PipelineTracker(run.tracking_uri, bundle)
@@ -142,5 +147,5 @@ def end(bundle: Bundle, artifact_store: str, run_id: str) -> tuple[bool, list[Re
             continue
         record = store.read_record(name) if child.status == "FINISHED" else None
         outcomes.append(StageOutcome(name, child.run_id, child.status, child.duration, record))
-    ended = tracker.end(outcomes)
+    ended = tracker.end(outcomes, register=register)
     return ended.succeeded, ended.models

@@ -28,6 +28,7 @@ from ..files import atomic_write
 from ..parameters import resolve
 from ..pipeline import Pipeline, open_pipeline, prepare
 from ..places import project_runs_dir
+from ..run.dask_executor import Shared, check_cluster_settings, on_dask
 from ..run.runner import Listener, PipelineRunner, RunOptions, new_run_id
 from ..run.runstate import (
     CACHED,
@@ -41,6 +42,7 @@ from ..run.runstate import (
     FAILED as STAGE_FAILED,
 )
 from ..run.stopping import StopFlag, stop_requests
+from ..run.tasks import run_store
 from ..run.zygote import drop_ahead
 from ..tracking import PipelineTracker, StageOutcome, resolve_tracking_uri
 from ..tracking.card import run_link
@@ -87,12 +89,22 @@ class Sweeper:
         trial_listeners: Sequence[Listener] = (),
     ) -> None:
         self.pipeline = pipeline
+        self.scheduler: str | None = None  # a Dask scheduler: trials' stages on its cluster
+        self._shared: Shared | None = None  # on a cluster: what later trials take as is
         self.state = state
         self.folder = folder
         self.options = options
         self.listeners = list(listeners)
         self.trial_listeners = list(trial_listeners)  # hear each trial's stages
         self._next: tuple[int, PipelineRunner] | None = None  # the next trial, made ahead
+
+    def on_cluster(self, scheduler: str) -> None:
+        """Run the trials' stages as tasks on the Dask cluster `scheduler` heads. Raises
+        BadInput now, before anything is written, for settings a cluster can't use."""
+        uri = resolve_tracking_uri(self.options.tracking_uri, near=self.pipeline.location)
+        check_cluster_settings(self.options.artifact_store, uri)
+        self.scheduler = scheduler
+        self.options = dataclasses.replace(self.options, fork=False)
 
     def run(self) -> SweepState:
         """Run the trials not run yet; register the best trial's models.
@@ -175,12 +187,15 @@ class Sweeper:
         ready, self._next = self._next, None
         runner = ready[1] if ready and ready[0] == trial.number else self._prepare(trial)
         self._ahead(runner, following)
+        cluster = None
+        if self.scheduler is not None:  # checked (and its bundle written) before it counts
+            cluster = on_dask(runner, self.scheduler, self.trial_listeners, self._shared)
         trial.status, trial.error, trial.metric = RUNNING, None, None
         trial.run_id, trial.run_dir = runner.run_id, str(runner.run_dir)
         self._save(trial)
         began = time.time()
         try:
-            runner.run()
+            cluster.run() if cluster is not None else runner.run()
             trial.status = SUCCEEDED
         except StageFailed as error:
             trial.status, trial.error = FAILED, str(error)
@@ -194,14 +209,30 @@ class Sweeper:
             trial.status, trial.error = FAILED, str(error)
         finally:
             trial.duration = time.time() - began
-            if runner.started:
-                run = runner.state.state
+            run = cluster.state.state if cluster else runner.state.state if runner.started else None
+            if run is not None:
                 trial.mlflow_run_id = run.parent_run_id
                 trial.metrics = {k: v for s in run.stages for k, v in s.metrics.items()}
                 trial.shared = [s.name for s in run.stages if s.status == CACHED]
             if trial.status == SUCCEEDED:
                 trial.metric = trial.metrics.get(state.metric)
+                if cluster is not None and self._shared is None:
+                    self._shared = self._sharing(runner)
             self._save(trial)
+
+    def _sharing(self, runner: PipelineRunner) -> Shared | None:
+        """On a cluster, what the trials after a succeeded one take from it rather than run:
+        the stages that read no swept parameter, nor take anything from one that does (the
+        local stage cache does this on one machine; a cluster's store is not its to keep)."""
+        swept = set(self.state.space)
+        same: set[str] = set()
+        for stage in runner.bundle.stages:  # in run order: upstream stages come first
+            if not swept & set(stage.parameters) and set(stage.upstream) <= same:
+                same.add(stage.name)
+        if not same:
+            return None
+        store = run_store(runner.bundle, str(runner.options.artifact_store), runner.run_id)
+        return Shared(frozenset(same), store.location, runner.run_id)
 
     def _end(self, tracker: PipelineTracker, stopped: BaseException | None) -> None:
         state = self.state
