@@ -3,9 +3,9 @@
     python benchmarks/run_all.py [--write] [NAME ...]
 
 NAME is one of the benchmark modules (conversion, pipeline, notebook_suite, handover, rerun,
-analyze_latency, memory, analysis_scaling); all of them by default. Each prints ratios
-against a baseline measured in the same run, so the figures compare across machines better
-than raw seconds do.
+analyze_latency, memory, analysis_scaling, sweep, cluster); all of them by default. Each
+prints ratios against a baseline measured in the same run, so the figures compare across
+machines better than raw seconds do.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ BENCHMARKS = {
     "analyze_latency": "`analyze` latency through the Jupyter server",
     "memory": "Memory of the runner while stages hand over 1 GB",
     "analysis_scaling": "Analysis time and memory against the size of the code",
+    "sweep": "A sweep against the same parameter sets run one by one",
+    "cluster": "A fan-out on a Dask cluster of one worker against two",
 }
 README = Path(__file__).with_name("README.md")
 
