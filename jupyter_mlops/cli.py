@@ -230,9 +230,16 @@ def _project_runs_dir(runs_dir: Path | None, near: Path) -> Path:
 
 
 def _on_cluster(ctx: click.Context, executor: str, scheduler: str | None) -> bool:
-    """Whether the stages run on a Dask cluster; a usage error when half asked for."""
+    """Whether the stages run on a Dask cluster; a usage error when half asked for, or
+    with a setting a cluster's stage doesn't honour (it must not be silently dropped)."""
     if executor == "dask" and not scheduler:
         raise click.UsageError("--executor dask needs --scheduler tcp://HOST:PORT", ctx)
+    if executor == "dask" and ctx.params.get("stage_timeout"):
+        raise click.UsageError(
+            "--stage-timeout is for stages run on this machine; on a cluster, set a time "
+            "limit in the cluster (Dask's worker lifetime) or leave it out",
+            ctx,
+        )
     if (
         executor == "local"
         and scheduler
@@ -376,9 +383,10 @@ def run(
     runner = prepare(target, options, given, list(parameters), [ProgressPrinter()], _say_warnings)
     _say_warnings(runner.warnings)
     if on_cluster:
-        if from_stage or only:
+        if from_stage or only or timings:
             raise click.UsageError(
-                "--from and --only run on this machine: leave out --executor", ctx
+                "--from, --only and --timings are for runs on this machine: leave out --executor",
+                ctx,
             )
         assert scheduler is not None
         cluster_run = on_dask(runner, scheduler, [ProgressPrinter()])

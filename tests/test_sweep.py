@@ -99,6 +99,8 @@ def test_the_objective_comes_from_the_metrics_the_notebook_logs():
         choose_objective(["accuracy"], "auc", None)
     with pytest.raises(BadInput, match="--maximize or --minimize"):
         choose_objective(["total"], None, None)
+    with pytest.raises(BadInput, match="--maximize or --minimize"):  # higher is better there
+        choose_objective(["neg_mean_squared_error"], None, None)
 
 
 def test_the_best_trial_is_the_best_succeeded_one_and_is_bold_in_the_table():
@@ -108,6 +110,8 @@ def test_the_best_trial_is_the_best_succeeded_one_and_is_bold_in_the_table():
         Trial(3, {"lr": 0.3}, "succeeded", metric=0.2),
     ]
     state = SweepState("s", "p", None, "loss", False, {"lr": "0.1,0.2,0.3"}, {}, trials)
+    assert state.best_trial() is trials[2]
+    trials[0].metric = float("nan")  # a diverged trial wins no comparison
     assert state.best_trial() is trials[2]
     state.best = 3
     assert "| **3** | **0.3** | **0.2** | **succeeded** |" in trials_table(state)
@@ -290,3 +294,15 @@ def test_a_sweep_asked_for_wrongly_is_refused_before_anything_runs(workdir, args
     assert result.returncode == 2, result.stderr
     assert said in result.stderr and "bug" not in result.stderr
     assert not (workdir / "mlops-runs").exists() and not (workdir / "mlflow.db").exists()
+
+
+def test_a_finished_sweep_is_not_resumed_and_a_sweep_resumes_only_in_its_own_store(swept):
+    folder, _, state, _ = swept
+    again = cli("sweep", "ridge.ipynb", "--resume", state.id, cwd=folder)
+    assert again.returncode == 2 and "no trial left to run" in again.stderr
+    elsewhere = cli(
+        "sweep", "ridge.ipynb", "--resume", state.id, "--tracking-uri",
+        f"sqlite:///{folder / 'other.db'}", cwd=folder,
+    )  # fmt: skip
+    assert elsewhere.returncode == 2 and "resume it there" in elsewhere.stderr
+    assert not (folder / "other.db").exists() and not (folder / "mlflow.db").exists()

@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,9 +56,14 @@ from .runstate import (
 from .stopping import StopFlag, stop_requests
 
 POLL = 0.5  # seconds between a task's looks at its process and the cancel event
+STOP_SECONDS = 60  # a stage's own stop (its kernel killed, its run failed) before it is killed
 TAIL = 4000  # characters of a failed stage's error output carried back
 BUNDLES = "jupyter-mlops-bundles"  # a worker's folder for the bundles it was sent
 REMOTE_SCHEMES = ("http://", "https://", "databricks", "postgresql", "mysql", "mssql")
+
+
+class ClusterUnavailable(BadInput):
+    """No Dask scheduler answers at the address given."""
 
 
 class StageTaskFailed(RuntimeError):
@@ -97,10 +103,11 @@ def bundle_files(bundle: Bundle) -> dict[str, bytes]:
     they start here, is on this machine (files the notebook reads must be reachable from
     the workers by URL or a shared file system)."""
     root = bundle.root
+    names = ["pipeline.yaml", "params.yaml", "requirements.txt", *bundle.notebooks.values()]
     files = {
-        path.relative_to(root).as_posix(): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
+        name: (root / name).read_bytes()
+        for name in names
+        if (root / name).is_file() and not (root / name).is_symlink()  # nothing from elsewhere
     }
     spec = files["pipeline.yaml"].decode("utf-8")
     files["pipeline.yaml"] = re.sub(r"(?m)^workdir: .*$", "workdir: .", spec).encode("utf-8")
@@ -118,6 +125,22 @@ class Shared:
     origin: str
 
 
+def connect_to(scheduler: str) -> Any:
+    """A Dask client of the cluster `scheduler` heads. Raises BadInput when Dask's client
+    isn't installed, ClusterUnavailable when no scheduler answers."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise BadInput(
+            "--executor dask needs Dask's distributed scheduler client: "
+            "pip install 'jupyter-mlops[dask]'"
+        ) from None
+    try:
+        return Client(scheduler, timeout=30, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as error:
+        raise ClusterUnavailable(f"no Dask scheduler answers at {scheduler}: {error}") from None
+
+
 def on_dask(
     runner: PipelineRunner,
     scheduler: str,
@@ -132,8 +155,13 @@ def on_dask(
     anchor = runner.bundle.source_path or runner.bundle.root
     uri = resolve_tracking_uri(runner.options.tracking_uri, near=anchor)
     store = check_cluster_settings(runner.options.artifact_store, uri)
-    tracker = runner.connect()
-    runner.lay_out()
+    client = connect_to(scheduler)  # both reached before anything is written
+    try:
+        tracker = runner.connect()
+        runner.lay_out()
+    except BaseException:
+        client.close()
+        raise
     return DaskRun(
         runner.bundle,
         runner.run_dir,
@@ -141,7 +169,7 @@ def on_dask(
         runner.options.parameters,
         store,
         tracker.tracking_uri,
-        scheduler,
+        client,
         runner.options.kernel,
         listeners,
         str(runner.bundle.source_path) if runner.bundle.source_path else None,
@@ -163,7 +191,7 @@ class DaskRun:
         parameters: dict[str, Any],
         artifact_store: str,
         tracking_uri: str,
-        scheduler: str,
+        client: Any,
         kernel: str | None = None,
         listeners: Sequence[Listener] = (),
         source: str | None = None,
@@ -177,7 +205,7 @@ class DaskRun:
         self.shared = shared
         self.run_id = run_id
         self.artifact_store = artifact_store
-        self.scheduler = scheduler
+        self.client = client  # a distributed.Client, closed when the run ends
         self.kernel = kernel
         self.listeners = list(listeners)
         self.stop = StopFlag()
@@ -197,36 +225,59 @@ class DaskRun:
         )
 
     def run(self) -> RunState:
-        """Begin, run every stage on the cluster, end. Raises StageFailed, RunInterrupted."""
+        """Begin, run every stage on the cluster, end. Raises StageFailed, RunInterrupted.
+
+        Whatever stops it early (an error here, the scheduler going away), the tasks are
+        cancelled and the run ends FAILED, in run.json and in MLflow: never left running.
+        """
+        from distributed import Event
+
         from . import tasks
 
-        try:
-            from distributed import Client, Event
-        except ImportError:
-            raise BadInput(
-                "--executor dask needs Dask's distributed scheduler client: "
-                "pip install 'jupyter-mlops[dask]'"
-            ) from None
-        try:
-            client = Client(self.scheduler, timeout=30, set_as_default=False)
-        except OSError as error:
-            raise BadInput(f"no Dask scheduler answers at {self.scheduler}: {error}") from None
-        with client, stop_requests(self.stop):
-            started = tasks.begin(
-                self.bundle,
-                self.state.state.parameters,
-                self.artifact_store,
-                self.state.state.tracking_uri,
-                self.run_id,
-                self.nested_in,
-            )
-            self.state.update(parent_run_id=started.parent_run_id)
-            self._take_shared(started.parent_run_id)
-            self._notify(None)
-            cancel = Event(f"jupyter-mlops-cancel-{self.run_id}", client=client)
-            futures = self._submit(client, cancel.name)
-            cancelled = self._follow(client, futures, cancel)
+        futures: dict[str, Any] = {}
+        cancel: Any = None
+        with self.client, stop_requests(self.stop):
+            try:
+                started = tasks.begin(
+                    self.bundle,
+                    self.state.state.parameters,
+                    self.artifact_store,
+                    self.state.state.tracking_uri,
+                    self.run_id,
+                    self.nested_in,
+                )
+                self.state.update(parent_run_id=started.parent_run_id)
+                self._take_shared(started.parent_run_id)
+                self._notify(None)
+                cancel = Event(f"jupyter-mlops-cancel-{self.run_id}", client=self.client)
+                futures = self._submit(cancel.name)
+                cancelled = self._follow(futures, cancel)
+            except BaseException as error:
+                self._abandon(error, futures, cancel)
+                raise
         return self._end(cancelled)
+
+    def _abandon(self, error: BaseException, futures: dict[str, Any], cancel: Any) -> None:
+        """Stop what runs on the cluster and record the run FAILED with `error`."""
+        from . import tasks
+
+        with contextlib.suppress(Exception):
+            if cancel is not None:
+                cancel.set()
+            self.client.cancel(list(futures.values()))
+        for stage in self.state.state.stages:
+            if stage.status in (QUEUED, RUNNING):
+                self.state.update(stage.name, status=CANCELLED, finished=time.time())
+        if self.state.state.parent_run_id:
+            with contextlib.suppress(Exception):  # the error being raised says more
+                tasks.end(self.bundle, self.artifact_store, self.run_id, register=False)
+        reason = str(error) or type(error).__name__
+        self.state.update(
+            status=RUN_FAILED,
+            finished=time.time(),
+            error=StageError(f"the run stopped on the cluster: {reason}"),
+        )
+        self._notify(None)
 
     def _take_shared(self, parent_run_id: str) -> None:
         """Copy the shared stages' outputs into this run's store, each with a child run
@@ -256,7 +307,7 @@ class DaskRun:
                 metrics=dict(record.metrics),
             )
 
-    def _submit(self, client: Any, cancel: str) -> dict[str, Any]:
+    def _submit(self, cancel: str) -> dict[str, Any]:
         """One task per stage not shared, each depending on its upstream stages' tasks."""
         files = bundle_files(self.bundle)  # kilobytes: carried inside the tasks
         shared = self.shared.stages if self.shared else frozenset()
@@ -265,7 +316,7 @@ class DaskRun:
             if stage.name in shared:
                 continue
             upstream = [futures[name] for name in stage.upstream if name in futures]
-            futures[stage.name] = client.submit(
+            futures[stage.name] = self.client.submit(
                 run_stage_task,
                 files,
                 stage.name,
@@ -279,16 +330,14 @@ class DaskRun:
             )
         return futures
 
-    def _follow(self, client: Any, futures: dict[str, Any], cancel: Any) -> bool:
+    def _follow(self, futures: dict[str, Any], cancel: Any) -> bool:
         """Record each stage as its task starts and ends, until all ended; True if stopped."""
         pending = dict(futures)
         while pending:
             if self.stop.is_set():
-                cancel.set()
-                client.cancel(list(pending.values()))
-                self._wait_for_running(client, pending)
+                self._stop(pending, cancel)
                 return True
-            processing = _processing_keys(client)
+            processing = _processing_keys(self.client)
             for name, future in list(pending.items()):
                 stage = self.state.state.stage(name)
                 if future.done():
@@ -300,15 +349,17 @@ class DaskRun:
             time.sleep(POLL)
         return False
 
-    def _wait_for_running(self, client: Any, pending: dict[str, Any]) -> None:
-        """After a cancel, until the tasks that were running have stopped their stage."""
-        deadline = time.time() + 60
-        keys = {future.key for future in pending.values()}
-        while keys & _processing_keys(client) and time.time() < deadline:
-            time.sleep(POLL)
+    def _stop(self, pending: dict[str, Any], cancel: Any) -> None:
+        """A cancel: every running task sees the event, stops its stage and fails (within
+        one poll and its stage's own stop); what is left, not started, is cancelled."""
+        from distributed import wait
+
+        cancel.set()
+        with contextlib.suppress(Exception):  # waited long enough: cancel the rest
+            wait(list(pending.values()), timeout=STOP_SECONDS)
+        self.client.cancel([f for f in pending.values() if not f.done()])
         for name in pending:
-            stage = self.state.state.stage(name)
-            if stage.status in (QUEUED, RUNNING):
+            if self.state.state.stage(name).status in (QUEUED, RUNNING):
                 self.state.update(name, status=CANCELLED, finished=time.time())
                 self._notify(name)
 
@@ -329,7 +380,8 @@ class DaskRun:
             self.state.update(name, status=CANCELLED, finished=now)
         else:
             error = future.exception()
-            if isinstance(error, StageTaskFailed) and error.stage != name:  # upstream's
+            upstream = {self.state.state.stage(u).status for u in self.bundle.stage(name).upstream}
+            if upstream & {FAILED, SKIPPED, CANCELLED}:  # Dask hands an upstream error on
                 self.state.update(name, status=SKIPPED, finished=now)
             else:
                 self.state.update(
@@ -347,13 +399,14 @@ class DaskRun:
         stages = self.state.state.stages
         failed = next((s for s in stages if s.status == FAILED), None)
         models: list[Any] = []
+        ending_error = None
         try:
             succeeded, registered = tasks.end(
                 self.bundle, self.artifact_store, self.run_id, self.register
             )
             models = [m.to_dict() for m in registered]
-        except MlopsError:
-            succeeded = False
+        except MlopsError as error:
+            succeeded, ending_error = False, StageError(f"the run could not be ended: {error}")
         status = (
             RUN_CANCELLED
             if cancelled
@@ -365,7 +418,7 @@ class DaskRun:
             status=status,
             finished=time.time(),
             models=models,
-            error=failed.error if failed else None,
+            error=failed.error if failed else ending_error,
         )
         self._notify(None)
         if cancelled:
@@ -376,7 +429,8 @@ class DaskRun:
             message = failed.error.message if failed.error else f"stage `{failed.name}` failed"
             raise StageFailed(f"{message} (on a Dask worker)", stage=failed.name)
         if status != RUN_SUCCEEDED:
-            raise StageFailed(f"run {self.run_id} did not succeed", stage="")
+            reason = ending_error.message if ending_error else "a stage did not succeed"
+            raise StageFailed(f"run {self.run_id} did not succeed: {reason}", stage="")
         return self.state.state
 
     def _notify(self, stage: str | None) -> None:
@@ -428,13 +482,22 @@ def run_stage_task(
     """
     from distributed import Event
 
+    from .history import RUN_ID
+
+    if not RUN_ID.fullmatch(run_id):
+        raise StageTaskFailed(stage, f"`{run_id}` is not a run id")
     folder = Path.cwd() / BUNDLES / run_id
     for relative, content in files.items():
+        parts = Path(relative).parts
+        if Path(relative).is_absolute() or ".." in parts or not parts:
+            raise StageTaskFailed(stage, f"the bundle's file `{relative}` leads elsewhere")
         target = folder / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists() or target.read_bytes() != content:
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(content)
+            # Stages of one run on one worker write the same files at once: each its own.
+            handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+            with os.fdopen(handle, "wb") as out:
+                out.write(content)
             os.replace(tmp, target)
     command = [
         sys.executable,
@@ -454,6 +517,8 @@ def run_stage_task(
         command += ["--kernel", kernel]
     log = folder / f"{stage}.stderr"
     stop = Event(cancel)
+    if _is_set(stop):  # cancelled before it started
+        raise StageTaskFailed(stage, f"stage `{stage}` was cancelled")
     with log.open("wb") as errors:
         # A worker killed mid-stage (kill -9, lost to the cluster) takes its stage with it:
         # the stage's runner watches this process (`orphans`), and Dask runs the task again.
@@ -462,7 +527,11 @@ def run_stage_task(
         while process.poll() is None:
             if _is_set(stop):
                 process.terminate()  # the stage's runner ends its kernel, fails its run
-                process.wait(timeout=60)
+                try:
+                    process.wait(timeout=STOP_SECONDS)
+                except subprocess.TimeoutExpired:
+                    process.kill()  # its reaper still ends the kernel
+                    process.wait()
                 raise StageTaskFailed(stage, f"stage `{stage}` was cancelled")
             time.sleep(POLL)
     if process.returncode != 0:

@@ -8,6 +8,7 @@ sidebar shows a live table. Written atomically after every change, like a run's 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -86,8 +87,8 @@ class SweepState:
         """The succeeded trial with the best value of the metric (the first, on a tie)."""
         best: Trial | None = None
         for trial in self.trials:
-            if trial.status != SUCCEEDED or trial.metric is None:
-                continue
+            if trial.status != SUCCEEDED or trial.metric is None or not math.isfinite(trial.metric):
+                continue  # a diverged trial's NaN would win every comparison
             if best is None or self.objective.better(trial.metric, best.metric):  # type: ignore[arg-type]
                 best = trial
         return best

@@ -224,6 +224,8 @@ def choose_objective(logged: list[str], metric: str | None, maximize: bool | Non
         raise BadInput(f"no stage logs the metric `{metric}` (logged: {known})")
     if maximize is None:
         words = set(re.split(r"[^a-z0-9]+", metric.lower()))
+        if "neg" in words:  # scikit-learn's neg_mean_squared_error: higher is better
+            raise BadInput(f"say whether a higher `{metric}` is better: --maximize or --minimize")
         if words & LOWER_IS_BETTER and not words & HIGHER_IS_BETTER:
             maximize = False
         elif words & HIGHER_IS_BETTER and not words & LOWER_IS_BETTER:

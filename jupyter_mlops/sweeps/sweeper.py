@@ -23,7 +23,14 @@ from typing import Any
 
 from ..artifacts import open_store
 from ..bundle import read_bundle
-from ..errors import BadInput, MlopsError, RunInterrupted, StageFailed, TrackingLost
+from ..errors import (
+    BadInput,
+    MlopsError,
+    RunInterrupted,
+    StageFailed,
+    TrackingLost,
+    TrackingUnavailable,
+)
 from ..files import atomic_write
 from ..parameters import resolve
 from ..pipeline import Pipeline, open_pipeline, prepare
@@ -46,7 +53,7 @@ from ..run.tasks import run_store
 from ..run.zygote import drop_ahead
 from ..tracking import PipelineTracker, StageOutcome, resolve_tracking_uri
 from ..tracking.card import run_link
-from ..tracking.client import TAG_PREFIX, quiet_logs
+from ..tracking.client import TAG_PREFIX, quiet_logs, without_credentials
 from ..tracking.sweeps import BEST_TRIAL_TAG, end_sweep, resume_sweep, start_sweep
 from .record import (
     CANCELLED,
@@ -72,7 +79,7 @@ TABLE_FILE = "trials.md"
 MAX_TRIALS = 10_000
 # What a listener hears: the sweep (its record as it stands) and the trial it is about.
 SweepListener = Callable[[SweepState, Trial | None], None]
-ENDED = (DONE, CACHED, STAGE_FAILED)  # a stage status after which its imports are done
+ENDED = (DONE, STAGE_FAILED)  # a stage that ran and ended: its kernel's imports are done
 MLFLOW_STATUS = {SWEEP_SUCCEEDED: "FINISHED", SWEEP_FAILED: "FAILED", SWEEP_STOPPED: "KILLED"}
 
 
@@ -91,6 +98,7 @@ class Sweeper:
         self.pipeline = pipeline
         self.scheduler: str | None = None  # a Dask scheduler: trials' stages on its cluster
         self._shared: Shared | None = None  # on a cluster: what later trials take as is
+        self._asked = StopFlag()
         self.state = state
         self.folder = folder
         self.options = options
@@ -133,19 +141,20 @@ class Sweeper:
         self._save(None)
         stopped: BaseException | None = None
         left = [trial for trial in state.trials if trial.status in TO_RUN]
-        asked = StopFlag()  # Ctrl-C or SIGTERM between two trials (a trial handles its own)
+        self._asked = StopFlag()  # Ctrl-C or SIGTERM between two trials (a trial has its own)
         try:
-            with stop_requests(asked):
-                for trial, following in zip(left, [*left[1:], None], strict=True):
-                    if asked.is_set():
-                        raise KeyboardInterrupt
+            with stop_requests(self._asked):
+                for trial, following in zip(left, [*left[1:], None], strict=False):
                     self._run_trial(trial, following)
-        except (KeyboardInterrupt, RunInterrupted, TrackingLost) as error:
+        except (KeyboardInterrupt, RunInterrupted, TrackingLost, TrackingUnavailable) as error:
+            stopped = error  # the trials left can run later: `--resume`
+        except BaseException as error:  # not the trial's: the sweep stops, recorded as such
             stopped = error
+            raise
         finally:
             drop_ahead()  # no process outlives the sweep
-        self._end(tracker, stopped)
-        if isinstance(stopped, TrackingLost):
+            self._end(tracker, stopped)
+        if isinstance(stopped, TrackingLost | TrackingUnavailable):
             raise stopped
         if stopped is not None:
             raise RunInterrupted(
@@ -170,11 +179,13 @@ class Sweeper:
         if following is None:
             return
         started = threading.Event()
+        lock = threading.Lock()
 
         def listener(run: RunState, stage: str | None) -> None:
-            if started.is_set() or not any(s.status in ENDED for s in run.stages):
-                return
-            started.set()
+            with lock:  # stages end on several threads
+                if started.is_set() or not any(s.status in ENDED for s in run.stages):
+                    return
+                started.set()
             with contextlib.suppress(Exception):  # the next trial then starts it itself
                 upcoming = self._prepare(following)
                 upcoming.start_zygote_ahead()
@@ -190,6 +201,8 @@ class Sweeper:
         cluster = None
         if self.scheduler is not None:  # checked (and its bundle written) before it counts
             cluster = on_dask(runner, self.scheduler, self.trial_listeners, self._shared)
+        if self._asked.is_set():  # asked to stop while the trial was being prepared
+            raise KeyboardInterrupt
         trial.status, trial.error, trial.metric = RUNNING, None, None
         trial.run_id, trial.run_dir = runner.run_id, str(runner.run_dir)
         self._save(trial)
@@ -202,8 +215,8 @@ class Sweeper:
         except (KeyboardInterrupt, RunInterrupted):
             trial.status = CANCELLED
             raise
-        except TrackingLost as error:
-            trial.status, trial.error = FAILED, str(error)
+        except (TrackingLost, TrackingUnavailable) as error:  # not the trial's: stop, resumable
+            trial.status, trial.error = CANCELLED, str(error)
             raise
         except MlopsError as error:  # the trial's own problem (its store, say): go on
             trial.status, trial.error = FAILED, str(error)
@@ -235,19 +248,31 @@ class Sweeper:
         return Shared(frozenset(same), store.location, runner.run_id)
 
     def _end(self, tracker: PipelineTracker, stopped: BaseException | None) -> None:
+        """Record how the sweep ended, in sweep.json and MLflow, whatever fails on the way:
+        a sweep is never left running. The best trial's models are registered once."""
         state = self.state
         best = state.best_trial()
         state.best = best.number if best else None
-        if stopped is not None:
-            state.status = SWEEP_STOPPED
-        else:
-            state.status = SWEEP_SUCCEEDED if best else SWEEP_FAILED
-            if best is not None:
+        state.status = (
+            SWEEP_STOPPED if stopped is not None else SWEEP_SUCCEEDED if best else SWEEP_FAILED
+        )
+        reachable = not isinstance(stopped, TrackingLost | TrackingUnavailable)
+        try:
+            if stopped is None and best is not None and not state.models:
                 state.models = [m.to_dict() for m in self._register(best)]
-        state.finished = time.time()
-        table = self.table()
-        atomic_write(self.folder / TABLE_FILE, f"# Sweep {state.id}\n\n{table}\n")
-        self._save(None)
+        except BaseException:
+            state.status = SWEEP_FAILED
+            raise
+        finally:
+            state.finished = time.time()
+            atomic_write(self.folder / TABLE_FILE, f"# Sweep {state.id}\n\n{self.table()}\n")
+            self._save(None)
+            if reachable and state.mlflow_run_id:
+                self._end_in_mlflow(tracker, best)
+
+    def _end_in_mlflow(self, tracker: PipelineTracker, best: Trial | None) -> None:
+        state = self.state
+        assert state.mlflow_run_id
         counts = state.counts()
         metrics = {
             "trials_succeeded": float(counts[SUCCEEDED]),
@@ -260,9 +285,6 @@ class Sweeper:
                 BEST_TRIAL_TAG: best.mlflow_run_id or "",
                 TAG_PREFIX + "best_trial": str(best.number),
             }
-        if isinstance(stopped, TrackingLost):
-            return  # nothing reaches MLflow; `--resume` ends its run later
-        assert state.mlflow_run_id
         end_sweep(
             tracker,
             state.mlflow_run_id,
@@ -387,7 +409,18 @@ def resume(
     runs_root = options.runs_root or project_runs_dir(pipeline.location)
     folder = sweep_folder(runs_root, pipeline.name, sweep_id)
     state = read_sweep(folder)
-    options = dataclasses.replace(options, runs_root=runs_root)
+    given = options.tracking_uri and resolve_tracking_uri(options.tracking_uri)
+    if given and state.tracking_uri and given != state.tracking_uri:
+        raise BadInput(
+            f"sweep {sweep_id} logs to {without_credentials(state.tracking_uri)}: resume it "
+            "there (leave out --tracking-uri)"
+        )
+    if not any(trial.status in TO_RUN for trial in state.trials):
+        raise BadInput(f"sweep {sweep_id} has no trial left to run: it {state.status}")
+    # Its trials and its MLflow run are in the store it began with, wherever this runs.
+    options = dataclasses.replace(
+        options, runs_root=runs_root, tracking_uri=state.tracking_uri or options.tracking_uri
+    )
     return Sweeper(pipeline, state, folder, options, listeners, trial_listeners)
 
 
