@@ -244,7 +244,10 @@ def tsc() -> list[str]:
     ("changed", "to"),
     [
         (None, None),
-        ("  mlflow: MlflowRun;", "  mlflow: string;"),  # an answer the UI misreads
+        (  # an answer the UI misreads (Run's `mlflow`)
+            "  run_dir: string;\n  mlflow: MlflowRun;",
+            "  run_dir: string;\n  mlflow: string;",
+        ),
         ("  message: string;\n  error: ErrorData;", "  message: number;\n  error: ErrorData;"),
         (  # a request refused (AnalyzeRequest's `path`)
             "  notebook?: Record<string, unknown> | null;\n  path?: string | null;\n}",
