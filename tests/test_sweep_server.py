@@ -19,23 +19,23 @@ from jupyter_mlops.server.schemas import Sweep, SweepList
 pytestmark = pytest.mark.slow
 
 
-def ridge(root: Path) -> Path:
+def ridge(path: Path, alpha: str = "alpha", model: str = "ridge") -> Path:
     """Three stages, numpy only: data made once, a model per `alpha` (alpha 1 waits while a
     file `hold` exists in the server's root), its `score` logged."""
     return write(
         notebook(
             code("import os\nimport time\nimport numpy as np", "setup"),
-            code("alpha: float = 1.0  # regularization", "parameters"),
+            code(f"{alpha}: float = 1.0  # how much to shrink\nrows: int = 40", "parameters"),
             code(
-                "rng = np.random.default_rng(0)\nX = rng.normal(size=(40, 3))\n"
+                "rng = np.random.default_rng(0)\nX = rng.normal(size=(rows, 3))\n"
                 "y = X @ [1.0, -2.0, 0.5]",
                 "stage:load",
             ),
             code(
                 "class Ridge:\n    def __init__(self, w):\n        self.w = w\n"
                 "    def predict(self, data):\n        return np.asarray(data) @ self.w\n"
-                "while alpha == 1 and os.path.exists('hold'):\n    time.sleep(0.1)\n"
-                "model = Ridge(np.linalg.solve(X.T @ X + alpha * np.eye(3), X.T @ y))",
+                f"while {alpha} == 1 and os.path.exists('hold'):\n    time.sleep(0.1)\n"
+                f"model = Ridge(np.linalg.solve(X.T @ X + {alpha} * np.eye(3), X.T @ y))",
                 "stage:train",
                 "model:model",
             ),
@@ -44,10 +44,10 @@ def ridge(root: Path) -> Path:
                 "stage:evaluate",
                 "metrics",
             ),
-            model_name="ridge",
+            model_name=model,
             fit_data={"model": "X"},
         ),
-        root / "work" / "ridge.ipynb",
+        path,
     )
 
 
@@ -75,7 +75,7 @@ async def _until(jp_fetch, sweep_id, done, timeout=180):
 
 
 async def test_a_sweep_is_started_stopped_and_resumed(jp_fetch, jp_root_dir):
-    ridge(jp_root_dir)
+    ridge(jp_root_dir / "work" / "ridge.ipynb")
     (jp_root_dir / "hold").write_text("")  # the second trial waits while it exists
     body = {"path": "work/ridge.ipynb", "values": {"alpha": "0.1,1,10"}}
     started = _is(Sweep, await _answer(jp_fetch, "POST", "sweeps", body=body, expect=202))
