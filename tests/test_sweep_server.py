@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from mlflow import MlflowClient
 from test_rest_contract import _answer, _is
 
 from jupyter_mlops.server.schemas import Sweep, SweepList
+from jupyter_mlops.sweeps.record import SweepState, Trial, write_sweep
 
 pytestmark = pytest.mark.slow
 
@@ -124,3 +128,31 @@ async def test_a_sweep_is_started_stopped_and_resumed(jp_fetch, jp_root_dir):
     version = client.get_model_version_by_alias("ridge", "candidate")
     assert str(version.version) == model["version"]
     assert version.run_id == done["trials"][0]["mlflow_run_id"]
+
+
+async def test_a_sweep_whose_process_died_shows_stopped(jp_fetch, jp_root_dir):
+    """A record left `running` by a process that is gone (killed, or the machine stopped):
+    shown stopped, its running trial cancelled, so that it can resume."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    sweep_id = "20261203-120000-abcdef"
+    state = SweepState(
+        sweep_id,
+        "ridge",
+        str(ridge(jp_root_dir / "work" / "ridge.ipynb")),
+        "score",
+        True,
+        {"alpha": "0.1,1"},
+        {},
+        [Trial(1, {"alpha": 0.1}, "succeeded", metric=0.9), Trial(2, {"alpha": 1.0}, "running")],
+    )
+    folder = jp_root_dir / "mlops-runs" / "ridge" / "sweeps" / sweep_id
+    write_sweep(state, folder)
+    (folder / "launch.json").write_text(json.dumps({"pid": dead.pid}))
+    view = _is(Sweep, await _answer(jp_fetch, "GET", "sweeps", sweep_id))
+    assert view["status"] == "stopped" and "resume" in view["error"]
+    assert [t["status"] for t in view["trials"]] == ["succeeded", "cancelled"]
+    assert view["path"] == "work/ridge.ipynb"
+    await _answer(jp_fetch, "DELETE", "sweeps", sweep_id, expect=409)
+    (folder / "launch.json").write_text(json.dumps({"pid": os.getpid()}))  # not a sweep's
+    assert json.loads(await _answer(jp_fetch, "GET", "sweeps", sweep_id))["status"] == "stopped"
