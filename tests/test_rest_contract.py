@@ -180,6 +180,32 @@ class _Api:
         ),
         ("POST", ("analyze",), {"path": "work/missing.ipynb"}, 404, "NotFound"),
         ("GET", ("verifications", "nope"), None, 404, "NotFound"),
+        ("GET", ("sweeps", "20261127-101500-3fa2c1"), None, 404, "NotFound"),
+        ("GET", ("sweeps", "not-a-sweep"), None, 400, "BadInput"),
+        ("DELETE", ("sweeps", "20261127-101500-3fa2c1"), None, 404, "NotFound"),
+        ("POST", ("sweeps", "20261127-101500-3fa2c1", "resume"), None, 404, "NotFound"),
+        ("POST", ("sweeps",), {"path": "../x.ipynb", "values": {}}, 403, "OutsideRoot"),
+        (
+            "POST",
+            ("sweeps",),
+            {"path": "work/small.ipynb", "values": {"row": "1,2"}},
+            400,
+            "BadInput",
+        ),
+        (
+            "POST",
+            ("sweeps",),
+            {"path": "work/small.ipynb", "values": {"rows": "1:9"}, "maximize": True},
+            400,
+            "BadInput",
+        ),
+        (
+            "POST",
+            ("sweeps",),
+            {"path": "work/small.ipynb", "values": {"rows": "1,2"}, "random": 0},
+            400,
+            "BadRequest",
+        ),
     ],
 )
 async def test_errors_answer_their_status_and_data(
@@ -189,7 +215,13 @@ async def test_errors_answer_their_status_and_data(
     error = _is(ErrorBody, await _answer(jp_fetch, method, *path, body=body, expect=status))
     assert error["error"]["kind"] == kind
     assert error["error"]["message"] == error["message"] and error["message"]
-    if kind == "BadRequest":  # which field, for a form to mark
+    if path == ("sweeps",) and kind == "BadInput":  # the parameter it is about, by name
+        said = "did you mean `rows`" if "row" in body["values"] else "--random N"
+        assert said in error["message"], error
+        assert not (jp_root_dir / "mlops-runs").exists()  # nothing started
+    elif kind == "BadRequest" and path == ("sweeps",):
+        assert error["error"]["problems"][0]["field"] == "random"
+    elif kind == "BadRequest":  # which field, for a form to mark
         assert error["error"]["problems"] == [
             {"field": "jobs", "message": "Input should be greater than or equal to 1"}
         ]
@@ -212,7 +244,10 @@ def tsc() -> list[str]:
     ("changed", "to"),
     [
         (None, None),
-        ("  mlflow: MlflowRun;", "  mlflow: string;"),  # an answer the UI misreads
+        (  # an answer the UI misreads (Run's `mlflow`)
+            "  run_dir: string;\n  mlflow: MlflowRun;",
+            "  run_dir: string;\n  mlflow: string;",
+        ),
         ("  message: string;\n  error: ErrorData;", "  message: number;\n  error: ErrorData;"),
         (  # a request refused (AnalyzeRequest's `path`)
             "  notebook?: Record<string, unknown> | null;\n  path?: string | null;\n}",

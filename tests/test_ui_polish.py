@@ -257,6 +257,13 @@ def test_long_names_fit_the_sidebar_in_both_themes(
     model = sidebar.locator(f'[data-testid="mlops-model"][data-model="{MODEL}"]')
     assert f"models:/{MODEL}/1" in model.inner_text()
 
+    fits_in_both_themes(page, "polish-sidebar", record_property)
+    assert page_errors == []
+
+
+def fits_in_both_themes(page: Any, name: str, record_property: Any) -> None:
+    """In the light and the dark theme, the sidebar fits (`assert_fits`); screenshots of it
+    as test-artifacts/ui/NAME-light.png and NAME-dark.png. The light theme again after."""
     for short, theme in THEMES.items():
         run_command(page, "apputils:change-theme", {"theme": theme})
         page.wait_for_function(
@@ -264,9 +271,8 @@ def test_long_names_fit_the_sidebar_in_both_themes(
         )
         page.wait_for_timeout(500)  # the theme's stylesheet applied
         assert_fits(page)
-        screenshot_sidebar(page, f"polish-sidebar-{short}", record_property)
+        screenshot_sidebar(page, f"{name}-{short}", record_property)
     run_command(page, "apputils:change-theme", {"theme": THEMES["light"]})
-    assert page_errors == []
 
 
 def assert_fits(page: Any) -> None:

@@ -24,6 +24,7 @@ from .handlers import handlers
 from .mlflow_ui import TRACKING_URI_ENV, ProxiedUis
 from .projects import Projects
 from .runs import RunManager
+from .sweeps import SweepManager
 from .verifications import VerificationManager
 from .worker import WorkerPool
 
@@ -64,8 +65,9 @@ class MlopsExtension(ExtensionApp):
     max_concurrent_runs = Int(
         0,
         config=True,
-        help="How many runs started from JupyterLab run at once; more wait in a queue "
-        "(status `queued`). 0: the number of CPU cores.",
+        help="How many runs started from JupyterLab run at once (a sweep counts as one run: "
+        "its trials run one after another); more wait in a queue (status `queued`). 0: the "
+        "number of CPU cores.",
     )
     work_timeout = Float(
         60.0,
@@ -95,6 +97,7 @@ class MlopsExtension(ExtensionApp):
         self.run_manager = RunManager(
             root=root, projects=self.projects, max_running=self.max_concurrent_runs or None
         )
+        self.sweep_manager = SweepManager(root, self.projects, self.run_manager)
         self.worker = WorkerPool(self.work_timeout)
         self.verification_manager = VerificationManager(root=root, projects=self.projects)
 

@@ -1,5 +1,5 @@
-"""The REST handlers (docs/REST-API.md): thin over the analysis, bundle, run manager and
-verification manager.
+"""The REST handlers (docs/REST-API.md): thin over the analysis, bundle, run manager, sweep
+manager and verification manager.
 
 Every handler is authenticated; Jupyter's APIHandler checks the XSRF token of cookie-
 authenticated POST and DELETE requests. Every answer is a model of `schemas`; errors are
@@ -53,9 +53,13 @@ from .schemas import (
     RunList,
     RunRequest,
     ServerConfig,
+    Sweep,
+    SweepList,
+    SweepRequest,
     VerificationStarted,
     VerifyRequest,
 )
+from .sweeps import SweepManager
 from .verifications import VerificationManager
 from .worker import WorkerPool
 
@@ -123,6 +127,10 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
         return self.extensionapp.projects  # type: ignore[attr-defined, no-any-return]
 
     @property
+    def sweeps(self) -> SweepManager:
+        return self.extensionapp.sweep_manager  # type: ignore[attr-defined, no-any-return]
+
+    @property
     def verifications(self) -> VerificationManager:
         return self.extensionapp.verification_manager  # type: ignore[attr-defined, no-any-return]
 
@@ -169,6 +177,15 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
         view = self.runs.get(run_id)
         if view is None:
             raise NotFound(f"no run `{run_id}`")
+        return view
+
+    def sweep(self, sweep_id: str) -> Sweep:
+        """A sweep's view; BadInput for what is not a sweep id, NotFound for an unknown one."""
+        if not RUN_ID.fullmatch(sweep_id):
+            raise BadInput(f"`{sweep_id}` is not a sweep id (like 20261203-141500-a1b2c3)")
+        view = self.sweeps.get(sweep_id)
+        if view is None:
+            raise NotFound(f"no sweep `{sweep_id}`")
         return view
 
     def reply(self, answer: BaseModel, status: int = 200) -> None:
@@ -267,6 +284,42 @@ class RunHandler(_Handler):
         self.reply(self.run(run_id), status=202)
 
 
+class SweepsHandler(_Handler):
+    @web.authenticated
+    def get(self) -> None:
+        path = self.get_query_argument("path", None)
+        notebook = None if path is None else resolve_in_root(self.root, path)
+        self.reply(SweepList(sweeps=self.sweeps.list(notebook)))
+
+    @web.authenticated
+    async def post(self) -> None:
+        request: SweepRequest = self.body(SweepRequest)
+        notebook = self.notebook_path(request.path)
+        sweep_id = await self.sweeps.start(self.worker, notebook, request)
+        self.reply(self.sweep(sweep_id), status=202)
+
+
+class SweepHandler(_Handler):
+    @web.authenticated
+    def get(self, sweep_id: str) -> None:
+        self.reply(self.sweep(sweep_id))
+
+    @web.authenticated
+    def delete(self, sweep_id: str) -> None:
+        view = self.sweep(sweep_id)
+        if not self.sweeps.stop(sweep_id):
+            raise Conflict(f"sweep `{sweep_id}` is not running ({view.status})")
+        self.reply(self.sweep(sweep_id), status=202)
+
+
+class SweepResumeHandler(_Handler):
+    @web.authenticated
+    async def post(self, sweep_id: str) -> None:
+        self.sweep(sweep_id)  # 400 or 404 first
+        await self.sweeps.resume(self.worker, sweep_id)
+        self.reply(self.sweep(sweep_id), status=202)
+
+
 class VerificationsHandler(_Handler):
     @web.authenticated
     async def post(self) -> None:
@@ -324,6 +377,9 @@ def handlers() -> list[tuple[str, type[_Handler]]]:
         (r"/jupyter-mlops/convert", ConvertHandler),
         (r"/jupyter-mlops/runs", RunsHandler),
         (r"/jupyter-mlops/runs/([^/]+)", RunHandler),
+        (r"/jupyter-mlops/sweeps", SweepsHandler),
+        (r"/jupyter-mlops/sweeps/([^/]+)", SweepHandler),
+        (r"/jupyter-mlops/sweeps/([^/]+)/resume", SweepResumeHandler),
         (r"/jupyter-mlops/verifications", VerificationsHandler),
         (r"/jupyter-mlops/verifications/([^/]+)", VerificationHandler),
         (r"/jupyter-mlops/models/([^/]+)/versions/([^/]+)/promote", PromoteHandler),

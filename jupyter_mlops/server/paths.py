@@ -40,3 +40,11 @@ def resolve_in_root(root: Path, relative: str) -> Path:
 
 def relative_to_root(root: Path, path: Path) -> str:
     return Path(os.path.realpath(path)).relative_to(os.path.realpath(root)).as_posix()
+
+
+def relative_or_none(root: Path, path: Path) -> str | None:
+    """`relative_to_root`, or None for a path outside the root (not shown as a path then)."""
+    try:
+        return relative_to_root(root, path)
+    except ValueError:
+        return None

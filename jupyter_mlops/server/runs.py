@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from ..run.runstate import (
     RunState,
     inside_folder,
 )
-from .paths import relative_to_root
+from .paths import relative_or_none, relative_to_root
 from .projects import Projects
 from .redact import environment_secrets, redact
 from .schemas import Run
@@ -55,6 +56,7 @@ TAIL_BYTES = 4000
 MAX_STATE_BYTES = 5 * 1024 * 1024  # a run.json is kilobytes; a bigger one is not a run's
 MAX_BUNDLE_BYTES = 5 * 1024 * 1024
 RUN_QUEUED = "queued"  # waiting for one of the server's run slots; nothing started yet
+RUN, SWEEP = "run", "sweep"  # what a launch's command is
 
 
 @dataclass
@@ -69,6 +71,8 @@ class Launch:
     start_error: str | None = None  # why its process could not be started
     cancelled: bool = False  # asked to stop by this server
     waiter: asyncio.Task[None] | None = None  # starts the next queued run when this one ends
+    kind: str = RUN  # RUN, or SWEEP: a sweep's command (`sweeps`) takes a run slot too
+    spawned: Callable[[int], None] | None = None  # told the pid once its process exists
 
     @property
     def folder(self) -> Path:
@@ -130,11 +134,16 @@ class RunManager:
             from_stage,
             only,
         )
-        launch = Launch(prepared, relative_to_root(self.root, notebook), time.time())
-        self.launches[prepared.run_id] = launch
-        self.queue.enqueue(prepared.run_id)
-        await self._start_queued()
+        await self.launch(Launch(prepared, relative_to_root(self.root, notebook), time.time()))
         return prepared.run_id
+
+    async def launch(self, launch: Launch) -> None:
+        """Start a checked command (a run's, or a sweep's: `sweeps`) in a child process, or
+        queue it while `max_running` commands of this server are running."""
+        key = launch.prepared.run_id
+        self.launches[key] = launch
+        self.queue.enqueue(key)
+        await self._start_queued()
 
     async def _start_queued(self) -> None:
         # A run takes its slot as it leaves the queue, before the await that spawns it, so
@@ -154,6 +163,9 @@ class RunManager:
                 raise
             finally:
                 launch.starting = False
+            if launch.spawned is not None:
+                with contextlib.suppress(Exception):  # (a record beside it, for a restart)
+                    launch.spawned(launch.process.pid)
             if launch.cancelled:  # cancelled while it was being started
                 launch.process.send_signal(signal.SIGTERM)
             launch.waiter = asyncio.create_task(self._next_when_done(run_id, launch.process))
@@ -221,6 +233,8 @@ class RunManager:
                 if view and (path is None or view.path == path):
                     views.append(view)
         for run_id, launch in self.launches.items():  # started, run.json not written yet
+            if launch.kind != RUN:
+                continue
             if run_id not in seen and (path is None or launch.path == path):
                 views.append(self._launch_view(run_id, launch, with_logs=False))
         return sorted(views, key=lambda v: v.id, reverse=True)
@@ -229,13 +243,19 @@ class RunManager:
         folder = self._find(run_id)
         if folder is not None:
             return self._view(folder, with_logs=True)
-        if run_id in self.launches:
-            return self._launch_view(run_id, self.launches[run_id], with_logs=True)
+        launch = self._run_launch(run_id)
+        if launch is not None:
+            return self._launch_view(run_id, launch, with_logs=True)
         return None
+
+    def _run_launch(self, run_id: str) -> Launch | None:
+        """The launch of run `run_id` (not a sweep's)."""
+        launch = self.launches.get(run_id)
+        return launch if launch is not None and launch.kind == RUN else None
 
     def _find(self, run_id: str) -> Path | None:
         """The run's folder (with its run.json) in the run folders of a known project."""
-        launch = self.launches.get(run_id)
+        launch = self._run_launch(run_id)
         if launch is not None:  # started here: its folder is known
             runs_dirs = [launch.folder.parent.parent]
         else:
@@ -260,7 +280,7 @@ class RunManager:
             state = self._load(folder)
             if state.id != folder.name:
                 return None  # a run.json copied from another run: not this folder's run
-            if path is not None and _relative_or_none(self.root, Path(state.source or "")) != path:
+            if path is not None and relative_or_none(self.root, Path(state.source or "")) != path:
                 return None  # another notebook's: no need to read its bundle
             return self._checked_view(state, folder, with_logs)
         except Exception as error:  # whatever it holds, skip it
@@ -268,7 +288,7 @@ class RunManager:
             return None
 
     def _checked_view(self, state: RunState, folder: Path, with_logs: bool) -> Run:
-        launch = self.launches.get(state.id)
+        launch = self._run_launch(state.id)
         if launch is not None and launch.ended:  # it may have exited before writing its end
             state.status = launch.end(state, "").status
         if not self.projects.shows(state.tracking_uri):
@@ -282,7 +302,7 @@ class RunManager:
         data = state.to_dict()
         links = self.projects.links(state.tracking_uri)
         cells = _stage_cells(folder)
-        path = state.source and _relative_or_none(self.root, Path(state.source))
+        path = state.source and relative_or_none(self.root, Path(state.source))
         for stage in data["stages"]:
             stage["cells"] = cells.get(stage["name"], [])
             stage["mlflow_url"] = links.run(state.experiment_id, stage["mlflow_run_id"])
@@ -306,7 +326,7 @@ class RunManager:
             )
         }
         view["path"] = path
-        view["folder"] = _relative_or_none(self.root, folder)
+        view["folder"] = relative_or_none(self.root, folder)
         view["run_dir"] = str(folder.absolute())
         view["mlflow"] = {
             "tracking_uri": state.tracking_uri,
@@ -331,7 +351,7 @@ class RunManager:
             "id": run_id,
             "pipeline": launch.prepared.pipeline,
             "path": launch.path,
-            "folder": _relative_or_none(self.root, launch.folder),
+            "folder": relative_or_none(self.root, launch.folder),
             "run_dir": str(launch.folder.absolute()),
             "status": status,
             "created": launch.created,
@@ -367,25 +387,41 @@ class RunManager:
 
         Returns False when the run has already finished.
         """
-        launch = self.launches.get(run_id)
-        if launch is not None and self.queue.cancel(run_id):
-            launch.cancelled = True
-            return True
-        if launch is not None and launch.starting:  # stopped once its process exists
-            launch.cancelled = True
+        launch = self._run_launch(run_id)
+        if launch is not None and self._stop_waiting(launch):
             return True
         folder = self._find(run_id)
         state = self._load(folder) if folder else None
         if state is not None and state.status != RUN_RUNNING:
             return False
-        if launch is not None and launch.process is not None and launch.running:
-            launch.cancelled = True
-            launch.process.send_signal(signal.SIGTERM)
+        if launch is not None and self._stop_running(launch):
             return True
         if state is None or not runner_alive(state.pid, run_id):
             return False
         os.kill(state.pid, signal.SIGTERM)  # started by an earlier server: signal by pid
         return True
+
+    def stop(self, key: str) -> bool:
+        """Ask a command this server launched (a sweep's, say) to stop: taken out of the
+        queue, or sent SIGTERM (its Ctrl-C). False when it isn't waiting or running."""
+        launch = self.launches.get(key)
+        if launch is None:
+            return False
+        return self._stop_waiting(launch) or self._stop_running(launch)
+
+    def _stop_waiting(self, launch: Launch) -> bool:
+        """Stop a launch whose process doesn't exist yet (queued, or being spawned)."""
+        if self.queue.cancel(launch.prepared.run_id) or launch.starting:
+            launch.cancelled = True  # (one being spawned is stopped once its process exists)
+            return True
+        return False
+
+    def _stop_running(self, launch: Launch) -> bool:
+        if launch.process is not None and launch.running:
+            launch.cancelled = True
+            launch.process.send_signal(signal.SIGTERM)
+            return True
+        return False
 
     async def stop_all(self, timeout: float = 20) -> None:
         """On server shutdown, stop the runs it started, leaving no kernel behind."""
@@ -433,13 +469,6 @@ def _stage_cells(folder: Path) -> dict[str, list[int]]:
 
 
 _CELLS: dict[tuple[str, int, int], dict[str, list[int]]] = {}
-
-
-def _relative_or_none(root: Path, path: Path) -> str | None:
-    try:
-        return relative_to_root(root, path)
-    except ValueError:
-        return None
 
 
 def _tail(folder: Path, log: str) -> str:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validat
 from typing_extensions import TypeAliasType
 
 from ..run.scheduling import default_jobs
+from ..sweeps.sweeper import MAX_TRIALS
 
 
 class _Body(BaseModel):
@@ -51,6 +52,27 @@ class RunRequest(_Body):
 
 class VerifyRequest(_Body):
     path: str
+
+
+class SweepRequest(_Body):
+    """`POST sweeps`: what `jupyter-mlops sweep` is given on its command line."""
+
+    path: str
+    values: dict[str, str] = Field(
+        description="parameter -> the values to try, as text as on the command line: "
+        "`100,200,400`; with `random`, also a range `LOW:HIGH` or `LOW:HIGH:log`; one value "
+        "fixes the parameter for every trial"
+    )
+    random: int | None = Field(
+        default=None, ge=1, le=MAX_TRIALS, description="draw this many trials at random"
+    )
+    seed: int | None = Field(default=None, description="the random draws' seed")
+    metric: str | None = Field(
+        default=None, description="the metric that picks the best trial (default: the only one)"
+    )
+    maximize: bool | None = Field(
+        default=None, description="higher is better (default: from the metric's name)"
+    )
 
 
 class PromoteRequest(_Body):
@@ -333,6 +355,63 @@ class RunList(_Reply):
     runs: list[Run]
 
 
+# --- sweeps (POST sweeps, GET sweeps, GET/DELETE sweeps/{id}, POST sweeps/{id}/resume) -------
+
+SweepStatus = TypeAliasType(
+    "SweepStatus", Literal["queued", "running", "succeeded", "failed", "stopped"]
+)
+TrialStatus = TypeAliasType(
+    "TrialStatus", Literal["pending", "running", "succeeded", "failed", "cancelled"]
+)
+
+
+class SweepTrial(_Reply):
+    """One parameter set of a sweep: an ordinary pipeline run nested under the sweep's."""
+
+    number: int = Field(description="from 1, in the order the trials run")
+    parameters: dict[str, Any] = Field(description="the swept parameters' values")
+    status: TrialStatus
+    run_id: str | None = Field(description="its pipeline run (`GET runs/{id}`)")
+    mlflow_run_id: str | None
+    metric: Number | None = Field(description="the sweep's metric, once it succeeded")
+    metrics: dict[str, Number]
+    shared: list[str] = Field(description="stages whose outputs an earlier trial made")
+    error: str | None
+    duration: Number | None
+    mlflow_url: str | None
+
+
+class Sweep(_Reply):
+    """A sweep: `GET sweeps/{id}`, and the answer to `POST sweeps`, `DELETE sweeps/{id}` and
+    `POST sweeps/{id}/resume`. Its record, `sweep.json`, with links into MLflow."""
+
+    id: str
+    pipeline: str
+    path: str | None = Field(description="the notebook, relative to the server root")
+    status: SweepStatus = Field(
+        description="`stopped`: stopped, or its process ended before it did; it can resume"
+    )
+    metric: str
+    maximize: bool
+    space: dict[str, str] = Field(description="each swept parameter's values, as given")
+    fixed: dict[str, Any] = Field(description="the values every trial shares")
+    seed: int | None = Field(description="a random sweep's")
+    created: Number = Field(description="seconds since the epoch")
+    finished: Number | None
+    trials: list[SweepTrial]
+    best: int | None = Field(description="the best trial's number")
+    models: list[RegisteredModel] = Field(description="the best trial's, registered")
+    folder: str | None = Field(description="the sweep's folder, relative to the server root")
+    error: str | None = Field(description="why it failed or stopped, when its record can't say")
+    mlflow: MlflowRun = Field(description="the sweep's own run, the trials' parent")
+
+
+class SweepList(_Reply):
+    """`GET sweeps`: newest first."""
+
+    sweeps: list[Sweep]
+
+
 # --- verifications --------------------------------------------------------------------------
 
 
@@ -438,6 +517,7 @@ REQUESTS: list[type[BaseModel]] = [
     RunRequest,
     VerifyRequest,
     PromoteRequest,
+    SweepRequest,
 ]
 ANSWERS: list[type[BaseModel]] = [
     ServerConfig,
@@ -445,6 +525,8 @@ ANSWERS: list[type[BaseModel]] = [
     ConvertResponse,
     Run,
     RunList,
+    Sweep,
+    SweepList,
     VerificationStarted,
     Verification,
     Promotion,

@@ -19,6 +19,9 @@ import type {
   Promotion,
   PromoteRequest,
   ServerConfig,
+  Sweep,
+  SweepList,
+  SweepRequest,
   Verification,
   VerificationStarted,
   VerifyRequest
@@ -52,6 +55,12 @@ export type {
   Severity,
   StageError,
   StageStatus,
+  Sweep,
+  SweepList,
+  SweepRequest,
+  SweepStatus,
+  SweepTrial,
+  TrialStatus,
   VerificationStarted,
   VerificationStatus,
   Verification,
@@ -198,6 +207,32 @@ export function startVerification(body: VerifyRequest): Promise<VerificationStar
 
 export function getVerification(id: string): Promise<Verification> {
   return requestAPI<Verification>(`verifications/${encodeURIComponent(id)}`);
+}
+
+/** `POST sweeps`: check a sweep request and start `jupyter-mlops sweep` (400: refused). */
+export function startSweep(body: SweepRequest): Promise<Sweep> {
+  return requestAPI<Sweep>('sweeps', post(body));
+}
+
+export function getSweep(id: string): Promise<Sweep> {
+  return requestAPI<Sweep>(`sweeps/${encodeURIComponent(id)}`);
+}
+
+/** The notebook's sweeps, newest first. */
+export async function listSweeps(path: string): Promise<Sweep[]> {
+  const query = URLExt.objectToQueryString({ path });
+  const list = await requestAPI<SweepList>(`sweeps${query}`);
+  return list.sweeps;
+}
+
+/** Stop a sweep (the trial running is cancelled); it can resume later. */
+export function stopSweep(id: string): Promise<Sweep> {
+  return requestAPI<Sweep>(`sweeps/${encodeURIComponent(id)}`, { method: 'DELETE' });
+}
+
+/** Run the trials a stopped sweep had not finished. */
+export function resumeSweep(id: string): Promise<Sweep> {
+  return requestAPI<Sweep>(`sweeps/${encodeURIComponent(id)}/resume`, post({}));
 }
 
 /**

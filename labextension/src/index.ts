@@ -21,13 +21,14 @@ import { RunManager } from './runs';
 import { registerRunsPanel } from './runsCommand';
 import { RunsModel } from './runsModel';
 import { PipelineSidebar } from './sidebar/widget';
+import { SweepManager } from './sweeps';
 import { VerifyManager } from './verify';
 import { CommandIDs, DEFAULT_SETTINGS, PLUGIN_ID, readSettings, SIDEBAR_ID } from './tokens';
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description:
-    'Pipeline sidebar, cell tagging, Productionize, Verify and the Runs panel for jupyter-mlops',
+    'Pipeline sidebar, cell tagging, Productionize, Sweep, Verify and the Runs panel for jupyter-mlops',
   autoStart: true,
   requires: [INotebookTracker],
   optional: [ICommandPalette, ISettingRegistry, ILayoutRestorer],
@@ -43,6 +44,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const analyses = new AnalysisModel({ analyze: api.analyze, delay: settings.debounceMs });
     const runs = new RunManager({ api });
     const verifications = new VerifyManager({ api });
+    const sweeps = new SweepManager({ api });
     const forms = new ParameterForms();
     registerCommands({
       app,
@@ -82,6 +84,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       tracker,
       analyses,
       runs,
+      sweeps,
       verifications,
       forms,
       commands: app.commands,
@@ -99,6 +102,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         tracker,
         analyses,
         runs,
+        sweeps,
         verifications,
         forms,
         settings: readCurrent

@@ -10,6 +10,7 @@ import type { AnalysisModel } from './model';
 import { snapshot, watchNotebook } from './notebook';
 import type { ParameterForms } from './params';
 import type { RunManager } from './runs';
+import type { SweepManager } from './sweeps';
 import type { MlopsSettings } from './tokens';
 import type { VerifyManager } from './verify';
 
@@ -17,6 +18,7 @@ export interface PanelBindingOptions {
   tracker: INotebookTracker;
   analyses: AnalysisModel;
   runs: RunManager;
+  sweeps: SweepManager;
   verifications: VerifyManager;
   forms: ParameterForms;
   settings: () => MlopsSettings;
@@ -44,7 +46,7 @@ export class PanelBinding implements IDisposable {
   }
 
   private _bind(panel: NotebookPanel): void {
-    const { analyses, runs, verifications, forms, settings } = this._options;
+    const { analyses, runs, sweeps, verifications, forms, settings } = this._options;
     const key = panel.id;
     const analyzeLater = () => {
       if (settings().autoAnalyze) {
@@ -62,6 +64,7 @@ export class PanelBinding implements IDisposable {
         void analyses.refresh(key, () => snapshot(panel));
       }
       void runs.resume(key, panel.context.path);
+      void sweeps.load(key, panel.context.path);
     });
     // The pipeline's default name comes from the file name.
     panel.context.pathChanged.connect(analyzeLater);
@@ -71,6 +74,7 @@ export class PanelBinding implements IDisposable {
       this._bindings.remove(watch);
       analyses.forget(key);
       runs.forget(key);
+      sweeps.forget(key);
       verifications.forget(key);
       forms.forget(key);
     });

@@ -5,6 +5,8 @@ import type {
   Parameter,
   Run,
   StageRun,
+  Sweep,
+  SweepTrial,
   Verification,
   VerifyDifference,
   VerifyReport
@@ -154,6 +156,50 @@ export function verification(overrides: Partial<Verification> = {}): Verificatio
     status: 'running',
     report: null,
     error: null,
+    ...overrides
+  };
+}
+
+export function trial(overrides: Partial<SweepTrial> = {}): SweepTrial {
+  return {
+    number: 1,
+    parameters: { alpha: 0.1 },
+    status: 'pending',
+    run_id: null,
+    mlflow_run_id: null,
+    metric: null,
+    metrics: {},
+    shared: [],
+    error: null,
+    duration: null,
+    mlflow_url: null,
+    ...overrides
+  };
+}
+
+export function sweep(overrides: Partial<Sweep> = {}): Sweep {
+  return {
+    id: '20261203-141500-a1b2c3',
+    pipeline: 'ridge',
+    path: 'work/ridge.ipynb',
+    status: 'running',
+    metric: 'score',
+    maximize: true,
+    space: { alpha: '0.1,1,10' },
+    fixed: {},
+    seed: null,
+    created: 1764770100,
+    finished: null,
+    trials: [
+      trial({ number: 1, parameters: { alpha: 0.1 } }),
+      trial({ number: 2, parameters: { alpha: 1 } }),
+      trial({ number: 3, parameters: { alpha: 10 } })
+    ],
+    best: null,
+    models: [],
+    folder: 'mlops-runs/ridge/sweeps/20261203-141500-a1b2c3',
+    error: null,
+    mlflow: { tracking_uri: 'sqlite:///mlflow.db', experiment_id: '1', run_id: 'abc', url: null },
     ...overrides
   };
 }

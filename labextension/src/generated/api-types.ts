@@ -39,6 +39,24 @@ export interface PromoteRequest {
   path?: string | null;
 }
 
+/** `POST sweeps`: what `jupyter-mlops sweep` is given on its command line. */
+export interface SweepRequest {
+  path: string;
+  /**
+   * parameter -> the values to try, as text as on the command line: `100,200,400`; with `random`,
+   * also a range `LOW:HIGH` or `LOW:HIGH:log`; one value fixes the parameter for every trial
+   */
+  values: Record<string, string>;
+  /** draw this many trials at random */
+  random?: number | null;
+  /** the random draws' seed */
+  seed?: number | null;
+  /** the metric that picks the best trial (default: the only one) */
+  metric?: string | null;
+  /** higher is better (default: from the metric's name) */
+  maximize?: boolean | null;
+}
+
 /**
  * `GET config`, and `GET config?path=NOTEBOOK`: where that notebook's runs go (its project's store
  * and run folders), by default where a notebook in the server root's go.
@@ -260,6 +278,70 @@ export interface MlflowRun {
 /** `GET runs`: newest first. */
 export interface RunList {
   runs: Run[];
+}
+
+/**
+ * A sweep: `GET sweeps/{id}`, and the answer to `POST sweeps`, `DELETE sweeps/{id}` and `POST
+ * sweeps/{id}/resume`. Its record, `sweep.json`, with links into MLflow.
+ */
+export interface Sweep {
+  id: string;
+  pipeline: string;
+  /** the notebook, relative to the server root */
+  path: string | null;
+  /** `stopped`: stopped, or its process ended before it did; it can resume */
+  status: SweepStatus;
+  metric: string;
+  maximize: boolean;
+  /** each swept parameter's values, as given */
+  space: Record<string, string>;
+  /** the values every trial shares */
+  fixed: Record<string, unknown>;
+  /** a random sweep's */
+  seed: number | null;
+  /** seconds since the epoch */
+  created: number;
+  finished: number | null;
+  trials: SweepTrial[];
+  /** the best trial's number */
+  best: number | null;
+  /** the best trial's, registered */
+  models: RegisteredModel[];
+  /** the sweep's folder, relative to the server root */
+  folder: string | null;
+  /** why it failed or stopped, when its record can't say */
+  error: string | null;
+  /** the sweep's own run, the trials' parent */
+  mlflow: MlflowRun;
+}
+
+export type SweepStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'stopped';
+
+/** One parameter set of a sweep: an ordinary pipeline run nested under the sweep's. */
+export interface SweepTrial {
+  /** from 1, in the order the trials run */
+  number: number;
+  /** the swept parameters' values */
+  parameters: Record<string, unknown>;
+  status: TrialStatus;
+  /** its pipeline run (`GET runs/{id}`) */
+  run_id: string | null;
+  mlflow_run_id: string | null;
+  /** the sweep's metric, once it succeeded */
+  metric: number | null;
+  metrics: Record<string, number>;
+  /** stages whose outputs an earlier trial made */
+  shared: string[];
+  error: string | null;
+  duration: number | null;
+  mlflow_url: string | null;
+}
+
+export type TrialStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/** `GET sweeps`: newest first. */
+export interface SweepList {
+  sweeps: Sweep[];
 }
 
 /** `POST verifications`. */

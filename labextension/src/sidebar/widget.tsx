@@ -1,8 +1,9 @@
 /**
- * The left sidebar: the pipeline of the active notebook, its parameters, its runs and its
- * verification.
+ * The left sidebar: the pipeline of the active notebook, its parameters, its runs, its sweep
+ * and its verification.
  *
- * It holds no state of its own: it renders the models (analysis, forms, runs, verifications)
+ * It holds no state of its own: it renders the models (analysis, forms, runs, sweeps,
+ * verifications)
  * for the current notebook and re-renders when any of them changes for that notebook.
  */
 import type { JupyterFrontEnd } from '@jupyterlab/application';
@@ -19,6 +20,7 @@ import { currentIndex } from '../notebook';
 import type { ParameterForms } from '../params';
 import { isActive } from '../progress';
 import type { RunManager } from '../runs';
+import { loggedMetrics, type SweepManager } from '../sweeps';
 import { CommandIDs, SIDEBAR_ID } from '../tokens';
 import { isVerifying, type VerifyManager } from '../verify';
 import { Breakable, Section } from './common';
@@ -27,12 +29,14 @@ import { DiagnosticList } from './diagnostics';
 import { ParameterForm } from './parameters';
 import { RunPanel } from './run';
 import { StageList } from './stages';
+import { SweepSection } from './sweep';
 import { VerifyPanel } from './verify';
 
 export interface SidebarOptions {
   tracker: INotebookTracker;
   analyses: AnalysisModel;
   runs: RunManager;
+  sweeps: SweepManager;
   verifications: VerifyManager;
   forms: ParameterForms;
   commands: CommandRegistry;
@@ -58,7 +62,7 @@ export class PipelineSidebar extends ReactWidget {
     this.addClass('jp-mlops-sidebar');
     this.title.icon = pipelineIcon;
     this.title.caption = 'ML pipeline';
-    const { tracker, analyses, runs, verifications, forms } = options;
+    const { tracker, analyses, runs, sweeps, verifications, forms } = options;
     tracker.currentChanged.connect(() => {
       // Asked again each time a notebook comes to the front: a repository made since counts.
       this._places.delete(tracker.currentWidget?.context.path ?? '');
@@ -66,6 +70,7 @@ export class PipelineSidebar extends ReactWidget {
     }, this);
     analyses.changed.connect(this._onModelChanged, this);
     runs.changed.connect(this._onModelChanged, this);
+    sweeps.changed.connect(this._onModelChanged, this);
     verifications.changed.connect(this._onModelChanged, this);
     forms.changed.connect(this._onModelChanged, this);
   }
@@ -88,7 +93,7 @@ export class PipelineSidebar extends ReactWidget {
   }
 
   private _renderNotebook(panel: NotebookPanel): React.ReactElement {
-    const { analyses, runs, verifications, forms, commands } = this._options;
+    const { analyses, runs, sweeps, verifications, forms, commands } = this._options;
     const key = panel.id;
     const state = analyses.get(key);
     const progress = runs.get(key);
@@ -200,6 +205,26 @@ export class PipelineSidebar extends ReactWidget {
                 onReset={() => forms.reset(key, analysis.parameters)}
               />
             </Section>
+            <SweepSection
+              path={panel.context.path}
+              parameters={analysis.parameters}
+              metrics={loggedMetrics(analysis.stages)}
+              state={sweeps.get(key)}
+              disabled={unavailable || !analysis.ok}
+              actions={{
+                edit: change => sweeps.edit(key, change),
+                editValue: (name, text) => sweeps.editValue(key, name, text),
+                start: () =>
+                  void sweeps.start(key, {
+                    path: panel.context.path,
+                    parameters: analysis.parameters,
+                    metrics: loggedMetrics(analysis.stages),
+                    save: () => panel.context.save()
+                  }),
+                stop: () => void sweeps.stop(key),
+                resume: () => void sweeps.resume(key)
+              }}
+            />
           </>
         )}
         {!analysis && !unavailable && !state.error && (
