@@ -116,7 +116,7 @@ async def test_a_sweep_is_started_stopped_and_resumed(jp_fetch, jp_root_dir):
     assert model["name"] == "ridge" and model["url"] and done["mlflow"]["url"]
     assert all(t["mlflow_url"] for t in done["trials"])
     finished = await _answer(jp_fetch, "POST", "sweeps", sweep_id, "resume", expect=409)
-    assert "no trial left to run (succeeded)" in finished
+    assert "no trial left to run: it succeeded" in finished
 
     listing = await _listed(jp_fetch, "work/ridge.ipynb")
     assert [s["id"] for s in listing["sweeps"]] == [sweep_id]

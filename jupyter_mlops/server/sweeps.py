@@ -39,7 +39,6 @@ from ..sweeps.record import (
     SWEEP_RUNNING,
     SWEEP_STOPPED,
     SWEEPS_FOLDER,
-    TO_RUN,
     SweepState,
     read_sweep,
 )
@@ -108,10 +107,8 @@ def prepare_resume(
     notebook: Path, sweep_id: str, runs_dir: Path, tracking_uri: str
 ) -> tuple[PreparedRun, dict[str, Any]]:
     """Check that a stopped sweep can go on, and return the command that resumes it."""
-    sweeper = resume(notebook, sweep_id, RunOptions(runs_root=runs_dir))
+    sweeper = resume(notebook, sweep_id, RunOptions(runs_root=runs_dir))  # Conflict: none left
     state = sweeper.state
-    if not any(trial.status in TO_RUN for trial in state.trials):
-        raise Conflict(f"sweep `{sweep_id}` has no trial left to run ({state.status})")
     store = state.tracking_uri or tracking_uri  # where its MLflow run is
     command = [*_command(notebook, runs_dir, store), "--resume", sweep_id]
     prepared = PreparedRun(sweep_id, sweeper.folder, state.pipeline, command, store, str(notebook))

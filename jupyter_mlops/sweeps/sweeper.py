@@ -25,6 +25,7 @@ from ..artifacts import open_store
 from ..bundle import read_bundle
 from ..errors import (
     BadInput,
+    Conflict,
     MlopsError,
     RunInterrupted,
     StageFailed,
@@ -416,7 +417,7 @@ def resume(
             "there (leave out --tracking-uri)"
         )
     if not any(trial.status in TO_RUN for trial in state.trials):
-        raise BadInput(f"sweep {sweep_id} has no trial left to run: it {state.status}")
+        raise Conflict(f"sweep {sweep_id} has no trial left to run: it {state.status}")
     # Its trials and its MLflow run are in the store it began with, wherever this runs.
     options = dataclasses.replace(
         options, runs_root=runs_root, tracking_uri=state.tracking_uri or options.tracking_uri
