@@ -16,7 +16,7 @@ from .card import param_text
 from .client import TAG_PREFIX, current_user
 from .runs import PipelineTracker
 
-SWEEP_TAG = TAG_PREFIX + "sweep"  # the sweep's id, on its run and on every trial's run
+SWEEP_TAG = TAG_PREFIX + "sweep"  # the sweep's id, on its run (trials name it as their parent)
 BEST_TRIAL_TAG = TAG_PREFIX + "best_trial_run"
 
 
