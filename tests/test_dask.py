@@ -8,18 +8,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import alive, cli, code, notebook, write
+from conftest import alive, cli, code, notebook, start_cli, write
 from dask_cluster import DaskCluster
 from mlflow import MlflowClient
 from mlflow_helpers import MlflowServer
-from s3_server import free_port
+from s3_server import moto_s3
 
 from jupyter_mlops.run.history import load_run
 from jupyter_mlops.sweeps.record import SweepState
@@ -39,50 +38,18 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
     """moto's S3 server with a bucket, an `mlflow server`, and a Dask cluster of two
     workers, shared by the module's tests."""
     folder = tmp_path_factory.mktemp("cluster")
-    port = free_port()
-    moto = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-    }
-    server = MlflowServer(folder / "mlflow")
-    dask = DaskCluster(folder, 2, env)
-    try:
-        import boto3
-
-        deadline = time.time() + 30
-        while True:
-            try:
-                boto3.client(
-                    "s3", endpoint_url=env["AWS_ENDPOINT_URL"], **_credentials(env)
-                ).create_bucket(Bucket="pipelines")
-                break
-            except Exception:
-                assert time.time() < deadline, "moto_server did not start"
-                time.sleep(0.3)
-        env["MLFLOW_TRACKING_URI"] = server.start()
-        dask.start()
-        env["DASK_SCHEDULER_ADDRESS"] = dask.address
-        yield Cluster(env, dask, folder)
-    finally:
-        dask.stop()
-        server.stop()
-        moto.terminate()
-        moto.wait(timeout=10)
-
-
-def _credentials(env: dict[str, str]) -> dict[str, str]:
-    return {
-        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
-        "region_name": env["AWS_DEFAULT_REGION"],
-    }
+    with moto_s3("pipelines") as s3:
+        env = dict(s3)
+        server = MlflowServer(folder / "mlflow")
+        dask = DaskCluster(folder, 2, env)
+        try:
+            env["MLFLOW_TRACKING_URI"] = server.start()
+            dask.start()
+            env["DASK_SCHEDULER_ADDRESS"] = dask.address
+            yield Cluster(env, dask, folder)
+        finally:
+            dask.stop()
+            server.stop()
 
 
 def fanout(folder: Path, name: str = "fan") -> Path:
@@ -176,14 +143,6 @@ def test_a_failed_stage_fails_the_run_clearly_and_skips_what_follows(cluster, tm
     )
 
 
-def _start(cluster: Cluster, folder: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}, **cluster.env}
-    return subprocess.Popen(
-        [str(Path(sys.executable).parent / "jupyter-mlops"), *args],
-        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
 def _wait_for(path: Path, process: subprocess.Popen[str], timeout: float = 180) -> str:
     deadline = time.time() + timeout
     while not path.exists() or not path.read_text():
@@ -200,9 +159,9 @@ def _held_run(
     fanout(folder)
     hold = folder / "hold"
     hold.write_text("")
-    process = _start(
-        cluster, folder, "run", "fan.ipynb", "--executor", "dask",
-        "--artifact-store", _store(store), "-p", "hold", str(hold),
+    process = start_cli(
+        "run", "fan.ipynb", "--executor", "dask", "--artifact-store", _store(store),
+        "-p", "hold", str(hold), cwd=folder, env=cluster.env,
     )  # fmt: skip
     return process, hold, int(_wait_for(folder / "hold.pid", process).split()[0])
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 (the private_tmp fixture is imported, then named as an argument)
 """`jupyter-mlops sweep`: the trials a sweep plans (pure), and sweeps run as a user runs them:
 real kernels, a real sqlite store given with --tracking-uri (not the default one), Ctrl-C
 and --resume."""
@@ -5,16 +6,14 @@ and --resume."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import cli, code, notebook, write
+from conftest import cli, code, notebook, start_cli, write
 from mlflow import MlflowClient
+from test_faults import private_tmp, zygotes_under  # noqa: F401
 
 from jupyter_mlops.errors import BadInput
 from jupyter_mlops.parameters import Parameter
@@ -227,18 +226,11 @@ def test_only_the_best_trial_is_registered_with_the_sweep_in_its_card(swept):
     assert best_run.models[0]["version"] == str(version.version)
 
 
-def _start(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    command = [str(Path(sys.executable).parent / "jupyter-mlops"), *args]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def test_a_stopped_sweep_resumes_where_it_stopped(workdir):
+def test_a_stopped_sweep_resumes_where_it_stopped(workdir, private_tmp):
     sweep_notebook(workdir)
     (workdir / "hold").write_text("")  # the second trial (alpha 1) waits while it exists
-    process = _start("sweep", "ridge.ipynb", "-p", "alpha", "0.1,1,10", cwd=workdir)
+    tmp = {"TMPDIR": str(private_tmp)}  # the zygotes' sockets: what is left is this sweep's
+    process = start_cli("sweep", "ridge.ipynb", "-p", "alpha", "0.1,1,10", cwd=workdir, env=tmp)
     sweeps = workdir / "mlops-runs" / "ridge" / "sweeps"
     deadline = time.time() + 180
     while True:  # stop it while its second trial sleeps
@@ -253,6 +245,7 @@ def test_a_stopped_sweep_resumes_where_it_stopped(workdir):
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
+    _no_zygote_left(private_tmp)  # nor the trial's, nor the one started for the next trial
     assert f"--resume {state.id}" in stderr and "Traceback" not in stderr
     stopped = SweepState.from_dict(json.loads(records[0].read_text()))
     assert stopped.status == "stopped"
@@ -264,9 +257,10 @@ def test_a_stopped_sweep_resumes_where_it_stopped(workdir):
     usage = cli("sweep", "ridge.ipynb", "--resume", state.id, "-p", "alpha", "1", cwd=workdir)
     assert usage.returncode == 2 and "Usage:" in usage.stderr and "leave out -p" in usage.stderr
     (workdir / "hold").unlink()
-    result = cli("sweep", "ridge.ipynb", "--resume", state.id, cwd=workdir)
+    result = cli("sweep", "ridge.ipynb", "--resume", state.id, cwd=workdir, env=tmp)
     assert result.returncode == 0, result.stderr
     assert "2 of 3 trials to run" in result.stderr
+    _no_zygote_left(private_tmp)
     resumed = SweepState.from_dict(json.loads(records[0].read_text()))
     assert resumed.trial(1).run_id == stopped.trial(1).run_id  # not run again
     assert [t.status for t in resumed.trials] == ["succeeded"] * 3
@@ -306,3 +300,10 @@ def test_a_finished_sweep_is_not_resumed_and_a_sweep_resumes_only_in_its_own_sto
     )  # fmt: skip
     assert elsewhere.returncode == 2 and "resume it there" in elsewhere.stderr
     assert not (folder / "other.db").exists() and not (folder / "mlflow.db").exists()
+
+
+def _no_zygote_left(tmp: Path) -> None:
+    deadline = time.time() + 30
+    while zygotes_under(tmp):
+        assert time.time() < deadline, "a zygote outlived the sweep"
+        time.sleep(0.2)
